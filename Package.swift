@@ -1,0 +1,103 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "EventFleet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "EventFleetCore", targets: ["EventFleetCore"]),
+        .library(name: "EventFleetPostgres", targets: ["EventFleetPostgres"]),
+        .library(name: "EventFleetCLI", targets: ["EventFleetCLI"]),
+        .library(name: "CartsExample", targets: ["CartsExample"]),
+        .executable(name: "eventfleet", targets: ["eventfleet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .target(
+            name: "EventFleetCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventFleetPostgres",
+            dependencies: [
+                "EventFleetCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "CartsExample",
+            dependencies: ["EventFleetCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventFleetCLI",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "eventfleet",
+            dependencies: [
+                "EventFleetCLI",
+                "CartsExample",
+                "EventFleetPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventFleetTestSupport",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/EventFleetTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventFleetCoreTests",
+            dependencies: ["EventFleetCore", "CartsExample"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventFleetPostgresTests",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                "EventFleetTestSupport",
+                "CartsExample",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventFleetCLITests",
+            dependencies: ["EventFleetTestSupport", "eventfleet"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,62 @@
+import ArgumentParser
+import EventFleetCore
+import EventFleetPostgres
+import Foundation
+
+/// Exit codes of the `eventfleet` commands.
+public enum EventFleetExitCode {
+    /// Anything else: the database is unreachable, a server error.
+    public static let failure: Int32 = 1
+    /// Invalid input; nothing was written. The message names the bad field.
+    public static let invalidInput: Int32 = 2
+    /// A version conflict; the message gives the expected and actual versions.
+    public static let versionConflict: Int32 = 3
+}
+
+/// Runs a root command with EventFleet's exit codes: 0 success, 2 invalid input, 3 version conflict,
+/// 1 anything else. Apps that build their own fleet binary call this from their `@main`.
+public enum CommandLineRunner {
+    public static func main<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
+        do {
+            var command = try root.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit(0)
+        } catch {
+            exit(report(error, root: root))
+        }
+    }
+
+    /// Prints `error` to standard error (or help to standard output) and returns the exit code.
+    static func report<Root: ParsableCommand>(_ error: any Error, root: Root.Type) -> Int32 {
+        let code: Int32
+        let message: String
+        switch error {
+        case let error as EventStoreError:
+            message = "error: \(error)"
+            switch error {
+            case .invalidArgument, .invalidJSON, .messageIdConflict: code = EventFleetExitCode.invalidInput
+            case .versionConflict: code = EventFleetExitCode.versionConflict
+            default: code = EventFleetExitCode.failure
+            }
+        case let error as MigrationError:
+            message = "error: \(error)"
+            code = EventFleetExitCode.failure
+        case let error as ExitCode:
+            return error.rawValue
+        default:
+            let parserCode = root.exitCode(for: error)
+            if parserCode == .success {
+                print(root.fullMessage(for: error))
+                return 0
+            }
+            message = root.fullMessage(for: error)
+            code = parserCode == .validationFailure ? EventFleetExitCode.invalidInput : EventFleetExitCode.failure
+        }
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+        return code
+    }
+}

@@ -1,0 +1,48 @@
+import ArgumentParser
+import EventFleetCore
+import EventFleetPostgres
+import Logging
+import PostgresNIO
+
+/// The database options every command shares: `--database-url`, else `DATABASE_URL`.
+public struct DatabaseOptions: ParsableArguments, Sendable {
+    @Option(name: .customLong("database-url"), help: "postgres://user:password@host:port/database?sslmode=… (default: $DATABASE_URL)")
+    public var databaseURL: String?
+
+    public init() {}
+
+    /// The parsed configuration.
+    ///
+    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` naming the wrong part of the URL.
+    public func configuration(applicationName: String = "eventfleet") throws -> DatabaseConfiguration {
+        var configuration = if let databaseURL {
+            try DatabaseConfiguration(url: databaseURL)
+        } else {
+            try DatabaseConfiguration.fromEnvironment()
+        }
+        if configuration.applicationName == "eventfleet" { configuration.applicationName = applicationName }
+        return configuration
+    }
+
+    /// Checks the server answers, runs a client for the duration of `body`, and hands it a store.
+    ///
+    /// - Throws: ``EventStoreError/connectionFailed(target:reason:)`` at once when the server cannot be
+    ///   reached, and whatever `body` throws.
+    public func withStore<T: Sendable>(
+        logger: Logger,
+        _ body: @Sendable (PostgresEventStore) async throws -> T
+    ) async throws -> T {
+        let configuration = try configuration()
+        try await configuration.checkConnection(logger: logger)
+        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: logger)
+        let store = PostgresEventStore(client: client, configuration: configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await body(store)
+        }
+    }
+}

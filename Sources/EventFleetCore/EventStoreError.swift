@@ -1,0 +1,44 @@
+/// Errors thrown by event stores, the command handler and the tools built on them.
+///
+/// Every case carries the context needed to act on it: which stream and partition, which versions,
+/// which field of the input was wrong.
+public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The stream was not at the expected version. `actual` is the stream's real current version.
+    case versionConflict(streamId: String, partition: String, expected: ExpectedVersion, actual: Int64)
+    /// An argument failed validation; nothing was written. `field` names it (e.g. `streamId`, `data`).
+    case invalidArgument(field: String, reason: String)
+    /// Caller-supplied message ids were already used for other events (in another stream, at other
+    /// positions, or only some of them), so the append is neither new nor a retry of an earlier one.
+    case messageIdConflict(streamId: String, partition: String, messageIds: [String], reason: String)
+    /// A stored event has a type name the reading code does not know.
+    case unknownEventType(type: String, streamId: String, partition: String, streamPosition: Int64)
+    /// A stored event's data could not be decoded into the type its name maps to.
+    case malformedEvent(type: String, streamId: String, partition: String, streamPosition: Int64, reason: String)
+    /// The event data or metadata is not valid JSON for the database (for example it holds `\u0000`).
+    case invalidJSON(streamId: String, partition: String, reason: String)
+    /// The database could not be reached. `target` is the host and port (or socket) that was tried.
+    case connectionFailed(target: String, reason: String)
+    /// The database rejected an operation. `sqlState` is PostgreSQL's error code when one was given.
+    case database(operation: String, sqlState: String?, message: String)
+
+    public var description: String {
+        switch self {
+        case .versionConflict(let streamId, let partition, let expected, let actual):
+            "version conflict on stream '\(streamId)' in partition '\(partition)': expected \(expected), actual \(actual)"
+        case .invalidArgument(let field, let reason):
+            "invalid \(field): \(reason)"
+        case .messageIdConflict(let streamId, let partition, let ids, let reason):
+            "message id conflict appending to stream '\(streamId)' in partition '\(partition)' (ids \(ids.joined(separator: ", "))): \(reason)"
+        case .unknownEventType(let type, let streamId, let partition, let position):
+            "unknown event type '\(type)' at position \(position) of stream '\(streamId)' in partition '\(partition)'"
+        case .malformedEvent(let type, let streamId, let partition, let position, let reason):
+            "event '\(type)' at position \(position) of stream '\(streamId)' in partition '\(partition)' cannot be decoded: \(reason)"
+        case .invalidJSON(let streamId, let partition, let reason):
+            "invalid JSON for stream '\(streamId)' in partition '\(partition)': \(reason)"
+        case .connectionFailed(let target, let reason):
+            "cannot connect to the database at \(target): \(reason)"
+        case .database(let operation, let sqlState, let message):
+            "database error during \(operation)\(sqlState.map { " (SQLSTATE \($0))" } ?? ""): \(message)"
+        }
+    }
+}

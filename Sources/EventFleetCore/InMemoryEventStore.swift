@@ -1,0 +1,142 @@
+import Foundation
+
+/// An event store in memory with the semantics of the PostgreSQL store, for users' unit tests.
+///
+/// Every append is its own transaction and commits at once, so the global log never stalls.
+public actor InMemoryEventStore: EventStore {
+    private struct StreamKey: Hashable {
+        var partition: String
+        var streamId: String
+    }
+
+    private struct StoredStream {
+        var type: String?
+        var metadata: [String: JSONValue]?
+        var messages: [RecordedMessage] = []
+    }
+
+    private var streams: [StreamKey: StoredStream] = [:]
+    private var log: [RecordedMessage] = []
+    /// Message ids per partition, to the stored message's stream and position.
+    private var messageIds: [String: [String: (streamId: String, position: Int64, global: Int64)]] = [:]
+    private var nextTransactionId: UInt64 = 1
+    private var nextGlobalPosition: Int64 = 1
+
+    public init() {}
+
+    @discardableResult
+    public func appendToStream(_ streamId: String, messages: [ProposedMessage], options: AppendOptions) throws -> AppendResult {
+        try options.validate(streamId: streamId, messages: messages)
+        for message in messages {
+            try Self.validateJSON(message.data, streamId: streamId, partition: options.partition)
+            if let metadata = message.metadata {
+                try Self.validateJSON(metadata, streamId: streamId, partition: options.partition)
+            }
+        }
+        let key = StreamKey(partition: options.partition, streamId: streamId)
+        let current = Int64(streams[key]?.messages.count ?? 0)
+
+        let suppliedIds = messages.compactMap(\.messageId)
+        if !suppliedIds.isEmpty, let earlier = try earlierAppend(ids: suppliedIds, streamId: streamId, partition: options.partition) {
+            return earlier
+        }
+        guard options.expectedVersion.isSatisfied(by: current) else {
+            throw EventStoreError.versionConflict(
+                streamId: streamId, partition: options.partition, expected: options.expectedVersion, actual: current
+            )
+        }
+
+        let transactionId = nextTransactionId
+        nextTransactionId += 1
+        var stream = streams[key] ?? StoredStream(type: options.streamType, metadata: options.streamMetadata)
+        let now = Date()
+        for (offset, message) in messages.enumerated() {
+            let recorded = RecordedMessage(
+                streamId: streamId, partition: options.partition, streamPosition: current + Int64(offset) + 1,
+                globalPosition: nextGlobalPosition, transactionId: transactionId,
+                messageId: message.messageId ?? UUID().uuidString.lowercased(), type: message.type, data: message.data,
+                metadata: message.metadata ?? Data("{}".utf8), schemaVersion: message.schemaVersion, created: now
+            )
+            nextGlobalPosition += 1
+            stream.messages.append(recorded)
+            log.append(recorded)
+            messageIds[options.partition, default: [:]][recorded.messageId] = (streamId, recorded.streamPosition, recorded.globalPosition)
+        }
+        streams[key] = stream
+        return AppendResult(
+            nextExpectedVersion: Int64(stream.messages.count),
+            lastGlobalPosition: nextGlobalPosition - 1,
+            createdNewStream: current == 0
+        )
+    }
+
+    /// The result of an earlier append with exactly these ids, `nil` when none was used, or a conflict.
+    private func earlierAppend(ids: [String], streamId: String, partition: String) throws -> AppendResult? {
+        let known = ids.compactMap { messageIds[partition]?[$0] }
+        if known.isEmpty { return nil }
+        let positions = known.map(\.position)
+        let consecutive = positions == Array(positions[0]...(positions[0] + Int64(positions.count) - 1))
+        guard known.count == ids.count, known.allSatisfy({ $0.streamId == streamId }), consecutive else {
+            throw EventStoreError.messageIdConflict(
+                streamId: streamId, partition: partition, messageIds: ids,
+                reason: "the ids were already used for other events"
+            )
+        }
+        return AppendResult(
+            nextExpectedVersion: positions.last!,
+            lastGlobalPosition: known.map(\.global).max()!,
+            createdNewStream: positions[0] == 1
+        )
+    }
+
+    private static func validateJSON(_ data: Data, streamId: String, partition: String) throws {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            throw EventStoreError.invalidJSON(streamId: streamId, partition: partition, reason: "\(error.localizedDescription)")
+        }
+        // PostgreSQL's jsonb cannot hold NUL characters; reject them here too so both stores agree.
+        if containsNUL(object) {
+            throw EventStoreError.invalidJSON(streamId: streamId, partition: partition, reason: "\\u0000 cannot be stored")
+        }
+    }
+
+    private static func containsNUL(_ value: Any) -> Bool {
+        switch value {
+        case let string as String: string.utf8.contains(0)
+        case let array as [Any]: array.contains(where: containsNUL)
+        case let object as [String: Any]: object.contains { $0.key.utf8.contains(0) || containsNUL($0.value) }
+        default: false
+        }
+    }
+
+    public func readStream(_ streamId: String, options: ReadStreamOptions) throws -> ReadStreamResult<RecordedMessage> {
+        try options.validate(streamId: streamId)
+        guard let stream = streams[StreamKey(partition: options.partition, streamId: streamId)] else {
+            return ReadStreamResult(currentStreamVersion: 0, streamExists: false, events: [])
+        }
+        let version = Int64(stream.messages.count)
+        let upper = min(options.to ?? version, version)
+        var events: [RecordedMessage] = []
+        if options.from <= upper {
+            events = Array(stream.messages[Int(options.from - 1)..<Int(upper)])
+        }
+        if let maxCount = options.maxCount { events = Array(events.prefix(maxCount)) }
+        return ReadStreamResult(currentStreamVersion: version, streamExists: true, events: events)
+    }
+
+    public func readAll(after checkpoint: GlobalCheckpoint, options: ReadAllOptions) throws -> GlobalLogBatch {
+        guard options.batchSize > 0 else {
+            throw EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive")
+        }
+        let types = options.types.map(Set.init)
+        let messages = log.lazy
+            .filter { $0.checkpoint > checkpoint && options.scope.contains($0.partition) && (types?.contains($0.type) ?? true) }
+            .prefix(options.batchSize)
+        let batch = Array(messages)
+        return GlobalLogBatch(messages: batch, checkpoint: batch.last?.checkpoint ?? checkpoint)
+    }
+
+    public func globalLogStall() -> GlobalLogStall? { nil }
+}

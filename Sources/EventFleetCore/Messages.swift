@@ -1,0 +1,136 @@
+import Foundation
+
+/// An event to append, in its stored form: a type name and JSON data.
+public struct ProposedMessage: Sendable, Hashable {
+    /// The type name stored in `message_type`.
+    public var type: String
+    /// The event data: UTF-8 JSON text of an object.
+    public var data: Data
+    /// Optional metadata: UTF-8 JSON text of an object.
+    public var metadata: Data?
+    /// A caller-chosen id, unique per partition. Supplying ids makes a retried append idempotent:
+    /// the retry returns the first append's result and stores nothing new.
+    public var messageId: String?
+    /// The schema version of the data, for upcasting.
+    public var schemaVersion: Int32
+
+    public init(type: String, data: Data, metadata: Data? = nil, messageId: String? = nil, schemaVersion: Int32 = 1) {
+        self.type = type
+        self.data = data
+        self.metadata = metadata
+        self.messageId = messageId
+        self.schemaVersion = schemaVersion
+    }
+
+    /// Encodes a typed event.
+    /// - Parameters:
+    ///   - event: The event.
+    ///   - metadata: Optional metadata object.
+    ///   - messageId: Optional idempotency id.
+    public init<E: Event>(
+        _ event: E,
+        metadata: [String: JSONValue]? = nil,
+        messageId: String? = nil,
+        encoder: JSONEncoder = JSONEncoder()
+    ) throws {
+        self.type = event.eventType
+        self.data = try event.encodedData(using: encoder)
+        self.metadata = try metadata.map { try encoder.encode($0) }
+        self.messageId = messageId
+        self.schemaVersion = 1
+    }
+}
+
+/// An event as stored: its stream, positions and raw JSON.
+public struct RecordedMessage: Sendable, Hashable {
+    public var streamId: String
+    public var partition: String
+    /// 1-based position in the stream; positions are dense.
+    public var streamPosition: Int64
+    /// Position in the global log. Unique and increasing in insertion order, but commits can make
+    /// them visible out of order; follow the log with ``GlobalCheckpoint`` instead.
+    public var globalPosition: Int64
+    /// The writing transaction's id (`xid8`).
+    public var transactionId: UInt64
+    public var messageId: String
+    public var type: String
+    public var data: Data
+    public var metadata: Data
+    public var schemaVersion: Int32
+    public var created: Date
+
+    public init(
+        streamId: String, partition: String, streamPosition: Int64, globalPosition: Int64,
+        transactionId: UInt64, messageId: String, type: String, data: Data, metadata: Data,
+        schemaVersion: Int32, created: Date
+    ) {
+        self.streamId = streamId
+        self.partition = partition
+        self.streamPosition = streamPosition
+        self.globalPosition = globalPosition
+        self.transactionId = transactionId
+        self.messageId = messageId
+        self.type = type
+        self.data = data
+        self.metadata = metadata
+        self.schemaVersion = schemaVersion
+        self.created = created
+    }
+
+    /// The checkpoint just after this message in the global log.
+    public var checkpoint: GlobalCheckpoint {
+        GlobalCheckpoint(transactionId: transactionId, globalPosition: globalPosition)
+    }
+
+    /// Decodes the typed event.
+    ///
+    /// - Returns: The event, or `nil` when the type is unknown and `unknownTypes` is `.skip`.
+    /// - Throws: ``EventStoreError/unknownEventType(type:streamId:partition:streamPosition:)`` or
+    ///   ``EventStoreError/malformedEvent(type:streamId:partition:streamPosition:reason:)``.
+    public func decode<E: Event>(
+        as: E.Type,
+        unknownTypes: UnknownEventTypePolicy = .fail,
+        decoder: JSONDecoder = JSONDecoder()
+    ) throws(EventStoreError) -> RecordedEvent<E>? {
+        guard let eventCase = E.eventCase(for: type) else {
+            switch unknownTypes {
+            case .skip: return nil
+            case .fail:
+                throw .unknownEventType(type: type, streamId: streamId, partition: partition, streamPosition: streamPosition)
+            }
+        }
+        let event: E
+        do {
+            event = try eventCase.decode(data, using: decoder)
+        } catch {
+            throw .malformedEvent(
+                type: type, streamId: streamId, partition: partition, streamPosition: streamPosition,
+                reason: String(describing: error)
+            )
+        }
+        let metadataObject = (try? decoder.decode([String: JSONValue].self, from: metadata)) ?? [:]
+        return RecordedEvent(event: event, metadata: metadataObject, message: self)
+    }
+}
+
+/// What to do with a stored event whose type name the reading code does not know.
+public enum UnknownEventTypePolicy: Sendable, Hashable {
+    /// Throw ``EventStoreError/unknownEventType(type:streamId:partition:streamPosition:)``.
+    case fail
+    /// Leave the event out and go on.
+    case skip
+}
+
+/// A decoded event with its stored context.
+public struct RecordedEvent<E: Event>: Sendable {
+    public var event: E
+    public var metadata: [String: JSONValue]
+    /// The stored form, with stream, positions and ids.
+    public var message: RecordedMessage
+
+    public init(event: E, metadata: [String: JSONValue], message: RecordedMessage) {
+        self.event = event
+        self.metadata = metadata
+        self.message = message
+    }
+}

@@ -1,0 +1,245 @@
+import EventFleetCore
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Where and how to connect to PostgreSQL, for the library and the CLI alike.
+///
+/// Read it from a URL in the usual form:
+///
+/// ```
+/// postgres://user:password@host:5432/database?sslmode=require&pool_size=20&application_name=worker
+/// ```
+///
+/// Query parameters: `sslmode` (`disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`),
+/// `sslrootcert` (a PEM file of trusted roots for the verify modes), `pool_size`, `application_name`,
+/// `schema` (the schema the EventFleet tables live in, set as the connections' `search_path`) and
+/// `connect_timeout` (seconds). Unknown parameters are rejected so that a typo is not silently ignored.
+public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible {
+    /// TLS as libpq's `sslmode` spells it.
+    public enum TLSMode: String, Sendable, Hashable, CaseIterable {
+        case disable, allow, prefer, require
+        case verifyCA = "verify-ca"
+        case verifyFull = "verify-full"
+    }
+
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String?
+    public var tls: TLSMode
+    /// PEM file with the trusted root certificates for ``TLSMode/verifyCA`` and ``TLSMode/verifyFull``.
+    public var tlsRootCertificatePath: String?
+    /// The most connections the pool opens.
+    public var poolSize: Int
+    /// Reported to the server (`pg_stat_activity.application_name`).
+    public var applicationName: String
+    /// The schema holding the EventFleet tables; `nil` uses the server's default `search_path`.
+    public var schema: String?
+    public var connectTimeout: Duration
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 5432, username: String, password: String? = nil,
+        database: String? = nil, tls: TLSMode = .prefer, poolSize: Int = 10,
+        applicationName: String = "eventfleet", schema: String? = nil, connectTimeout: Duration = .seconds(10)
+    ) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.tls = tls
+        self.poolSize = poolSize
+        self.applicationName = applicationName
+        self.schema = schema
+        self.connectTimeout = connectTimeout
+    }
+
+    /// Parses a `postgres://` URL.
+    ///
+    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` whose field names the part of the
+    ///   URL that is wrong (`DATABASE_URL scheme`, `DATABASE_URL port`, `DATABASE_URL sslmode`, ...).
+    ///   The password never appears in the error.
+    public init(url: String) throws {
+        func invalid(_ part: String, _ reason: String) -> EventStoreError {
+            .invalidArgument(field: "DATABASE_URL \(part)", reason: reason)
+        }
+        let trimmed = url.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw invalid("", "is empty; expected postgres://user:password@host:port/database") }
+        guard let components = URLComponents(string: trimmed) else {
+            if trimmed.range(of: #"^[a-zA-Z]+://[^/?]*:[^/?@]*[^0-9/?@][^/?@]*(/|\?|$)"#, options: .regularExpression) != nil {
+                throw invalid("port", "is not a number")
+            }
+            throw invalid("", "is not a URL; expected postgres://user:password@host:port/database")
+        }
+        guard let scheme = components.scheme?.lowercased(), scheme == "postgres" || scheme == "postgresql" else {
+            throw invalid("scheme", "must be postgres:// or postgresql:// (got '\(components.scheme ?? "")')")
+        }
+        guard var host = components.host, !host.isEmpty else { throw invalid("host", "is missing") }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let username = components.user, !username.isEmpty else { throw invalid("user", "is missing") }
+        if let port = components.port, !(1...65535).contains(port) {
+            throw invalid("port", "must be between 1 and 65535 (got \(port))")
+        }
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        if path.contains("/") { throw invalid("database", "must be a single path segment (got '\(path)')") }
+
+        self.init(
+            host: host, port: components.port ?? 5432, username: username, password: components.password,
+            database: path.isEmpty ? nil : path
+        )
+        for item in components.queryItems ?? [] {
+            let value = item.value ?? ""
+            switch item.name {
+            case "sslmode":
+                guard let mode = TLSMode(rawValue: value) else {
+                    throw invalid("sslmode", "must be one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(value)')")
+                }
+                tls = mode
+            case "sslrootcert":
+                tlsRootCertificatePath = value
+            case "pool_size":
+                guard let size = Int(value), (1...1_000).contains(size) else {
+                    throw invalid("pool_size", "must be a whole number from 1 to 1000 (got '\(value)')")
+                }
+                poolSize = size
+            case "application_name":
+                applicationName = value
+            case "schema":
+                guard !value.isEmpty, !value.utf8.contains(0) else { throw invalid("schema", "must not be empty") }
+                schema = value
+            case "connect_timeout":
+                guard let seconds = Int(value), seconds > 0 else {
+                    throw invalid("connect_timeout", "must be a positive number of seconds (got '\(value)')")
+                }
+                connectTimeout = .seconds(seconds)
+            default:
+                throw invalid(
+                    "parameter '\(item.name)'",
+                    "is not supported; use sslmode, sslrootcert, pool_size, application_name, schema or connect_timeout"
+                )
+            }
+        }
+    }
+
+    /// Reads `DATABASE_URL` (or the given variable) from the environment.
+    ///
+    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` when it is missing or invalid.
+    public static func fromEnvironment(_ variable: String = "DATABASE_URL") throws -> DatabaseConfiguration {
+        guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
+            throw EventStoreError.invalidArgument(
+                field: variable, reason: "is not set; expected postgres://user:password@host:port/database"
+            )
+        }
+        return try DatabaseConfiguration(url: url)
+    }
+
+    /// `host:port`, for messages about where a connection was tried.
+    public var target: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    /// The URL without the password.
+    public var description: String {
+        var text = "postgres://\(username)\(password == nil ? "" : ":***")@\(target)/\(database ?? "")?sslmode=\(tls.rawValue)"
+        text += "&pool_size=\(poolSize)"
+        if let schema { text += "&schema=\(schema)" }
+        return text
+    }
+
+    /// The postgres-nio client configuration.
+    ///
+    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` when the root certificate file
+    ///   cannot be loaded.
+    public func clientConfiguration() throws -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: host, port: port, username: username, password: password, database: database, tls: try clientTLS()
+        )
+        configuration.options.maximumConnections = poolSize
+        configuration.options.connectTimeout = connectTimeout
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    /// The single-connection configuration, used to check that the server answers.
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration = PostgresConnection.Configuration(
+            host: host, port: port, username: username, password: password, database: database,
+            tls: try connectionTLS()
+        )
+        configuration.options.connectTimeout = .init(connectTimeout)
+        configuration.options.additionalStartupParameters = startupParameters
+        return configuration
+    }
+
+    private var startupParameters: [(String, String)] {
+        var parameters = [("application_name", applicationName)]
+        if let schema { parameters.append(("search_path", schema)) }
+        return parameters
+    }
+
+    private func tlsConfiguration() throws -> TLSConfiguration {
+        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+        switch tls {
+        case .disable, .allow, .prefer, .require:
+            // libpq does not verify the certificate in these modes; neither do we.
+            tlsConfiguration.certificateVerification = .none
+        case .verifyCA:
+            tlsConfiguration.certificateVerification = .noHostnameVerification
+        case .verifyFull:
+            tlsConfiguration.certificateVerification = .fullVerification
+        }
+        if let tlsRootCertificatePath {
+            do {
+                tlsConfiguration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(tlsRootCertificatePath))
+            } catch {
+                throw EventStoreError.invalidArgument(
+                    field: "DATABASE_URL sslrootcert",
+                    reason: "cannot load '\(tlsRootCertificatePath)': \(error)"
+                )
+            }
+        }
+        return tlsConfiguration
+    }
+
+    private func clientTLS() throws -> PostgresClient.Configuration.TLS {
+        switch tls {
+        case .disable: .disable
+        case .allow, .prefer: .prefer(try tlsConfiguration())
+        case .require, .verifyCA, .verifyFull: .require(try tlsConfiguration())
+        }
+    }
+
+    private func connectionTLS() throws -> PostgresConnection.Configuration.TLS {
+        switch tls {
+        case .disable: .disable
+        case .allow, .prefer: .prefer(try NIOSSLContext(configuration: tlsConfiguration()))
+        case .require, .verifyCA, .verifyFull: .require(try NIOSSLContext(configuration: tlsConfiguration()))
+        }
+    }
+}
+
+extension DatabaseConfiguration {
+    /// Opens one connection and runs `SELECT 1`, failing fast when the server cannot be reached.
+    ///
+    /// The connection pool retries failed connections for up to a minute before it fails waiting
+    /// queries; tools and services call this first to report a wrong URL or a dead server at once.
+    ///
+    /// - Throws: ``EventStoreError/connectionFailed(target:reason:)`` naming the host and port tried.
+    public func checkConnection(logger: Logger = Logger(label: "eventfleet.postgres")) async throws {
+        let configuration = try connectionConfiguration()
+        do {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+            do {
+                try await connection.query("SELECT 1", logger: logger)
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try await connection.close()
+        } catch {
+            throw PostgresErrorMapping.map(error, operation: "connect", target: target)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import EventFleetCore
+import Logging
+import PostgresNIO
+
+/// Applies the schema migrations: in order, in one transaction, under an advisory lock, recording each
+/// with its SHA-256 checksum.
+///
+/// > Important: Concurrent runners are safe: the second waits for the first and then finds nothing to
+/// > do. An applied migration whose file has changed stops the run with ``MigrationError/checksumMismatch(version:name:applied:current:)``.
+public struct MigrationRunner: Sendable {
+    /// What a run did.
+    public struct Report: Sendable, Hashable {
+        /// Versions applied by this run.
+        public var applied: [Int]
+        /// Versions found already applied.
+        public var alreadyApplied: [Int]
+    }
+
+    public let client: PostgresClient
+    public var migrations: [Migration]
+    public var databaseTarget: String
+    let logger: Logger
+
+    public init(
+        client: PostgresClient,
+        migrations: [Migration] = Migration.all,
+        databaseTarget: String = "the configured database",
+        logger: Logger = Logger(label: "eventfleet.migrations")
+    ) {
+        self.client = client
+        self.migrations = migrations.sorted { $0.version < $1.version }
+        self.databaseTarget = databaseTarget
+        self.logger = logger
+    }
+
+    /// Applies every pending migration.
+    ///
+    /// - Throws: ``MigrationError`` when applied migrations differ from the shipped files, and
+    ///   ``EventStoreError`` for database errors (nothing is applied then).
+    @discardableResult
+    public func migrate() async throws -> Report {
+        do {
+            return try await client.withConnection { connection in
+                try await execute("BEGIN", on: connection)
+                do {
+                    let report = try await migrate(on: connection)
+                    try await execute("COMMIT", on: connection)
+                    return report
+                } catch {
+                    try? await execute("ROLLBACK", on: connection)
+                    throw error
+                }
+            }
+        } catch let error as MigrationError {
+            throw error
+        } catch {
+            throw PostgresErrorMapping.map(error, operation: "migrate", target: databaseTarget)
+        }
+    }
+
+    private func migrate(on connection: PostgresConnection) async throws -> Report {
+        // Keyed by schema, so that separate schemas (one per test, one per app) migrate independently.
+        try await execute(
+            "SELECT pg_advisory_xact_lock(hashtext('eventfleet.migrations:' || coalesce(current_schema(), '')))",
+            on: connection
+        )
+        try await execute(
+            """
+            CREATE TABLE IF NOT EXISTS ef_migrations (
+                version    integer     PRIMARY KEY,
+                name       text        NOT NULL,
+                checksum   text        NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            on: connection
+        )
+        try await execute(
+            """
+            CREATE OR REPLACE FUNCTION pg_temp.ef_execute_migration(migration_sql text) RETURNS void
+            LANGUAGE plpgsql AS $$ BEGIN EXECUTE migration_sql; END $$
+            """,
+            on: connection
+        )
+        var applied: [Int: (name: String, checksum: String)] = [:]
+        for try await (version, name, checksum) in try await connection.query(
+            "SELECT version, name, checksum FROM ef_migrations", logger: logger
+        ).decode((Int, String, String).self) {
+            applied[version] = (name, checksum)
+        }
+        let checksums = try await checksums(of: migrations, on: connection)
+
+        var report = Report(applied: [], alreadyApplied: [])
+        for (migration, checksum) in zip(migrations, checksums) {
+            if let recorded = applied[migration.version] {
+                guard recorded.name == migration.name else {
+                    throw MigrationError.nameMismatch(version: migration.version, applied: recorded.name, current: migration.name)
+                }
+                guard recorded.checksum == checksum else {
+                    throw MigrationError.checksumMismatch(
+                        version: migration.version, name: migration.name, applied: recorded.checksum, current: checksum
+                    )
+                }
+                report.alreadyApplied.append(migration.version)
+                continue
+            }
+            logger.info("applying migration", metadata: ["eventfleet.migration": "\(migration.version)_\(migration.name)"])
+            // A migration holds several statements; a prepared statement takes one, but PL/pgSQL's
+            // EXECUTE takes many, and this keeps the SQL a bound parameter.
+            try await execute("SELECT pg_temp.ef_execute_migration(\(migration.sql))", on: connection)
+            try await execute(
+                "INSERT INTO ef_migrations (version, name, checksum) VALUES (\(migration.version), \(migration.name), \(checksum))",
+                on: connection
+            )
+            report.applied.append(migration.version)
+        }
+        let unknown = Set(applied.keys).subtracting(migrations.map(\.version))
+        if !unknown.isEmpty {
+            logger.warning(
+                "the database has migrations this build does not know; it is older than the schema",
+                metadata: ["eventfleet.migrations": "\(unknown.sorted())"]
+            )
+        }
+        return report
+    }
+
+    /// Runs a statement to completion: a server error surfaces when the rows are consumed, not before.
+    private func execute(_ query: PostgresQuery, on connection: PostgresConnection) async throws {
+        for try await _ in try await connection.query(query, logger: logger) {}
+    }
+
+    /// SHA-256 of each migration's SQL, computed by the server so the library needs no crypto code.
+    private func checksums(of migrations: [Migration], on connection: PostgresConnection) async throws -> [String] {
+        var checksums: [String] = []
+        let sql = migrations.map(\.sql)
+        for try await checksum in try await connection.query(
+            """
+            SELECT encode(sha256(convert_to(s.sql, 'UTF8')), 'hex')
+              FROM unnest(\(sql)::text[]) WITH ORDINALITY AS s(sql, n)
+             ORDER BY s.n
+            """,
+            logger: logger
+        ).decode(String.self) {
+            checksums.append(checksum)
+        }
+        return checksums
+    }
+}

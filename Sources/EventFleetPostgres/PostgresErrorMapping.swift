@@ -1,0 +1,72 @@
+import EventFleetCore
+import PostgresNIO
+import _ConnectionPoolModule
+
+/// Turns driver errors into ``EventStoreError`` so no raw driver error leaves the public API.
+package enum PostgresErrorMapping {
+    /// PostgreSQL's SQLSTATE of a server error, if `error` is one.
+    package static func sqlState(of error: any Error) -> String? {
+        (unwrap(error) as? PSQLError)?.serverInfo?[.sqlState]
+    }
+
+    /// Unwraps `PostgresTransactionError` to the error that caused it.
+    package static func unwrap(_ error: any Error) -> any Error {
+        if let transactionError = error as? PostgresTransactionError {
+            return transactionError.closureError ?? transactionError.beginError ?? transactionError.commitError
+                ?? transactionError.rollbackError ?? error
+        }
+        return error
+    }
+
+    /// Maps any error from a database call.
+    ///
+    /// - Parameters:
+    ///   - operation: What was being done, for the message (e.g. `append`).
+    ///   - target: Where the database is, for connection failures.
+    package static func map(_ error: any Error, operation: String, target: String) -> any Error {
+        let error = unwrap(error)
+        if error is EventStoreError || error is CancellationError { return error }
+        if let psql = error as? PSQLError {
+            switch psql.code {
+            case .server:
+                let info = psql.serverInfo
+                var message = info?[.message] ?? "unknown server error"
+                if let detail = info?[.detail] { message += " (\(detail))" }
+                let state = info?[.sqlState] ?? ""
+                // Authentication failures and a missing database are connection problems to the user.
+                if state.hasPrefix("28") || state == "3D000" {
+                    return EventStoreError.connectionFailed(target: target, reason: message)
+                }
+                return EventStoreError.database(operation: operation, sqlState: info?[.sqlState], message: message)
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .sslUnsupported,
+                 .failedToAddSSLHandler, .poolClosed, .authMechanismRequiresPassword, .unsupportedAuthMechanism, .saslError:
+                return EventStoreError.connectionFailed(target: target, reason: reason(psql))
+            case .queryCancelled:
+                return CancellationError()
+            default:
+                return EventStoreError.database(operation: operation, sqlState: nil, message: String(reflecting: psql))
+            }
+        }
+        if error is ConnectionPoolError {
+            return EventStoreError.connectionFailed(target: target, reason: String(describing: error))
+        }
+        if let channelError = error as? ChannelError {
+            return EventStoreError.connectionFailed(target: target, reason: String(describing: channelError))
+        }
+        if let ioError = error as? IOError {
+            return EventStoreError.connectionFailed(target: target, reason: ioError.description)
+        }
+        return EventStoreError.database(operation: operation, sqlState: nil, message: String(reflecting: error))
+    }
+
+    /// A readable reason: the underlying socket error when there is one, else the full reflection
+    /// (a `PSQLError`'s plain description is redacted).
+    private static func reason(_ error: PSQLError) -> String {
+        if let underlying = error.underlying {
+            if let nested = underlying as? PSQLError { return reason(nested) }
+            return String(describing: underlying)
+        }
+        if let info = error.serverInfo, let message = info[.message] { return message }
+        return String(reflecting: error)
+    }
+}

@@ -1,0 +1,95 @@
+import EventFleetCore
+import Foundation
+import PostgresNIO
+
+extension PostgresEventStore {
+    @discardableResult
+    public func appendToStream(_ streamId: String, messages: [ProposedMessage], options appendOptions: AppendOptions) async throws -> AppendResult {
+        try await appendToStream(streamId, messages: messages, options: appendOptions, connection: nil)
+    }
+
+    /// Appends inside the caller's transaction on `connection`, so the events commit (or roll back)
+    /// together with the caller's other writes.
+    ///
+    /// - Parameter connection: A connection with an open transaction, or `nil` to use the pool.
+    /// - Throws: As ``appendToStream(_:messages:options:)``.
+    @discardableResult
+    public func appendToStream(
+        _ streamId: String, messages: [ProposedMessage], options appendOptions: AppendOptions, connection: PostgresConnection?
+    ) async throws -> AppendResult {
+        try appendOptions.validate(streamId: streamId, messages: messages)
+        let partition = appendOptions.partition
+        let idsSupplied = messages.first?.messageId != nil
+        let ids = messages.map { $0.messageId ?? UUID().uuidString.lowercased() }
+        let types = messages.map(\.type)
+        let data = messages.map { String(decoding: $0.data, as: UTF8.self) }
+        // An empty string stands for "no metadata": postgres-nio binds arrays of non-optional elements.
+        let metadata = messages.map { $0.metadata.map { String(decoding: $0, as: UTF8.self) } ?? "" }
+        let schemaVersions = messages.map(\.schemaVersion)
+        let streamMetadata = try appendOptions.streamMetadata.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        let (kind, expected) = Self.encode(appendOptions.expectedVersion)
+
+        let query: PostgresQuery = """
+            SELECT outcome, current_version, next_expected_version, last_global_position, created_new_stream
+              FROM ef_append_to_stream(\(partition), \(streamId), \(appendOptions.streamType), \(streamMetadata)::jsonb,
+                                       \(kind)::smallint, \(expected), \(idsSupplied), \(ids)::text[], \(types)::text[],
+                                       \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[])
+            """
+        let row: (String, Int64, Int64?, Int64?, Bool?)
+        do {
+            let rows = if let connection {
+                try await connection.query(query, logger: logger)
+            } else {
+                try await client.query(query, logger: logger)
+            }
+            guard let first = try await rows.decode((String, Int64, Int64?, Int64?, Bool?).self).first(where: { _ in true }) else {
+                throw EventStoreError.database(operation: "append", sqlState: nil, message: "ef_append_to_stream returned no row")
+            }
+            row = first
+        } catch {
+            throw mapAppendError(error, streamId: streamId, partition: partition, ids: ids)
+        }
+        let (outcome, current, next, lastGlobal, created) = row
+        switch outcome {
+        case "appended", "duplicate":
+            return AppendResult(nextExpectedVersion: next ?? current, lastGlobalPosition: lastGlobal ?? 0, createdNewStream: created ?? false)
+        case "conflict":
+            throw EventStoreError.versionConflict(
+                streamId: streamId, partition: partition, expected: appendOptions.expectedVersion, actual: current
+            )
+        case "message_id_conflict":
+            throw EventStoreError.messageIdConflict(
+                streamId: streamId, partition: partition, messageIds: ids,
+                reason: "the ids were already used for other events"
+            )
+        default:
+            throw EventStoreError.database(operation: "append", sqlState: nil, message: "unexpected append outcome '\(outcome)'")
+        }
+    }
+
+    private static func encode(_ version: ExpectedVersion) -> (Int16, Int64) {
+        switch version {
+        case .any: (0, 0)
+        case .noStream: (1, 0)
+        case .streamExists: (2, 0)
+        case .exact(let version): (3, version)
+        }
+    }
+
+    private func mapAppendError(_ error: any Error, streamId: String, partition: String, ids: [String]) -> any Error {
+        switch PostgresErrorMapping.sqlState(of: error) {
+        case "22P02", "22P05", "22021", "22025", "22030", "22032", "54001":
+            // Invalid JSON text, an untranslatable character such as \u0000, invalid escapes, too deep.
+            let mapped = PostgresErrorMapping.map(error, operation: "append", target: options.databaseTarget)
+            let reason = (mapped as? EventStoreError).map { if case .database(_, _, let message) = $0 { message } else { "\($0)" } }
+            return EventStoreError.invalidJSON(streamId: streamId, partition: partition, reason: reason ?? "\(mapped)")
+        case "23505":
+            return EventStoreError.messageIdConflict(
+                streamId: streamId, partition: partition, messageIds: ids,
+                reason: "a concurrent append used the same message ids"
+            )
+        default:
+            return PostgresErrorMapping.map(error, operation: "append", target: options.databaseTarget)
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import EventFleetCore
+import Foundation
+import PostgresNIO
+
+extension PostgresEventStore {
+    public func readAll(after checkpoint: GlobalCheckpoint, options readOptions: ReadAllOptions) async throws -> GlobalLogBatch {
+        guard readOptions.batchSize > 0 else {
+            throw EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive")
+        }
+        let partitions: [String]? = switch readOptions.scope {
+        case .all: nil
+        case .only(let partitions): partitions
+        }
+        // Only transactions below the snapshot's xmin have surely ended: everything they wrote is
+        // visible now and nothing can appear before them later. Ordering by (transaction id, global
+        // position) and checkpointing that pair therefore never skips a late commit.
+        let query: PostgresQuery = """
+            SELECT m.partition, m.stream_id, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
+                   m.message_type, m.message_data::text, m.message_metadata::text, m.message_schema_version, m.created
+              FROM ef_messages m
+             WHERE (m.transaction_id, m.global_position) > (\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition))
+               AND m.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+               AND (\(partitions)::text[] IS NULL OR m.partition = ANY (\(partitions)::text[]))
+               AND (\(readOptions.types)::text[] IS NULL OR m.message_type = ANY (\(readOptions.types)::text[]))
+             ORDER BY m.transaction_id, m.global_position
+             LIMIT \(Int64(readOptions.batchSize))
+            """
+        return try await mapErrors("read global log") {
+            var messages: [RecordedMessage] = []
+            let rows = try await client.query(query, logger: logger)
+            for try await (partition, streamId, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
+                in rows.decode((String, String, Int64, Int64, String, String, String, String, String, Int32, Date).self)
+            {
+                messages.append(
+                    RecordedMessage(
+                        streamId: streamId, partition: partition, streamPosition: position, globalPosition: global,
+                        transactionId: UInt64(transaction) ?? 0, messageId: messageId, type: type,
+                        data: Data(data.utf8), metadata: Data(metadata.utf8), schemaVersion: schemaVersion, created: created
+                    )
+                )
+            }
+            return GlobalLogBatch(messages: messages, checkpoint: messages.last?.checkpoint ?? checkpoint)
+        }
+    }
+
+    public func globalLogStall() async throws -> GlobalLogStall? {
+        // The oldest transaction holding an xid sets the snapshot's xmin; events of later transactions
+        // wait for it. Transactions of every database count: xids are cluster-wide.
+        let query: PostgresQuery = """
+            SELECT a.pid, extract(epoch FROM clock_timestamp() - a.xact_start)::float8, a.state, a.application_name, a.query
+              FROM pg_stat_activity a
+             WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
+             ORDER BY age(a.backend_xid) DESC
+             LIMIT 1
+            """
+        return try await mapErrors("report global log stall") {
+            let rows = try await client.query(query, logger: logger)
+            for try await (pid, age, state, applicationName, statement) in rows.decode((Int32, Double?, String?, String?, String?).self) {
+                return GlobalLogStall(
+                    pid: pid, age: .milliseconds(Int64((age ?? 0) * 1000)), state: state,
+                    applicationName: applicationName, query: statement
+                )
+            }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import EventFleetCore
+import Foundation
+import PostgresNIO
+
+extension PostgresEventStore {
+    public func readStream(_ streamId: String, options readOptions: ReadStreamOptions) async throws -> ReadStreamResult<RecordedMessage> {
+        try readOptions.validate(streamId: streamId)
+        if readOptions.maxCount == 0 {
+            let version = try await streamVersion(streamId, partition: readOptions.partition)
+            return ReadStreamResult(currentStreamVersion: version ?? 0, streamExists: version != nil, events: [])
+        }
+        let partition = readOptions.partition
+        let to = readOptions.to ?? Int64.max
+        let limit = readOptions.maxCount.map(Int64.init)
+        // One statement, one snapshot: the version and the events agree with each other.
+        let query: PostgresQuery = """
+            SELECT s.stream_position, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
+                   m.message_type, m.message_data::text, m.message_metadata::text, m.message_schema_version, m.created
+              FROM ef_streams s
+              LEFT JOIN LATERAL (
+                    SELECT * FROM ef_messages m
+                     WHERE m.partition = s.partition AND m.stream_id = s.stream_id
+                       AND m.stream_position >= \(readOptions.from) AND m.stream_position <= \(to)
+                     ORDER BY m.stream_position
+                     LIMIT \(limit)
+                   ) m ON true
+             WHERE s.partition = \(partition) AND s.stream_id = \(streamId)
+            """
+        return try await mapErrors("read stream") {
+            var version: Int64?
+            var events: [RecordedMessage] = []
+            let rows = try await client.query(query, logger: logger)
+            for try await (streamVersion, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
+                in rows.decode((Int64, Int64?, Int64?, String?, String?, String?, String?, String?, Int32?, Date?).self)
+            {
+                version = streamVersion
+                guard let position, let global, let transaction, let messageId, let type, let data, let metadata,
+                      let schemaVersion, let created
+                else { continue }
+                events.append(
+                    RecordedMessage(
+                        streamId: streamId, partition: partition, streamPosition: position, globalPosition: global,
+                        transactionId: UInt64(transaction) ?? 0, messageId: messageId, type: type,
+                        data: Data(data.utf8), metadata: Data(metadata.utf8), schemaVersion: schemaVersion, created: created
+                    )
+                )
+            }
+            return ReadStreamResult(currentStreamVersion: version ?? 0, streamExists: version != nil, events: events)
+        }
+    }
+
+    /// The stream's current version, or `nil` when it does not exist.
+    public func streamVersion(_ streamId: String, partition: String = defaultPartition) async throws -> Int64? {
+        try await mapErrors("read stream version") {
+            let rows = try await client.query(
+                "SELECT stream_position FROM ef_streams WHERE partition = \(partition) AND stream_id = \(streamId)",
+                logger: logger
+            )
+            for try await version in rows.decode(Int64.self) { return version }
+            return nil
+        }
+    }
+}

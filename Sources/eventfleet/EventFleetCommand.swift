@@ -1,0 +1,27 @@
+import ArgumentParser
+import EventFleetCLI
+import Foundation
+import Logging
+
+/// The operator executable: the library's commands mounted with the CartsExample domain.
+struct EventFleetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eventfleet",
+        abstract: "EventFleet: an event store on PostgreSQL and the tools to run it.",
+        discussion: "The database comes from --database-url or DATABASE_URL. Exit codes: 0 success, 2 invalid input, 3 version conflict, 1 anything else.",
+        subcommands: [MigrateCommand.self, AppendCommand.self, ReadCommand.self, DemoCommand.self]
+    )
+}
+
+@main
+enum Main {
+    static func main() async {
+        let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        await CommandLineRunner.main(EventFleetCommand.self)
+    }
+}

@@ -1,0 +1,170 @@
+import EventFleetCore
+import EventFleetTestSupport
+import Foundation
+import Testing
+
+/// The `eventfleet` executable, run as a child process against the real server.
+@Suite("eventfleet CLI")
+struct CLITests {
+    @Test("append prints the result as JSON; read prints one JSON object per event")
+    func appendAndRead() async throws {
+        try await TestDatabase.withSchema { schema in
+            let first = try await eventfleet(
+                ["append", "--stream", "cart-1", "--partition", "acme", "--type", "CartCreated", "--data", #"{"cartId":"1","big":12345678901234567}"#,
+                 "--metadata", #"{"by":"cli"}"#, "--expected-version", "no-stream"],
+                url: schema.url
+            )
+            #expect(first.status == 0, "\(first.stderr)")
+            let result = try JSONDecoder().decode(AppendResult.self, from: Data(first.stdout.utf8))
+            #expect(result.nextExpectedVersion == 1)
+            #expect(result.createdNewStream)
+            let second = try await eventfleet(
+                ["append", "--stream", "cart-1", "--partition", "acme", "--type", "ItemAdded", "--data", "{}", "--expected-version", "1"],
+                url: schema.url
+            )
+            #expect(second.status == 0, "\(second.stderr)")
+
+            let read = try await eventfleet(["read", "--stream", "cart-1", "--partition", "acme"], url: schema.url)
+            #expect(read.status == 0, "\(read.stderr)")
+            let lines = read.stdout.split(separator: "\n")
+            #expect(lines.count == 2)
+            let event = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+            #expect(event["type"] as? String == "CartCreated")
+            #expect(event["streamPosition"] as? Int == 1)
+            #expect((event["globalPosition"] as? Int ?? 0) > 0)
+            #expect((event["metadata"] as? [String: Any])?["by"] as? String == "cli")
+            #expect(lines[0].contains("12345678901234567"), "numbers keep their digits")
+
+            let ranged = try await eventfleet(["read", "--stream", "cart-1", "--partition", "acme", "--from", "2", "--max-count", "5"], url: schema.url)
+            #expect(ranged.stdout.split(separator: "\n").count == 1)
+        }
+    }
+
+    @Test("a version conflict exits 3 and names expected and actual versions")
+    func conflictExitCode() async throws {
+        try await TestDatabase.withSchema { schema in
+            _ = try await eventfleet(["append", "--stream", "s", "--type", "A", "--data", "{}"], url: schema.url)
+            let conflict = try await eventfleet(
+                ["append", "--stream", "s", "--type", "A", "--data", "{}", "--expected-version", "no-stream"], url: schema.url
+            )
+            #expect(conflict.status == 3)
+            #expect(conflict.stderr.contains("expected no-stream, actual 1"))
+        }
+    }
+
+    @Test(
+        "invalid input exits 2, names the field and writes nothing",
+        arguments: [
+            (["--type", "A", "--data", "{not json"], "data"),
+            (["--type", "A", "--data", "[1,2]"], "data"),
+            (["--type", "A", "--data", "{}", "--metadata", "nope"], "metadata"),
+            (["--type", "A", "--data", "{}", "--expected-version", "sometimes"], "expected-version"),
+            (["--type", "A", "--data", "{}", "--expected-version", "-4"], "expected-version"),
+            (["--type", "", "--data", "{}"], "type"),
+            (["--data", "{}"], "--type"),
+        ]
+    )
+    func invalidInput(arguments: [String], field: String) async throws {
+        try await TestDatabase.withSchema { schema in
+            let run = try await eventfleet(["append", "--stream", "s"] + arguments, url: schema.url)
+            #expect(run.status == 2, "\(run.stderr)")
+            #expect(run.stderr.contains(field), "\(run.stderr)")
+            #expect(try await schema.store.readStream("s", options: ReadStreamOptions()).streamExists == false)
+        }
+    }
+
+    @Test("an empty stream id exits 2")
+    func emptyStreamId() async throws {
+        try await TestDatabase.withSchema { schema in
+            let append = try await eventfleet(["append", "--stream", "", "--type", "A", "--data", "{}"], url: schema.url)
+            #expect(append.status == 2)
+            #expect(append.stderr.contains("streamId"))
+            let read = try await eventfleet(["read", "--stream", ""], url: schema.url)
+            #expect(read.status == 2)
+        }
+    }
+
+    @Test("quotes and semicolons in stream ids and partitions are stored verbatim")
+    func hostileIds() async throws {
+        try await TestDatabase.withSchema { schema in
+            let stream = #"s'; DROP TABLE ef_messages; --"#
+            let partition = #"p"; DELETE FROM ef_streams; --"#
+            let append = try await eventfleet(
+                ["append", "--stream", stream, "--partition", partition, "--type", "A", "--data", #"{"q":"';--"}"#], url: schema.url
+            )
+            #expect(append.status == 0, "\(append.stderr)")
+            let read = try await schema.store.readStream(stream, options: ReadStreamOptions(partition: partition))
+            #expect(read.events.count == 1)
+            #expect(read.events.first?.streamId == stream)
+        }
+    }
+
+    @Test("an unreachable database exits 1 and names the host it tried")
+    func unreachableDatabase() async throws {
+        let run = try await eventfleet(
+            ["append", "--stream", "s", "--type", "A", "--data", "{}"],
+            url: "postgres://nobody:pw@127.0.0.1:1/none?sslmode=disable"
+        )
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("127.0.0.1:1"), "\(run.stderr)")
+    }
+
+    @Test("a malformed DATABASE_URL exits 2 and names the part")
+    func malformedURL() async throws {
+        let run = try await eventfleet(["read", "--stream", "s"], url: "postgres://u@h:notaport/db")
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("port"), "\(run.stderr)")
+    }
+
+    @Test("migrate reports that everything is applied")
+    func migrate() async throws {
+        try await TestDatabase.withSchema { schema in
+            let run = try await eventfleet(["migrate"], url: schema.url)
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains("up to date"))
+        }
+    }
+}
+
+struct ProcessOutput: Sendable {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// The built `eventfleet` binary: beside the test bundle in SwiftPM's build folder.
+let eventfleetBinary: URL = {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    while directory.path != "/" {
+        let candidate = directory.appendingPathComponent("eventfleet")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/debug/eventfleet")
+}()
+
+func eventfleet(_ arguments: [String], url: String) async throws -> ProcessOutput {
+    let process = Process()
+    process.executableURL = eventfleetBinary
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["DATABASE_URL"] = url
+    process.environment = environment
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
+    async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+    async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+    let (outData, errData) = await (stdout, stderr)
+    process.waitUntilExit()
+    return ProcessOutput(
+        status: process.terminationStatus,
+        stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self)
+    )
+}

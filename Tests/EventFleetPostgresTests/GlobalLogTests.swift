@@ -1,0 +1,76 @@
+import EventFleetCore
+import EventFleetPostgres
+import EventFleetTestSupport
+import PostgresNIO
+import Testing
+
+/// The global log never skips an event whose transaction commits out of order.
+@Suite("Global log")
+struct GlobalLogTests {
+    @Test("a transaction that appended first but commits last is delivered, once, after the stall")
+    func lateCommitIsNotSkipped() async throws {
+        try await TestDatabase.withSchema { schema in
+            let store = schema.store
+            try await store.appendToStream("early", messages: [message("E0")], options: AppendOptions())
+            let first = try await readGlobalLog(store, count: 1)
+            #expect(first.messages.map(\.type) == ["E0"])
+            let checkpoint = first.checkpoint
+
+            let slow = try await schema.connect()
+            var slowPid: Int32 = 0
+            do {
+                try await slow.query("BEGIN", logger: TestDatabase.logger)
+                let pid = try await backendPid(slow)
+                slowPid = pid
+                let early = try await store.appendToStream(
+                    "slow", messages: [message("E1")], options: AppendOptions(), connection: slow
+                )
+                let late = try await store.appendToStream("fast", messages: [message("E2")], options: AppendOptions())
+                #expect(early.lastGlobalPosition < late.lastGlobalPosition, "the slow transaction took the lower position")
+
+                let held = try await store.readAll(after: checkpoint, options: ReadAllOptions())
+                #expect(held.messages.isEmpty, "E2 is committed but must wait for the older open transaction")
+                #expect(held.checkpoint == checkpoint)
+                // Other tests' short transactions on the same server may be older for a moment.
+                var stall: GlobalLogStall?
+                try await waitUntil("the open transaction is reported") {
+                    stall = try await store.globalLogStall()
+                    return stall?.pid == pid
+                }
+                #expect(stall?.state == "idle in transaction")
+
+                try await slow.query("COMMIT", logger: TestDatabase.logger)
+                try await slow.close()
+            } catch {
+                try? await slow.close()
+                throw error
+            }
+            let rest = try await readGlobalLog(store, after: checkpoint, count: 2)
+            #expect(rest.messages.map(\.type) == ["E1", "E2"])
+            #expect(try await store.globalLogStall()?.pid != slowPid)
+        }
+    }
+
+    @Test("a rolled-back append never appears and does not stall the log")
+    func rolledBackAppend() async throws {
+        try await TestDatabase.withSchema { schema in
+            let store = schema.store
+            let connection = try await schema.connect()
+            try await connection.query("BEGIN", logger: TestDatabase.logger)
+            try await store.appendToStream("gone", messages: [message("Lost")], options: AppendOptions(), connection: connection)
+            try await connection.query("ROLLBACK", logger: TestDatabase.logger)
+            try await connection.close()
+            try await store.appendToStream("kept", messages: [message("Kept")], options: AppendOptions())
+            let batch = try await readGlobalLog(store, count: 1)
+            #expect(batch.messages.map(\.type) == ["Kept"])
+            #expect(try await store.readStream("gone", options: ReadStreamOptions()).streamExists == false)
+        }
+    }
+
+    private func backendPid(_ connection: PostgresConnection) async throws -> Int32 {
+        for try await pid in try await connection.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).decode(Int32.self) {
+            return pid
+        }
+        throw TimedOut(description: "no backend pid")
+    }
+}

@@ -1,0 +1,48 @@
+import EventFleetCore
+import Foundation
+
+/// Raw messages for store tests.
+public func message(_ type: String, _ json: String = "{}", id: String? = nil, metadata: String? = nil) -> ProposedMessage {
+    ProposedMessage(type: type, data: Data(json.utf8), metadata: metadata.map { Data($0.utf8) }, messageId: id)
+}
+
+/// Waits until `condition` holds, polling, or fails after `timeout`.
+public func waitUntil(
+    timeout: Duration = .seconds(10),
+    _ description: String,
+    condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw TimedOut(description: description) }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
+public struct TimedOut: Error, CustomStringConvertible {
+    public var description: String
+
+    public init(description: String) {
+        self.description = description
+    }
+}
+
+/// Follows the global log from `checkpoint` until `count` events arrived (other tests' transactions
+/// on the same server can hold the log back for a moment), then reads once more to catch extras.
+public func readGlobalLog(
+    _ store: any EventStore,
+    after checkpoint: GlobalCheckpoint = .start,
+    options: ReadAllOptions = ReadAllOptions(),
+    count: Int
+) async throws -> (messages: [RecordedMessage], checkpoint: GlobalCheckpoint) {
+    var checkpoint = checkpoint
+    var messages: [RecordedMessage] = []
+    try await waitUntil("\(count) events in the global log") {
+        let batch = try await store.readAll(after: checkpoint, options: options)
+        messages += batch.messages
+        checkpoint = batch.checkpoint
+        return messages.count >= count
+    }
+    let extra = try await store.readAll(after: checkpoint, options: options)
+    return (messages + extra.messages, extra.checkpoint)
+}

@@ -1,0 +1,28 @@
+# shellcheck shell=bash
+# Shared setup for scripts/test and scripts/demo, which source this file:
+# it moves to the repository root and provides the helpers below.
+
+EF_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$EF_ROOT" || exit
+
+# Prints a header for a step, so that long build logs are easy to scan.
+step() {
+  printf '\n==> %s\n' "$*" >&2
+}
+
+# Exports DATABASE_URL. A URL already in the environment (e.g. a database that
+# CI provides) is used as is; otherwise this checkout's own cluster is started.
+use_database() {
+  if [[ -n ${DATABASE_URL:-} ]]; then
+    step "Using DATABASE_URL from the environment"
+  else
+    step "Starting PostgreSQL (scripts/postgres start)"
+    DATABASE_URL="$(scripts/postgres start | sed -n 's/^DATABASE_URL=//p')"
+    if [[ -z $DATABASE_URL ]]; then
+      echo "scripts/postgres start printed no DATABASE_URL" >&2
+      exit 1
+    fi
+    echo "DATABASE_URL=$DATABASE_URL" >&2
+  fi
+  export DATABASE_URL
+}
