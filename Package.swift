@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .library(name: "EventFleetCore", targets: ["EventFleetCore"]),
         .library(name: "EventFleetPostgres", targets: ["EventFleetPostgres"]),
+        .library(name: "EventFleetProjections", targets: ["EventFleetProjections"]),
         .library(name: "EventFleetCLI", targets: ["EventFleetCLI"]),
         .library(name: "CartsExample", targets: ["CartsExample"]),
         .executable(name: "eventfleet", targets: ["eventfleet"]),
@@ -41,8 +42,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "EventFleetProjections",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "CartsExample",
-            dependencies: ["EventFleetCore"],
+            dependencies: ["EventFleetCore", "EventFleetPostgres", "EventFleetProjections"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -50,6 +62,7 @@ let package = Package(
             dependencies: [
                 "EventFleetCore",
                 "EventFleetPostgres",
+                "EventFleetProjections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -90,6 +103,34 @@ let package = Package(
                 "EventFleetTestSupport",
                 "CartsExample",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ConsumerFixture",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                "EventFleetProjections",
+                "CartsExample",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/Fixtures/ConsumerFixture",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventFleetProjectionsTests",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                "EventFleetProjections",
+                "EventFleetTestSupport",
+                "CartsExample",
+                "ConsumerFixture",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

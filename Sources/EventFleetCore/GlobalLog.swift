@@ -62,10 +62,16 @@ public struct GlobalLogBatch: Sendable {
     public var messages: [RecordedMessage]
     /// Where the next read starts: the last message's checkpoint, or the one read from when empty.
     public var checkpoint: GlobalCheckpoint
+    /// For an empty batch: committed events past the checkpoint exist that the read could not return
+    /// yet, usually because an older, still open transaction holds them back (see
+    /// ``EventStore/globalLogStall()``). They become readable when it ends, with no notification, so a
+    /// follower should look again soon.
+    public var isHeldBack: Bool
 
-    public init(messages: [RecordedMessage], checkpoint: GlobalCheckpoint) {
+    public init(messages: [RecordedMessage], checkpoint: GlobalCheckpoint, isHeldBack: Bool = false) {
         self.messages = messages
         self.checkpoint = checkpoint
+        self.isHeldBack = isHeldBack
     }
 }
 

@@ -44,7 +44,10 @@ ALTER SEQUENCE ef_global_position OWNED BY ef_messages.global_position;
 CREATE INDEX ef_messages_global_log ON ef_messages (transaction_id, global_position);
 
 -- Consumer checkpoints: the last (transaction id, global position) a subscription has processed,
--- per partition scope, updated by compare-and-set in the consumer's own transaction.
+-- per partition scope (`partition` holds the scope: '*' for all partitions, else a JSON array of
+-- them), updated by compare-and-set in the consumer's own transaction. The row is also the lease
+-- that keeps one instance active: `owner` holds it until `lease_expires_at`, and every takeover
+-- bumps `fencing_token`, so a stale instance's checkpoint write matches no row.
 CREATE TABLE ef_subscriptions (
     subscription_id          text        NOT NULL,
     partition                text        NOT NULL,
@@ -52,9 +55,30 @@ CREATE TABLE ef_subscriptions (
     last_transaction_id      xid8        NOT NULL DEFAULT '0',
     last_global_position     bigint      NOT NULL DEFAULT 0,
     fencing_token            bigint      NOT NULL DEFAULT 0,
+    owner                    text,
+    lease_expires_at         timestamptz,
     updated                  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (subscription_id, partition, version)
 );
+
+-- Events a consumer gave up on after its retries, with the error, when it is configured to park
+-- them and go on instead of stopping.
+CREATE TABLE ef_dead_letters (
+    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subscription_id  text        NOT NULL,
+    scope            text        NOT NULL,
+    partition        text        NOT NULL,
+    stream_id        text        NOT NULL,
+    stream_position  bigint      NOT NULL,
+    global_position  bigint      NOT NULL,
+    transaction_id   xid8        NOT NULL,
+    message_id       text        NOT NULL,
+    message_type     text        NOT NULL,
+    error            text        NOT NULL,
+    attempts         integer     NOT NULL,
+    created          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ef_dead_letters_subscription ON ef_dead_letters (subscription_id, scope, id);
 
 -- Appends events to one stream in one round trip, enforcing the expected version under the stream
 -- row lock. Never raises for a version conflict: it returns outcome 'conflict' with the real
@@ -62,6 +86,8 @@ CREATE TABLE ef_subscriptions (
 --
 -- p_expected_kind: 0 any, 1 no stream, 2 stream exists, 3 exact p_expected_version.
 -- p_metadata: '' for an event without metadata.
+-- p_notify_channel: when set, wakes listeners with pg_notify(channel, partition) on commit
+-- (PostgreSQL delivers one notification per distinct payload per transaction).
 -- p_ids_supplied: the caller chose the message ids, so a repeat of an earlier append is answered
 -- with that append's result instead of storing the events again.
 CREATE FUNCTION ef_append_to_stream(
@@ -77,6 +103,7 @@ CREATE FUNCTION ef_append_to_stream(
     p_data               text[],
     p_metadata           text[],
     p_schema_versions    integer[],
+    p_notify_channel     text,
     OUT outcome              text,
     OUT current_version      bigint,
     OUT next_expected_version bigint,
@@ -163,6 +190,10 @@ BEGIN
     UPDATE ef_streams
        SET stream_position = v_current + v_count, updated = now()
      WHERE partition = p_partition AND stream_id = p_stream_id;
+
+    IF p_notify_channel IS NOT NULL THEN
+        PERFORM pg_notify(p_notify_channel, p_partition);
+    END IF;
 
     outcome := 'appended';
     next_expected_version := v_current + v_count;

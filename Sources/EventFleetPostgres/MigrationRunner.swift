@@ -17,17 +17,29 @@ public struct MigrationRunner: Sendable {
     }
 
     public let client: PostgresClient
+    /// Whose migrations these are: versions count per component, so an application can keep its
+    /// own numbered migrations (read-model tables, say) beside the library's.
+    public var component: String
     public var migrations: [Migration]
     public var databaseTarget: String
     let logger: Logger
 
+    /// The library's own component name.
+    public static let libraryComponent = "eventfleet"
+
+    /// - Parameters:
+    ///   - client: A running client.
+    ///   - component: Whose migrations these are; the library's by default.
+    ///   - migrations: The migrations of that component; the library's by default.
     public init(
         client: PostgresClient,
+        component: String = MigrationRunner.libraryComponent,
         migrations: [Migration] = Migration.all,
         databaseTarget: String = "the configured database",
         logger: Logger = Logger(label: "eventfleet.migrations")
     ) {
         self.client = client
+        self.component = component
         self.migrations = migrations.sorted { $0.version < $1.version }
         self.databaseTarget = databaseTarget
         self.logger = logger
@@ -67,10 +79,12 @@ public struct MigrationRunner: Sendable {
         try await execute(
             """
             CREATE TABLE IF NOT EXISTS ef_migrations (
-                version    integer     PRIMARY KEY,
+                component  text        NOT NULL,
+                version    integer     NOT NULL,
                 name       text        NOT NULL,
                 checksum   text        NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (component, version)
             )
             """,
             on: connection
@@ -84,7 +98,7 @@ public struct MigrationRunner: Sendable {
         )
         var applied: [Int: (name: String, checksum: String)] = [:]
         for try await (version, name, checksum) in try await connection.query(
-            "SELECT version, name, checksum FROM ef_migrations", logger: logger
+            "SELECT version, name, checksum FROM ef_migrations WHERE component = \(component)", logger: logger
         ).decode((Int, String, String).self) {
             applied[version] = (name, checksum)
         }
@@ -104,12 +118,18 @@ public struct MigrationRunner: Sendable {
                 report.alreadyApplied.append(migration.version)
                 continue
             }
-            logger.info("applying migration", metadata: ["eventfleet.migration": "\(migration.version)_\(migration.name)"])
+            logger.info(
+                "applying migration",
+                metadata: ["eventfleet.component": "\(component)", "eventfleet.migration": "\(migration.version)_\(migration.name)"]
+            )
             // A migration holds several statements; a prepared statement takes one, but PL/pgSQL's
             // EXECUTE takes many, and this keeps the SQL a bound parameter.
             try await execute("SELECT pg_temp.ef_execute_migration(\(migration.sql))", on: connection)
             try await execute(
-                "INSERT INTO ef_migrations (version, name, checksum) VALUES (\(migration.version), \(migration.name), \(checksum))",
+                """
+                INSERT INTO ef_migrations (component, version, name, checksum)
+                VALUES (\(component), \(migration.version), \(migration.name), \(checksum))
+                """,
                 on: connection
             )
             report.applied.append(migration.version)
@@ -118,7 +138,7 @@ public struct MigrationRunner: Sendable {
         if !unknown.isEmpty {
             logger.warning(
                 "the database has migrations this build does not know; it is older than the schema",
-                metadata: ["eventfleet.migrations": "\(unknown.sorted())"]
+                metadata: ["eventfleet.component": "\(component)", "eventfleet.migrations": "\(unknown.sorted())"]
             )
         }
         return report

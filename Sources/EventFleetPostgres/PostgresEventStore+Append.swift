@@ -33,7 +33,8 @@ extension PostgresEventStore {
             SELECT outcome, current_version, next_expected_version, last_global_position, created_new_stream
               FROM ef_append_to_stream(\(partition), \(streamId), \(appendOptions.streamType), \(streamMetadata)::jsonb,
                                        \(kind)::smallint, \(expected), \(idsSupplied), \(ids)::text[], \(types)::text[],
-                                       \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[])
+                                       \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[],
+                                       \(options.notifyChannel))
             """
         let row: (String, Int64, Int64?, Int64?, Bool?)
         do {

@@ -39,7 +39,20 @@ extension PostgresEventStore {
                     )
                 )
             }
-            return GlobalLogBatch(messages: messages, checkpoint: messages.last?.checkpoint ?? checkpoint)
+            guard messages.isEmpty else { return GlobalLogBatch(messages: messages, checkpoint: messages.last!.checkpoint) }
+            // Only on an empty batch, so the busy path stays one round trip. Any matching event past
+            // the checkpoint now is held back or committed since the read: either way, look again soon.
+            let heldBack: PostgresQuery = """
+                SELECT EXISTS (
+                    SELECT 1 FROM ef_messages m
+                     WHERE (m.transaction_id, m.global_position) > (\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition))
+                       AND (\(partitions)::text[] IS NULL OR m.partition = ANY (\(partitions)::text[]))
+                       AND (\(readOptions.types)::text[] IS NULL OR m.message_type = ANY (\(readOptions.types)::text[]))
+                )
+                """
+            var isHeldBack = false
+            for try await exists in try await client.query(heldBack, logger: logger).decode(Bool.self) { isHeldBack = exists }
+            return GlobalLogBatch(messages: [], checkpoint: checkpoint, isHeldBack: isHeldBack)
         }
     }
 
@@ -60,6 +73,32 @@ extension PostgresEventStore {
                     pid: pid, age: .milliseconds(Int64((age ?? 0) * 1000)), state: state,
                     applicationName: applicationName, query: statement
                 )
+            }
+            return nil
+        }
+    }
+}
+
+extension PostgresEventStore {
+    /// The checkpoint of the newest committed event (in `scope`, of `types`), or `nil` when there is none.
+    ///
+    /// A reader whose checkpoint has reached it has processed everything committed before the call,
+    /// once any stall has cleared. The monitor uses it to show a consumer's lag.
+    public func globalLogHead(scope: PartitionScope = .all, types: [String]? = nil) async throws -> GlobalCheckpoint? {
+        let partitions: [String]? = switch scope {
+        case .all: nil
+        case .only(let partitions): partitions
+        }
+        let query: PostgresQuery = """
+            SELECT m.transaction_id::text, m.global_position FROM ef_messages m
+             WHERE (\(partitions)::text[] IS NULL OR m.partition = ANY (\(partitions)::text[]))
+               AND (\(types)::text[] IS NULL OR m.message_type = ANY (\(types)::text[]))
+             ORDER BY m.transaction_id DESC, m.global_position DESC
+             LIMIT 1
+            """
+        return try await mapErrors("read global log head") {
+            for try await (transaction, position) in try await client.query(query, logger: logger).decode((String, Int64).self) {
+                return GlobalCheckpoint(transactionId: UInt64(transaction) ?? 0, globalPosition: position)
             }
             return nil
         }

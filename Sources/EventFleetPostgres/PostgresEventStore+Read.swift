@@ -4,6 +4,16 @@ import PostgresNIO
 
 extension PostgresEventStore {
     public func readStream(_ streamId: String, options readOptions: ReadStreamOptions) async throws -> ReadStreamResult<RecordedMessage> {
+        try await readStream(streamId, options: readOptions, connection: nil)
+    }
+
+    /// Reads inside the caller's transaction on `connection`, seeing its uncommitted writes.
+    ///
+    /// - Parameter connection: A connection with an open transaction, or `nil` to use the pool.
+    /// - Throws: As ``readStream(_:options:)``.
+    public func readStream(
+        _ streamId: String, options readOptions: ReadStreamOptions, connection: PostgresConnection?
+    ) async throws -> ReadStreamResult<RecordedMessage> {
         try readOptions.validate(streamId: streamId)
         if readOptions.maxCount == 0 {
             let version = try await streamVersion(streamId, partition: readOptions.partition)
@@ -29,7 +39,11 @@ extension PostgresEventStore {
         return try await mapErrors("read stream") {
             var version: Int64?
             var events: [RecordedMessage] = []
-            let rows = try await client.query(query, logger: logger)
+            let rows = if let connection {
+                try await connection.query(query, logger: logger)
+            } else {
+                try await client.query(query, logger: logger)
+            }
             for try await (streamVersion, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
                 in rows.decode((Int64, Int64?, Int64?, String?, String?, String?, String?, String?, Int32?, Date?).self)
             {

@@ -20,10 +20,17 @@ public struct PostgresEventStore: EventStore {
     public struct Options: Sendable {
         /// The host and port shown in connection errors.
         public var databaseTarget: String
+        /// When set, every append wakes listeners of this channel (`LISTEN`) on commit, with the
+        /// partition as payload. Consumers and workers use it to react at once instead of polling.
+        public var notifyChannel: String?
 
-        public init(databaseTarget: String = "the configured database") {
+        public init(databaseTarget: String = "the configured database", notifyChannel: String? = nil) {
             self.databaseTarget = databaseTarget
+            self.notifyChannel = notifyChannel
         }
+
+        /// The channel EventFleet's consumers listen on by default.
+        public static let defaultNotifyChannel = "eventfleet_appended"
     }
 
     /// The client all queries go through.
@@ -42,8 +49,11 @@ public struct PostgresEventStore: EventStore {
     }
 
     /// A store whose connection errors name the configured host and port.
-    public init(client: PostgresClient, configuration: DatabaseConfiguration, logger: Logger = Logger(label: "eventfleet.store")) {
-        self.init(client: client, options: Options(databaseTarget: configuration.target), logger: logger)
+    public init(
+        client: PostgresClient, configuration: DatabaseConfiguration, notifyChannel: String? = nil,
+        logger: Logger = Logger(label: "eventfleet.store")
+    ) {
+        self.init(client: client, options: Options(databaseTarget: configuration.target, notifyChannel: notifyChannel), logger: logger)
     }
 
     /// Runs a database call, mapping its errors to ``EventStoreError``.

@@ -126,45 +126,6 @@ struct CLITests {
     }
 }
 
-struct ProcessOutput: Sendable {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
-
-/// The built `eventfleet` binary: beside the test bundle in SwiftPM's build folder.
-let eventfleetBinary: URL = {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-    while directory.path != "/" {
-        let candidate = directory.appendingPathComponent("eventfleet")
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        directory.deleteLastPathComponent()
-    }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent(".build/debug/eventfleet")
-}()
-
 func eventfleet(_ arguments: [String], url: String) async throws -> ProcessOutput {
-    let process = Process()
-    process.executableURL = eventfleetBinary
-    process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["DATABASE_URL"] = url
-    process.environment = environment
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
-    async let stdout = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-    async let stderr = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-    let (outData, errData) = await (stdout, stderr)
-    process.waitUntilExit()
-    return ProcessOutput(
-        status: process.terminationStatus,
-        stdout: String(decoding: outData, as: UTF8.self),
-        stderr: String(decoding: errData, as: UTF8.self)
-    )
+    try await runProcess(try builtProduct("eventfleet"), arguments: arguments, environment: childEnvironment(url: url))
 }

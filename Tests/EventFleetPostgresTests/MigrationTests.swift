@@ -118,7 +118,7 @@ struct DatabaseConfigurationTests {
 
     @Test("a refused port fails fast with a connection error naming the target")
     func refusedPort() async throws {
-        var configuration = try DatabaseConfiguration(url: TestDatabase.baseURL)
+        var configuration = try DatabaseConfiguration(url: TestDatabase.baseURL())
         configuration.port = 1
         let clock = ContinuousClock()
         let start = clock.now
@@ -135,7 +135,7 @@ struct DatabaseConfigurationTests {
 
     @Test("a wrong password is a connection error, not a crash")
     func wrongPassword() async throws {
-        var configuration = try DatabaseConfiguration(url: TestDatabase.baseURL)
+        var configuration = try DatabaseConfiguration(url: TestDatabase.baseURL())
         configuration.password = "definitely-wrong"
         let error = await #expect(throws: EventStoreError.self) {
             try await configuration.checkConnection()

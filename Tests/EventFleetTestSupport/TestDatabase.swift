@@ -27,16 +27,17 @@ public enum TestDatabase {
     public static let logger = Logger(label: "eventfleet.tests")
 
     /// The base URL. Tests fail, not skip, without it: they are the point of the suite.
-    public static var baseURL: String {
+    public static func baseURL() throws -> String {
         guard let url = ProcessInfo.processInfo.environment["DATABASE_URL"], !url.isEmpty else {
-            fatalError("DATABASE_URL is not set: run the tests with scripts/test, which starts PostgreSQL and sets it")
+            throw MissingDatabase()
         }
         return url
     }
 
     /// The base URL with `schema=NAME` added.
     public static func url(schema: String) -> String {
-        baseURL + (baseURL.contains("?") ? "&" : "?") + "schema=\(schema)"
+        let base = (try? baseURL()) ?? ""
+        return base + (base.contains("?") ? "&" : "?") + "schema=\(schema)"
     }
 
     public static func connect(_ configuration: DatabaseConfiguration) async throws -> PostgresConnection {
@@ -61,7 +62,7 @@ public enum TestDatabase {
         _ body: @Sendable (TestSchema) async throws -> T
     ) async throws -> T {
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let admin = try await connect(try DatabaseConfiguration(url: baseURL))
+        let admin = try await connect(try DatabaseConfiguration(url: baseURL()))
         do {
             try await admin.query("CREATE SCHEMA \(unescaped: name)", logger: logger)
         } catch {
@@ -104,5 +105,12 @@ public enum StoreKind: String, CaseIterable, Sendable {
         case .inMemory: try await body(InMemoryEventStore())
         case .postgres: try await TestDatabase.withSchema { try await body($0.store) }
         }
+    }
+}
+
+/// Thrown by every database test when `DATABASE_URL` is missing.
+public struct MissingDatabase: Error, CustomStringConvertible {
+    public var description: String {
+        "DATABASE_URL is not set: run the tests with scripts/test, which starts PostgreSQL and sets it"
     }
 }

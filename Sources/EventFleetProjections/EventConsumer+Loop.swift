@@ -1,0 +1,221 @@
+import EventFleetCore
+import EventFleetPostgres
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+extension EventConsumer {
+    /// Polls the global log while this instance holds the lease; stands by while another does.
+    func loop() async throws {
+        var lease: ConsumerLease?
+        var idleWait = configuration.pollInterval
+        var heldBackWait = Duration.milliseconds(5)
+        var transientFailures = 0
+        defer {
+            progress.withLock {
+                $0.isLeader = false
+                $0.checkpoint = nil
+            }
+        }
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                guard let current = try await ensureLease(lease) else {
+                    lease = nil
+                    await wakeup.wait(timeout: configuration.leaseDuration / 3)
+                    continue
+                }
+                lease = current
+                let batch = try await store.readAll(
+                    after: current.checkpoint,
+                    options: ReadAllOptions(
+                        scope: configuration.scope, batchSize: configuration.batchSize, types: registry.eventTypes.map { Array($0) }
+                    )
+                )
+                transientFailures = 0
+                logger.trace("polled", metadata: ["eventfleet.events": "\(batch.messages.count)", "eventfleet.held_back": "\(batch.isHeldBack)"])
+                if batch.messages.isEmpty {
+                    if batch.isHeldBack {
+                        // Events wait behind an open transaction, which ends without a notification.
+                        heldBackWait = min(heldBackWait * 2, .seconds(1))
+                        await wakeup.wait(timeout: min(heldBackWait, idleWait))
+                    } else {
+                        heldBackWait = .milliseconds(5)
+                        await wakeup.wait(timeout: idleWait)
+                        idleWait = min(idleWait * 2, configuration.maxPollInterval)
+                    }
+                    continue
+                }
+                heldBackWait = .milliseconds(5)
+                idleWait = configuration.pollInterval
+                let checkpoint = try await process(batch, lease: current)
+                lease?.checkpoint = checkpoint
+                progress.withLock { $0.checkpoint = checkpoint }
+            } catch let error as ProjectionError {
+                guard case .leaseLost = error else { throw error }
+                logger.warning("lost the lease to another instance; standing by")
+                lease = nil
+                progress.withLock {
+                    $0.isLeader = false
+                    $0.checkpoint = nil
+                }
+            } catch is CancellationError {
+                break
+            } catch where Self.isTransient(error) {
+                transientFailures += 1
+                let delay = RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(5)).delay(beforeRetry: min(transientFailures, 10))
+                logger.warning(
+                    "database unavailable; retrying",
+                    metadata: ["eventfleet.error": "\(error)", "eventfleet.retry_in": "\(delay)"]
+                )
+                await wakeup.wait(timeout: delay)
+            }
+        }
+        if let lease {
+            await releaseLease(lease)
+        }
+    }
+
+    /// The lease to work under: the current one (renewed when a third of it has passed), a newly
+    /// acquired one, or `nil` while another instance holds it.
+    private func ensureLease(_ lease: ConsumerLease?) async throws -> ConsumerLease? {
+        if var lease {
+            guard ContinuousClock.now - lease.renewedAt >= configuration.leaseDuration / 3 else { return lease }
+            if try await renewLease(lease) {
+                lease.renewedAt = .now
+                return lease
+            }
+            logger.warning("lost the lease to another instance; standing by")
+            progress.withLock {
+                $0.isLeader = false
+                $0.checkpoint = nil
+            }
+            return nil
+        }
+        guard let acquired = try await acquireLease() else { return nil }
+        progress.withLock {
+            $0.isLeader = true
+            $0.checkpoint = acquired.checkpoint
+        }
+        logger.info(
+            "consumer active",
+            metadata: ["eventfleet.checkpoint": "\(acquired.checkpoint)", "eventfleet.fencing_token": "\(acquired.fencingToken)"]
+        )
+        return acquired
+    }
+
+    /// Commits the batch in one transaction; when a handler fails, goes through the events one by
+    /// one to retry (and, per policy, stop on or dead-letter) exactly the failing event.
+    ///
+    /// - Returns: The checkpoint after the last committed event.
+    private func process(_ batch: GlobalLogBatch, lease: ConsumerLease) async throws -> GlobalCheckpoint {
+        do {
+            try await commit(batch.messages, from: lease.checkpoint, to: batch.checkpoint, lease: lease)
+            return batch.checkpoint
+        } catch where Self.isHandlerFailure(error) {
+            logger.debug("a handler failed in a batch; retrying event by event", metadata: ["eventfleet.error": "\(error)"])
+        }
+        var checkpoint = lease.checkpoint
+        for message in batch.messages {
+            checkpoint = try await processOne(message, from: checkpoint, lease: lease)
+        }
+        return checkpoint
+    }
+
+    private func processOne(_ message: RecordedMessage, from: GlobalCheckpoint, lease: ConsumerLease) async throws -> GlobalCheckpoint {
+        let policy = configuration.failurePolicy
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                try await commit([message], from: from, to: message.checkpoint, lease: lease)
+                return message.checkpoint
+            } catch where Self.isHandlerFailure(error) {
+                let metadata: Logger.Metadata = [
+                    "eventfleet.stream_id": "\(message.streamId)", "eventfleet.partition": "\(message.partition)",
+                    "eventfleet.stream_position": "\(message.streamPosition)", "eventfleet.attempt": "\(attempt)",
+                    "eventfleet.error": "\(error)",
+                ]
+                if attempt < policy.maxAttempts {
+                    logger.warning("handler failed; retrying", metadata: metadata)
+                    try await Task.sleep(for: policy.backoff.delay(beforeRetry: attempt))
+                    continue
+                }
+                switch policy.whenExhausted {
+                case .stop:
+                    logger.error("handler failed; stopping the consumer", metadata: metadata)
+                    throw ProjectionError.handlerFailed(
+                        consumer: configuration.name, streamId: message.streamId, partition: message.partition,
+                        streamPosition: message.streamPosition, attempts: attempt, error: String(describing: error)
+                    )
+                case .deadLetter:
+                    logger.error("handler failed; parking the event in ef_dead_letters", metadata: metadata)
+                    try await deadLetter(message, error: error, attempts: attempt, from: from, lease: lease)
+                    return message.checkpoint
+                }
+            }
+        }
+    }
+
+    /// Runs every projection on `messages` and moves the checkpoint, all in one transaction.
+    private func commit(_ messages: [RecordedMessage], from: GlobalCheckpoint, to: GlobalCheckpoint, lease: ConsumerLease) async throws {
+        try await inTransaction { context in
+            for projection in registry.projections {
+                let handled = messages.filter { projection.handles($0.type) }
+                if !handled.isEmpty {
+                    try await projection.handle(handled, context: context)
+                }
+            }
+            try await advanceCheckpoint(from: from, to: to, lease: lease, on: context.connection)
+        }
+        await configuration.onCommit?(to, messages.count)
+    }
+
+    private func deadLetter(
+        _ message: RecordedMessage, error: any Error, attempts: Int, from: GlobalCheckpoint, lease: ConsumerLease
+    ) async throws {
+        try await inTransaction { context in
+            let query: PostgresQuery = """
+                INSERT INTO ef_dead_letters (subscription_id, scope, partition, stream_id, stream_position, global_position,
+                                             transaction_id, message_id, message_type, error, attempts)
+                VALUES (\(configuration.name), \(configuration.scopeKey), \(message.partition), \(message.streamId),
+                        \(message.streamPosition), \(message.globalPosition), \(String(message.transactionId))::xid8,
+                        \(message.messageId), \(message.type), \(String(describing: error)), \(attempts))
+                """
+            for try await _ in try await context.connection.query(query, logger: logger) {}
+            try await advanceCheckpoint(from: from, to: message.checkpoint, lease: lease, on: context.connection)
+        }
+        await configuration.onCommit?(message.checkpoint, 1)
+    }
+
+    /// Runs `body` in a transaction; driver errors come out as ``EventStoreError``, a handler's own
+    /// errors unchanged.
+    private func inTransaction(_ body: (ProjectionContext) async throws -> Void) async throws {
+        do {
+            try await store.client.withTransaction(logger: logger) { connection in
+                try await body(ProjectionContext(connection: connection, store: store, logger: logger))
+            }
+        } catch {
+            let unwrapped = PostgresErrorMapping.unwrap(error)
+            if unwrapped is PSQLError {
+                throw PostgresErrorMapping.map(unwrapped, operation: "consume", target: store.options.databaseTarget)
+            }
+            throw unwrapped
+        }
+    }
+
+    /// Errors that say the database is unreachable or restarting, not that a handler is wrong.
+    static func isTransient(_ error: any Error) -> Bool {
+        switch error as? EventStoreError {
+        case .connectionFailed: return true
+        case .database(_, let sqlState?, _):
+            return ["08", "57P", "53", "40"].contains { sqlState.hasPrefix($0) }
+        default: return false
+        }
+    }
+
+    static func isHandlerFailure(_ error: any Error) -> Bool {
+        if error is CancellationError || isTransient(error) { return false }
+        if case .leaseLost = error as? ProjectionError { return false }
+        return true
+    }
+}

@@ -1,0 +1,53 @@
+import EventFleetCore
+import EventFleetPostgres
+import Logging
+import PostgresNIO
+
+/// What a projection's handler works with: a connection inside the transaction that also records
+/// the consumer's checkpoint, so the handler's writes and the checkpoint commit together.
+public struct ProjectionContext: Sendable {
+    /// The connection of the open transaction. Do not commit or roll back on it.
+    public let connection: PostgresConnection
+    /// The store, for reads inside the transaction (pass `connection`).
+    public let store: PostgresEventStore
+    public let logger: Logger
+
+    public init(connection: PostgresConnection, store: PostgresEventStore, logger: Logger) {
+        self.connection = connection
+        self.store = store
+        self.logger = logger
+    }
+}
+
+/// A read-model builder the event consumer feeds, in the consumer's transaction.
+public protocol Projection: Sendable {
+    /// A stable name, used in logs, errors and the CLI.
+    var name: String { get }
+    /// The event types it handles; `nil` for all.
+    var eventTypes: Set<String>? { get }
+    /// Checks at start that the database fits the projection (tables, columns, keys).
+    ///
+    /// - Throws: ``ProjectionError/misconfigured(projection:table:problems:)`` naming what is missing.
+    func validate(on connection: PostgresConnection, logger: Logger) async throws
+    /// Applies events, in global-log order, inside the consumer's transaction.
+    func handle(_ messages: [RecordedMessage], context: ProjectionContext) async throws
+}
+
+extension Projection {
+    /// Whether it handles events of `type`.
+    public func handles(_ type: String) -> Bool {
+        eventTypes?.contains(type) ?? true
+    }
+}
+
+/// A projection that keeps one row per stream and can be brought up to date stream by stream,
+/// which is what the projection runner and the fleet's jobs do.
+public protocol StreamProjection: Projection {
+    /// Applies the stream's events after the row's `last_stream_position`, up to `position` (or the
+    /// end), at most `batchSize` of them, in the transaction of `context`.
+    ///
+    /// - Returns: How many events were applied (0 when the row was already there).
+    func project(
+        streamId: String, partition: String, upTo position: Int64?, batchSize: Int, context: ProjectionContext
+    ) async throws -> Int
+}

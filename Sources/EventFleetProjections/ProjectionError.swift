@@ -1,0 +1,40 @@
+/// Errors of projections, the runner and the consumer.
+public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A table or column name from configuration is not a plain identifier.
+    case invalidIdentifier(String, kind: String, reason: String)
+    /// The read-model table does not fit the projection; `problems` lists what is missing.
+    case misconfigured(projection: String, table: String, problems: [String])
+    /// A stream's events did not continue at the row's `last_stream_position + 1`.
+    case positionGap(projection: String, streamId: String, partition: String, expected: Int64, found: Int64)
+    /// A handler kept failing on an event and the consumer's policy is to stop.
+    case handlerFailed(consumer: String, streamId: String, partition: String, streamPosition: Int64, attempts: Int, error: String)
+    /// Another instance holds the consumer's lease (or took it over): this one must not write.
+    case leaseLost(consumer: String, scope: String)
+    /// No projection with that name is registered.
+    case unknownProjection(String, known: [String])
+    /// `whenCaughtUp` ran out of time.
+    case timedOut(consumer: String, after: Duration)
+    /// The consumer stopped with an error before catching up.
+    case consumerStopped(consumer: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .invalidIdentifier(let name, let kind, let reason):
+            "invalid \(kind) name '\(name)': \(reason)"
+        case .misconfigured(let projection, let table, let problems):
+            "projection '\(projection)' cannot use table \(table): \(problems.joined(separator: "; "))"
+        case .positionGap(let projection, let streamId, let partition, let expected, let found):
+            "projection '\(projection)' expected stream '\(streamId)' in partition '\(partition)' to continue at position \(expected) but found \(found)"
+        case .handlerFailed(let consumer, let streamId, let partition, let position, let attempts, let error):
+            "consumer '\(consumer)' stopped: the handler failed \(attempts) times on position \(position) of stream '\(streamId)' in partition '\(partition)': \(error)"
+        case .leaseLost(let consumer, let scope):
+            "consumer '\(consumer)' (scope \(scope)) lost its lease to another instance"
+        case .unknownProjection(let name, let known):
+            "no projection named '\(name)'; known: \(known.joined(separator: ", "))"
+        case .timedOut(let consumer, let after):
+            "consumer '\(consumer)' did not catch up within \(after)"
+        case .consumerStopped(let consumer, let reason):
+            "consumer '\(consumer)' stopped: \(reason)"
+        }
+    }
+}

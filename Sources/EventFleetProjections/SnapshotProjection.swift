@@ -1,0 +1,114 @@
+import EventFleetCore
+import EventFleetPostgres
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A read-model row per stream holding the state the write model's own `evolve` produces.
+///
+/// The row has the user's key columns, the snapshot columns (`stream_id`, `partition`,
+/// `last_stream_position`, `last_global_position`, `snapshot jsonb`) and optional denormalized
+/// columns from ``mapToColumns``. The table needs a unique constraint on the key columns and an
+/// index on `(partition, stream_id)`; ``validate(on:logger:)`` checks both at start.
+///
+/// > Important: Each event applies exactly once in effect: the row is locked, events must continue
+/// > at `last_stream_position + 1`, and the row and its positions are written in one statement of
+/// > the caller's transaction.
+public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamProjection {
+    public let name: String
+    public let table: SQLIdentifier
+    public let keyColumns: [SQLIdentifier]
+    public let columns: [SQLIdentifier]
+    public let eventTypes: Set<String>?
+    let key: @Sendable (RecordedEvent<E>, String) -> [SQLValue]
+    let evolve: @Sendable (State, E) -> State
+    let initialState: @Sendable () -> State
+    let mapToColumns: (@Sendable (State) -> [String: SQLValue])?
+
+    /// - Parameters:
+    ///   - name: A stable name for logs, errors, jobs and the CLI.
+    ///   - table: The read-model table (`name` or `schema.name`).
+    ///   - keyColumns: The columns of the table's unique key.
+    ///   - eventTypes: The handled types; all of `E`'s by default. Other events of the stream only
+    ///     advance `last_stream_position`.
+    ///   - key: The key values, in `keyColumns` order, from any event of the stream and its partition.
+    ///   - evolve: The write model's evolve.
+    ///   - initialState: The write model's initial state.
+    ///   - columns: The denormalized columns `mapToColumns` fills.
+    ///   - mapToColumns: Values for `columns`; a missing entry writes NULL.
+    /// - Throws: ``ProjectionError/invalidIdentifier(_:kind:reason:)`` for a bad table or column name.
+    public init(
+        name: String,
+        table: String,
+        keyColumns: [String],
+        eventTypes: Set<String>? = nil,
+        key: @escaping @Sendable (RecordedEvent<E>, String) -> [SQLValue],
+        evolve: @escaping @Sendable (State, E) -> State,
+        initialState: @escaping @Sendable () -> State,
+        columns: [String] = [],
+        mapToColumns: (@Sendable (State) -> [String: SQLValue])? = nil
+    ) throws {
+        self.name = name
+        self.table = try SQLIdentifier(table, kind: "table")
+        guard !keyColumns.isEmpty else {
+            throw ProjectionError.misconfigured(projection: name, table: table, problems: ["no key columns given"])
+        }
+        self.keyColumns = try keyColumns.map { try SQLIdentifier($0, kind: "key column") }
+        self.columns = try columns.map { try SQLIdentifier($0, kind: "column") }
+        for column in self.keyColumns + self.columns where column.parts.count != 1 {
+            throw ProjectionError.invalidIdentifier(column.description, kind: "column", reason: "must not be qualified")
+        }
+        self.eventTypes = eventTypes ?? Set(E.cases.map(\.eventType))
+        self.key = key
+        self.evolve = evolve
+        self.initialState = initialState
+        self.mapToColumns = mapToColumns
+    }
+
+    /// The columns every snapshot table has.
+    static var snapshotColumns: [String] {
+        ["stream_id", "partition", "last_stream_position", "last_global_position", "snapshot"]
+    }
+
+    public func handle(_ messages: [RecordedMessage], context: ProjectionContext) async throws {
+        // Bring each stream's row up to the last of its events in the batch, in first-seen order.
+        var targets: [StreamKey: Int64] = [:]
+        var order: [StreamKey] = []
+        for message in messages where handles(message.type) {
+            let key = StreamKey(partition: message.partition, streamId: message.streamId)
+            if targets[key] == nil { order.append(key) }
+            targets[key] = max(targets[key] ?? 0, message.streamPosition)
+        }
+        for key in order {
+            var applied = 0
+            repeat {
+                applied = try await project(
+                    streamId: key.streamId, partition: key.partition, upTo: targets[key], batchSize: 1_000, context: context
+                )
+            } while applied == 1_000
+        }
+    }
+
+    /// The current state of a stream's row, or `nil` when there is none.
+    public func load(streamId: String, partition: String, on connection: PostgresConnection, logger: Logger) async throws -> (state: State, lastStreamPosition: Int64)? {
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT last_stream_position, snapshot::text FROM \(table.quoted) WHERE partition = $1 AND stream_id = $2",
+            binds: Self.binds(partition, streamId)
+        )
+        for try await (position, snapshot) in try await connection.query(query, logger: logger).decode((Int64, String).self) {
+            return (try JSONDecoder().decode(State.self, from: Data(snapshot.utf8)), position)
+        }
+        return nil
+    }
+
+    static func binds(_ values: String...) -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values { bindings.append(value) }
+        return bindings
+    }
+}
+
+struct StreamKey: Hashable {
+    var partition: String
+    var streamId: String
+}

@@ -1,0 +1,79 @@
+import Dispatch
+import Foundation
+
+/// What a finished child process left behind.
+public struct ProcessOutput: Sendable {
+    /// The exit status, or the signal number when it was killed.
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+/// Runs an executable to its end.
+///
+/// The blocking reads and the wait happen on threads of their own. On Linux both Swift's
+/// cooperative pool and Dispatch's global queues run on the same few threads (two here), so a
+/// blocking call on either would stall every test in the process.
+public func runProcess(_ executable: URL, arguments: [String] = [], environment: [String: String]) async throws -> ProcessOutput {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = arguments
+            process.environment = environment
+            let out = Pipe()
+            let err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = FileHandle.nullDevice
+            do {
+                try process.run()
+            } catch {
+                continuation.resume(throwing: error)
+                return
+            }
+            // Drain both pipes at once so a chatty child never blocks on a full pipe.
+            let stdout = DataBox()
+            let reading = DispatchGroup()
+            reading.enter()
+            Thread.detachNewThread {
+                stdout.data = out.fileHandleForReading.readDataToEndOfFile()
+                reading.leave()
+            }
+            let stderr = err.fileHandleForReading.readDataToEndOfFile()
+            reading.wait()
+            process.waitUntilExit()
+            continuation.resume(
+                returning: ProcessOutput(
+                    status: process.terminationStatus,
+                    stdout: String(decoding: stdout.data, as: UTF8.self),
+                    stderr: String(decoding: stderr, as: UTF8.self)
+                )
+            )
+        }
+    }
+}
+
+/// An executable SwiftPM built beside the test bundle (`eventfleet`, the fixtures).
+public func builtProduct(_ name: String) throws -> URL {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+    while directory.path != "/" {
+        let candidate = directory.appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        directory.deleteLastPathComponent()
+    }
+    throw TimedOut(description: "\(name) is not built; run the tests with scripts/test")
+}
+
+/// This process's environment with `DATABASE_URL` and `extra` set.
+public func childEnvironment(url: String, _ extra: [String: String] = [:]) -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    environment["DATABASE_URL"] = url
+    environment.merge(extra) { $1 }
+    return environment
+}
+
+/// Written by one reader thread, read after `DispatchGroup.wait()`, which orders the two.
+private final class DataBox: @unchecked Sendable {
+    var data = Data()
+}
