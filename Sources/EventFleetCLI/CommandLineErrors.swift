@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventFleetCore
 import EventFleetPostgres
+import EventFleetProjections
 import Foundation
 
 /// Exit codes of the `eventfleet` commands.
@@ -45,6 +46,12 @@ public enum CommandLineRunner {
         case let error as MigrationError:
             message = "error: \(error)"
             code = EventFleetExitCode.failure
+        case let error as ProjectionError:
+            message = "error: \(error)"
+            switch error {
+            case .invalidIdentifier, .unknownProjection: code = EventFleetExitCode.invalidInput
+            default: code = EventFleetExitCode.failure
+            }
         case let error as ExitCode:
             return error.rawValue
         default:

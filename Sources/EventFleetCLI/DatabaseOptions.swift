@@ -34,7 +34,11 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
     ) async throws -> T {
         let configuration = try configuration()
         try await configuration.checkConnection(logger: logger)
-        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: logger)
+        // The pool's own warnings would race with our errors (and warn that `run()` has not started
+        // yet when the first query beats the task that starts it); failures reach us as errors.
+        var backgroundLogger = logger
+        backgroundLogger.logLevel = .error
+        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: backgroundLogger)
         let store = PostgresEventStore(client: client, configuration: configuration, logger: logger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {

@@ -3,6 +3,7 @@ import CartsExample
 import EventFleetCLI
 import EventFleetCore
 import EventFleetPostgres
+import EventFleetProjections
 import Foundation
 import Logging
 
@@ -16,7 +17,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
     @Option(help: "Comma-separated tenants (partitions).") var tenants: String = "acme,globex,initech"
-    @Option(help: "Carts per tenant.") var carts: Int = 2
+    @Option(help: "Carts per tenant.") var carts: Int = 3
 
     func validate() throws {
         guard carts > 0 else { throw ValidationError("--carts must be positive") }
@@ -30,13 +31,16 @@ struct DemoCommand: AsyncParsableCommand {
         let carts = self.carts
         let runId = String(UUID().uuidString.prefix(8)).lowercased()
         try await database.withStore(logger: Logger(label: "eventfleet.demo")) { store in
-            try await MigrationRunner(client: store.client, databaseTarget: store.options.databaseTarget).migrate()
+            try await CartsReadModel.migrate(client: store.client)
             let handler = CartCommandHandler.carts()
+            let projection = try CartsReadModel.projection()
+            let runner = ProjectionRunner(store: store)
             for tenant in tenants {
                 print("== tenant \(tenant)")
                 for index in 1...carts {
                     let cartId = "\(runId)-\(index)"
                     let streamId = cartStreamId(cartId)
+                    print("-- stream \(streamId)")
                     for command in Self.script(tenant: tenant, cartId: cartId, index: index) {
                         do {
                             _ = try await handler.handle(command, streamId: streamId, in: store, partition: tenant)
@@ -45,6 +49,8 @@ struct DemoCommand: AsyncParsableCommand {
                         }
                     }
                     try await printStream(streamId, tenant: tenant, store: store)
+                    let projected = try await runner.projectEvents(projection, streamId: streamId, partition: tenant)
+                    print("   carts row: \(try await Self.describeRow(streamId, tenant: tenant, store: store)) (\(projected.eventsProcessed) events projected)")
                 }
             }
         }
@@ -67,7 +73,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     private func printStream(_ streamId: String, tenant: String, store: PostgresEventStore) async throws {
         let events = try await store.readStream(streamId, as: CartEvent.self, options: ReadStreamOptions(partition: tenant))
-        print("-- stream \(streamId) (version \(events.currentStreamVersion))")
+        print("   events (version \(events.currentStreamVersion)):")
         for recorded in events.events {
             let data = String(decoding: recorded.message.data, as: UTF8.self)
             print("   \(recorded.message.streamPosition). \(recorded.event.eventType) \(data)")
@@ -77,6 +83,20 @@ struct DemoCommand: AsyncParsableCommand {
             evolve: CartState.evolve, initialState: CartState.initialState
         ).state
         print("   state: \(Self.describe(state))")
+    }
+
+    /// The `carts` read-model row the projection wrote.
+    static func describeRow(_ streamId: String, tenant: String, store: PostgresEventStore) async throws -> String {
+        let rows = try await store.client.query(
+            """
+            SELECT currency, total, order_id, is_checked_out, is_cancelled, last_stream_position
+              FROM carts WHERE partition = \(tenant) AND stream_id = \(streamId)
+            """
+        )
+        for try await (currency, total, orderId, checkedOut, cancelled, position) in rows.decode((String?, Int64?, String?, Bool, Bool, Int64).self) {
+            return "currency \(currency ?? "-"), total \(total ?? 0), order \(orderId ?? "-"), checked out \(checkedOut), cancelled \(cancelled), at position \(position)"
+        }
+        return "none"
     }
 
     static func describe(_ state: CartState) -> String {

@@ -1,5 +1,8 @@
 import ArgumentParser
+import CartsExample
 import EventFleetCLI
+import EventFleetPostgres
+import EventFleetProjections
 import Foundation
 import Logging
 
@@ -9,8 +12,22 @@ struct EventFleetCommand: AsyncParsableCommand {
         commandName: "eventfleet",
         abstract: "EventFleet: an event store on PostgreSQL and the tools to run it.",
         discussion: "The database comes from --database-url or DATABASE_URL. Exit codes: 0 success, 2 invalid input, 3 version conflict, 1 anything else.",
-        subcommands: [MigrateCommand.self, AppendCommand.self, ReadCommand.self, DemoCommand.self]
+        subcommands: [
+            MigrateCommand<CartsMigrations>.self, AppendCommand.self, ReadCommand.self,
+            ProjectCommand<CartsProjections>.self, DemoCommand.self,
+        ]
     )
+}
+
+/// The example domain's projections, for the commands that run them.
+enum CartsProjections: ProjectionsProvider {
+    static func registry() throws -> ProjectionRegistry { try CartsReadModel.registry() }
+}
+
+/// The example domain's migrations, applied after the library's by `eventfleet migrate`.
+enum CartsMigrations: MigrationsProvider {
+    static let component = CartsReadModel.migrationComponent
+    static var migrations: [Migration] { CartsReadModel.migrations }
 }
 
 @main

@@ -116,12 +116,37 @@ struct CLITests {
         #expect(run.stderr.contains("port"), "\(run.stderr)")
     }
 
-    @Test("migrate reports that everything is applied")
+    @Test("migrate applies the example's migrations after the library's, once")
     func migrate() async throws {
         try await TestDatabase.withSchema { schema in
-            let run = try await eventfleet(["migrate"], url: schema.url)
+            let first = try await eventfleet(["migrate"], url: schema.url)
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout.contains("eventfleet: migrations up to date"))
+            #expect(first.stdout.contains("carts-example: applied migrations 1"))
+            let second = try await eventfleet(["migrate"], url: schema.url)
+            #expect(second.stdout.contains("carts-example: migrations up to date"))
+        }
+    }
+
+    @Test("project runs the carts projection for one stream and reports what it did")
+    func project() async throws {
+        try await TestDatabase.withSchema { schema in
+            _ = try await eventfleet(["migrate"], url: schema.url)
+            let append = try await eventfleet(
+                ["append", "--stream", "cart-1", "--partition", "acme", "--type", "CartCreated",
+                 "--data", #"{"tenantId":"acme","cartId":"1","currency":"EUR"}"#],
+                url: schema.url
+            )
+            #expect(append.status == 0, "\(append.stderr)")
+            let run = try await eventfleet(["project", "--stream", "cart-1", "--partition", "acme"], url: schema.url)
             #expect(run.status == 0, "\(run.stderr)")
-            #expect(run.stdout.contains("up to date"))
+            #expect(run.stdout.contains("carts: applied 1 events in 1 batches"), "\(run.stdout)")
+            #expect(run.stdout.contains("at version 1"))
+            let again = try await eventfleet(["project", "--stream", "cart-1", "--partition", "acme", "--projection", "carts"], url: schema.url)
+            #expect(again.stdout.contains("carts: applied 0 events"), "\(again.stdout)")
+            let unknown = try await eventfleet(["project", "--stream", "cart-1", "--projection", "nope"], url: schema.url)
+            #expect(unknown.status == 2)
+            #expect(unknown.stderr.contains("no projection named 'nope'"))
         }
     }
 }
