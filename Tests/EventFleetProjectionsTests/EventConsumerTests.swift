@@ -6,6 +6,7 @@ import EventFleetTestSupport
 import Foundation
 import PostgresNIO
 import Synchronization
+import ServiceLifecycle
 import Testing
 
 @Suite("Event consumer")
@@ -262,5 +263,30 @@ actor Gate {
         isOpen = true
         for waiter in waiters { waiter.resume() }
         waiters.removeAll()
+    }
+}
+
+@Suite("Event consumer lifecycle")
+struct EventConsumerLifecycleTests {
+    @Test("graceful shutdown through a ServiceGroup ends run() and releases the lease for a standby")
+    func gracefulShutdown() async throws {
+        try await withCartsSchema { schema in
+            let consumer = EventConsumer(configuration: consumerConfiguration("graceful"), store: schema.store, registry: try CartsReadModel.registry())
+            let group = ServiceGroup(
+                configuration: ServiceGroupConfiguration(services: [consumer], logger: TestDatabase.logger)
+            )
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await waitUntil("active") { consumer.isActive }
+                try await schema.store.appendToStream(cartStreamId("g"), events: [CartEvent.created(CartCreated(tenantId: "default", cartId: "g", currency: "EUR"))])
+                try await consumer.whenCaughtUp()
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            #expect(!consumer.isActive)
+            let owners = try await schema.client.query("SELECT owner FROM ef_subscriptions WHERE subscription_id = 'graceful'").decode(String?.self)
+            for try await owner in owners { #expect(owner == nil, "the lease was released, so a standby takes over at once") }
+            #expect(try await cartRows(schema).count == 1)
+        }
     }
 }
