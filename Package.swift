@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "EventFleetCore", targets: ["EventFleetCore"]),
         .library(name: "EventFleetPostgres", targets: ["EventFleetPostgres"]),
         .library(name: "EventFleetProjections", targets: ["EventFleetProjections"]),
+        .library(name: "EventFleetJobs", targets: ["EventFleetJobs"]),
         .library(name: "EventFleetCLI", targets: ["EventFleetCLI"]),
         .library(name: "CartsExample", targets: ["CartsExample"]),
         .executable(name: "eventfleet", targets: ["eventfleet"]),
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         .target(
@@ -48,6 +50,19 @@ let package = Package(
                 "EventFleetPostgres",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "EventFleetJobs",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                "EventFleetProjections",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -129,6 +144,20 @@ let package = Package(
                 "EventFleetTestSupport",
                 "CartsExample",
                 "ConsumerFixture",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventFleetJobsTests",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                "EventFleetProjections",
+                "EventFleetJobs",
+                "EventFleetTestSupport",
+                "CartsExample",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -9,6 +9,17 @@ package enum PostgresErrorMapping {
         (unwrap(error) as? PSQLError)?.serverInfo?[.sqlState]
     }
 
+    /// Whether a (mapped) error says the database is unreachable or restarting, or the transaction
+    /// lost a serialization race: worth retrying later, not a bug in the caller's code.
+    package static func isTransient(_ error: any Error) -> Bool {
+        switch error as? EventStoreError {
+        case .connectionFailed: return true
+        case .database(_, let sqlState?, _):
+            return ["08", "57P", "53", "40"].contains { sqlState.hasPrefix($0) }
+        default: return false
+        }
+    }
+
     /// Unwraps `PostgresTransactionError` to the error that caused it.
     package static func unwrap(_ error: any Error) -> any Error {
         if let transactionError = error as? PostgresTransactionError {

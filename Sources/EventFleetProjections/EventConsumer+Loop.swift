@@ -205,12 +205,7 @@ extension EventConsumer {
 
     /// Errors that say the database is unreachable or restarting, not that a handler is wrong.
     static func isTransient(_ error: any Error) -> Bool {
-        switch error as? EventStoreError {
-        case .connectionFailed: return true
-        case .database(_, let sqlState?, _):
-            return ["08", "57P", "53", "40"].contains { sqlState.hasPrefix($0) }
-        default: return false
-        }
+        PostgresErrorMapping.isTransient(error)
     }
 
     static func isHandlerFailure(_ error: any Error) -> Bool {

@@ -132,6 +132,7 @@ public final class EventConsumer: Service, Sendable {
     ///   when the failure policy is `.stop`.
     public func run() async throws {
         try validate()
+        progress.withLock { $0.stopped = nil }
         do {
             try await validateProjections()
             try await withThrowingTaskGroup(of: Void.self) { group in

@@ -48,7 +48,7 @@ extension SnapshotProjection {
                 for message in read.events where handles(message.type) {
                     guard let recorded = try message.decode(as: E.self, unknownTypes: .skip) else { continue }
                     keyEvent = keyEvent ?? recorded
-                    state = evolve(state, recorded.event)
+                    state = try evolve(state, recorded.event)
                 }
                 applied += read.events.count
                 last = read.events.last

@@ -21,7 +21,7 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     public let columns: [SQLIdentifier]
     public let eventTypes: Set<String>?
     let key: @Sendable (RecordedEvent<E>, String) -> [SQLValue]
-    let evolve: @Sendable (State, E) -> State
+    let evolve: @Sendable (State, E) throws -> State
     let initialState: @Sendable () -> State
     let mapToColumns: (@Sendable (State) -> [String: SQLValue])?
 
@@ -32,7 +32,8 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     ///   - eventTypes: The handled types; all of `E`'s by default. Other events of the stream only
     ///     advance `last_stream_position`.
     ///   - key: The key values, in `keyColumns` order, from any event of the stream and its partition.
-    ///   - evolve: The write model's evolve.
+    ///   - evolve: The write model's evolve. If it throws, the batch rolls back and the error
+    ///     reaches the runner, the consumer's failure policy or the job's retries.
     ///   - initialState: The write model's initial state.
     ///   - columns: The denormalized columns `mapToColumns` fills.
     ///   - mapToColumns: Values for `columns`; a missing entry writes NULL.
@@ -43,7 +44,7 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
         keyColumns: [String],
         eventTypes: Set<String>? = nil,
         key: @escaping @Sendable (RecordedEvent<E>, String) -> [SQLValue],
-        evolve: @escaping @Sendable (State, E) -> State,
+        evolve: @escaping @Sendable (State, E) throws -> State,
         initialState: @escaping @Sendable () -> State,
         columns: [String] = [],
         mapToColumns: (@Sendable (State) -> [String: SQLValue])? = nil

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// Wakes an idle loop early: `signal()` ends the current or next `wait(timeout:)`.
-final class Wakeup: Sendable {
+package final class Wakeup: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -9,9 +9,9 @@ final class Wakeup: Sendable {
 
     private let state = Mutex(State())
 
-    init() {}
+    package init() {}
 
-    func signal() {
+    package func signal() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -24,7 +24,7 @@ final class Wakeup: Sendable {
     }
 
     /// Returns after `timeout`, or earlier on a signal or cancellation.
-    func wait(timeout: Duration) async {
+    package func wait(timeout: Duration) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await Task.sleep(for: timeout) }
             group.addTask { await self.waitForSignal() }

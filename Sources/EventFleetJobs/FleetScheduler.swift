@@ -1,0 +1,140 @@
+import EventFleetCore
+import EventFleetPostgres
+import EventFleetProjections
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Follows the global log and enqueues one live job per (projection, partition, stream) with new
+/// events of a type the projection handles; the leader also rescues jobs of dead workers and prunes.
+///
+/// The scheduler is an ``EventConsumer``: its checkpoint moves in the same transaction as the
+/// enqueue, so a crash never loses or duplicates work, and its lease elects the leader among
+/// several schedulers: the others stand by and take over within ``Configuration/leaseDuration``.
+/// It needs no domain code: workers register their projections and event types in `ef_projections`.
+public final class FleetScheduler: Service, Sendable {
+    /// Settings of a scheduler.
+    public struct Configuration: Sendable {
+        /// The consumer name (and so the checkpoint and the leader lease) all schedulers share.
+        public var name = "eventfleet-scheduler"
+        /// Partitions to schedule for; one scheduler group can serve all.
+        public var scope: PartitionScope = .all
+        /// Events per transaction.
+        public var batchSize = 1_000
+        public var pollInterval: Duration = .milliseconds(20)
+        public var maxPollInterval: Duration = .milliseconds(500)
+        /// The store's `NOTIFY` channel for appends, to react at once.
+        public var notifyChannel: String? = PostgresEventStore.Options.defaultNotifyChannel
+        /// A dead leader is replaced after about this long.
+        public var leaseDuration: Duration = .seconds(5)
+        /// A worker whose heartbeat is older than this is declared dead and its jobs rescued.
+        public var heartbeatTimeout: Duration = .seconds(15)
+        /// How often the leader rescues and prunes.
+        public var maintenanceInterval: Duration = .seconds(1)
+        /// Per-minute job statistics older than this are deleted.
+        public var statisticsRetention: Duration = .seconds(24 * 3600)
+        /// Jobs enqueued by the scheduler get this many attempts.
+        public var maxAttempts: Int32 = 10
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    public let store: PostgresEventStore
+    public let queue: JobQueue
+    let consumer: EventConsumer
+    let logger: Logger
+    let metrics = JobMetrics()
+
+    public init(configuration: Configuration = Configuration(), store: PostgresEventStore, logger: Logger = Logger(label: "eventfleet.scheduler")) {
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+        let queue = JobQueue(client: store.client, databaseTarget: store.options.databaseTarget, logger: logger)
+        self.queue = queue
+        var consumerConfiguration = EventConsumer.Configuration(name: configuration.name, scope: configuration.scope)
+        consumerConfiguration.batchSize = configuration.batchSize
+        consumerConfiguration.pollInterval = configuration.pollInterval
+        consumerConfiguration.maxPollInterval = configuration.maxPollInterval
+        consumerConfiguration.notifyChannel = configuration.notifyChannel
+        consumerConfiguration.leaseDuration = configuration.leaseDuration
+        let scheduling = JobScheduling(queue: queue, maxAttempts: configuration.maxAttempts, metrics: metrics)
+        self.consumer = EventConsumer(configuration: consumerConfiguration, store: store, registry: ProjectionRegistry([scheduling]), logger: logger)
+    }
+
+    /// Whether this scheduler currently leads.
+    public var isLeader: Bool { consumer.isActive }
+
+    /// Waits until every event committed before the call has been turned into jobs.
+    public func whenCaughtUp(timeout: Duration = .seconds(30)) async throws {
+        try await consumer.whenCaughtUp(timeout: timeout)
+    }
+
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.consumer.run() }
+            group.addTask { await self.maintenanceLoop() }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// While leading: rescue the jobs of workers that stopped heartbeating, and prune statistics.
+    private func maintenanceLoop() async {
+        var lastPrune = ContinuousClock.now - .seconds(3600)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown {
+                try await Task.sleep(for: self.configuration.maintenanceInterval)
+            }
+            guard consumer.isActive, !Task.isCancelled else { continue }
+            do {
+                let rescue = try await queue.rescue(heartbeatTimeout: configuration.heartbeatTimeout)
+                if rescue.jobs > 0 || !rescue.workers.isEmpty {
+                    metrics.rescued.increment(by: rescue.jobs)
+                    logger.warning(
+                        "rescued jobs of workers that stopped heartbeating",
+                        metadata: ["eventfleet.workers": "\(rescue.workers)", "eventfleet.jobs": "\(rescue.jobs)"]
+                    )
+                }
+                if ContinuousClock.now - lastPrune > .seconds(60) {
+                    try await queue.prune(statisticsOlderThan: configuration.statisticsRetention)
+                    lastPrune = .now
+                }
+            } catch {
+                logger.warning("maintenance failed; retrying", metadata: ["eventfleet.error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// The scheduler's handler: turns a batch of the global log into jobs, in the consumer's transaction.
+struct JobScheduling: Projection {
+    let name = "eventfleet-job-scheduling"
+    let eventTypes: Set<String>? = nil
+    let queue: JobQueue
+    let maxAttempts: Int32
+    let metrics: JobMetrics
+
+    func validate(on connection: PostgresConnection, logger: Logger) async throws {}
+
+    func handle(_ messages: [RecordedMessage], context: ProjectionContext) async throws {
+        // Read in the same transaction, so a projection registered after this batch's events were
+        // written is scheduled from the next batch on, never half.
+        var projectionsByType: [String: [String]] = [:]
+        for try await (name, types) in try await context.connection.query(
+            "SELECT name, event_types FROM ef_projections ORDER BY name", logger: context.logger
+        ).decode((String, [String]).self) {
+            for type in types { projectionsByType[type, default: []].append(name) }
+        }
+        var requests: [JobRequest] = []
+        var seen = Set<[String]>()
+        for message in messages {
+            for projection in projectionsByType[message.type] ?? [] where seen.insert([projection, message.partition, message.streamId]).inserted {
+                requests.append(JobRequest(projection: projection, partition: message.partition, streamId: message.streamId, lane: .live, maxAttempts: maxAttempts))
+            }
+        }
+        let inserted = try await queue.enqueue(requests, on: context.connection, notify: !requests.isEmpty)
+        metrics.enqueued.increment(by: inserted)
+    }
+}

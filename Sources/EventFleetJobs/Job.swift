@@ -1,0 +1,74 @@
+/// Which queue a job waits in. Live work (new events) and backfills are capped separately per
+/// tenant, so a tenant's backfill cannot starve anyone's live work.
+public enum JobLane: String, Sendable, Hashable, Codable, CaseIterable {
+    case live
+    case backfill
+}
+
+/// A claimed job: bring one stream's projection up to date.
+public struct Job: Sendable, Hashable {
+    public var id: Int64
+    public var projection: String
+    public var partition: String
+    public var streamId: String
+    public var lane: JobLane
+    /// This attempt's number, from 1.
+    public var attempt: Int
+    public var maxAttempts: Int
+    /// The claim's token: completing or failing the job only counts with it.
+    public var fencingToken: Int64
+
+    public init(
+        id: Int64, projection: String, partition: String, streamId: String, lane: JobLane,
+        attempt: Int, maxAttempts: Int, fencingToken: Int64
+    ) {
+        self.id = id
+        self.projection = projection
+        self.partition = partition
+        self.streamId = streamId
+        self.lane = lane
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.fencingToken = fencingToken
+    }
+}
+
+/// A job to enqueue.
+public struct JobRequest: Sendable, Hashable {
+    public var projection: String
+    public var partition: String
+    public var streamId: String
+    public var lane: JobLane
+    public var priority: Int32
+    public var maxAttempts: Int32
+
+    public init(projection: String, partition: String, streamId: String, lane: JobLane = .live, priority: Int32 = 0, maxAttempts: Int32 = 10) {
+        self.projection = projection
+        self.partition = partition
+        self.streamId = streamId
+        self.lane = lane
+        self.priority = priority
+        self.maxAttempts = maxAttempts
+    }
+}
+
+/// Errors of the job queue, the worker and the scheduler.
+public enum JobQueueError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The job is no longer this worker's: it was rescued and claimed again, or finished.
+    case claimLost(jobId: Int64, worker: String, fencingToken: Int64)
+    /// The worker's registration is gone: the scheduler declared it dead and rescued its jobs.
+    case workerDeclaredDead(worker: String)
+    /// A job names a projection this worker does not have.
+    case unknownProjection(jobId: Int64, projection: String)
+
+    public var description: String {
+        switch self {
+        case .claimLost(let jobId, let worker, let token):
+            "job \(jobId) is no longer claimed by worker \(worker) with token \(token); its work was not committed"
+        case .workerDeclaredDead(let worker):
+            "worker \(worker) missed its heartbeats and was declared dead; its jobs were rescued"
+        case .unknownProjection(let jobId, let projection):
+            "job \(jobId) is for projection '\(projection)', which this worker does not run"
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import EventFleetCore
+import Foundation
+import PostgresNIO
+
+/// A dead job, as an operator sees it.
+public struct DeadJob: Sendable, Hashable {
+    public var id: Int64
+    public var projection: String
+    public var partition: String
+    public var streamId: String
+    public var lane: JobLane
+    public var attempts: Int
+    /// The error history as JSON: one object per attempt (attempt, worker, error, at).
+    public var errors: String
+    public var updated: Date
+}
+
+/// Which dead jobs an operator command addresses.
+public enum DeadJobSelection: Sendable, Hashable {
+    case ids([Int64])
+    case partition(String)
+    case all
+}
+
+extension JobQueue {
+    /// Sets a tenant's quota for a lane; `nil` leaves a value as it is.
+    public func setQuota(partition: String, lane: JobLane, maxRunning: Int?, weight: Int?, paused: Bool?) async throws {
+        try IdentifierValidation.validate(partition, field: "partition")
+        let query: PostgresQuery = """
+            INSERT INTO ef_tenant_quotas (partition, lane, max_running, weight, paused)
+            VALUES (\(partition), \(lane.rawValue), coalesce(\(maxRunning.map(Int32.init))::int, 16),
+                    coalesce(\(weight.map(Int32.init))::int, 1), coalesce(\(paused)::bool, false))
+            ON CONFLICT (partition, lane) DO UPDATE
+               SET max_running = coalesce(\(maxRunning.map(Int32.init))::int, ef_tenant_quotas.max_running),
+                   weight = coalesce(\(weight.map(Int32.init))::int, ef_tenant_quotas.weight),
+                   paused = coalesce(\(paused)::bool, ef_tenant_quotas.paused)
+            """
+        try await run("set quota", on: nil) { rows in for try await _ in rows {} } query: { query }
+    }
+
+    /// Dead jobs, newest first.
+    public func deadJobs(partition: String? = nil, limit: Int = 100) async throws -> [DeadJob] {
+        let query: PostgresQuery = """
+            SELECT id, projection, partition, stream_id, lane, attempt, errors::text, updated
+              FROM ef_jobs WHERE state = 'dead' AND (\(partition)::text IS NULL OR partition = \(partition))
+             ORDER BY id DESC LIMIT \(Int64(limit))
+            """
+        return try await run("list dead jobs", on: nil) { rows in
+            var jobs: [DeadJob] = []
+            for try await (id, projection, partition, stream, lane, attempts, errors, updated)
+                in rows.decode((Int64, String, String, String, String, Int32, String, Date).self)
+            {
+                jobs.append(DeadJob(
+                    id: id, projection: projection, partition: partition, streamId: stream, lane: JobLane(rawValue: lane) ?? .live,
+                    attempts: Int(attempts), errors: errors, updated: updated
+                ))
+            }
+            return jobs
+        } query: { query }
+    }
+
+    /// Makes dead jobs ready again with fresh attempts. A dead job whose stream already has a live
+    /// job is dropped instead: the live job covers it.
+    ///
+    /// - Returns: How many jobs were retried.
+    @discardableResult
+    public func retryDead(_ selection: DeadJobSelection) async throws -> Int {
+        let (ids, partition) = Self.filter(selection)
+        let query: PostgresQuery = """
+            WITH chosen AS (
+                SELECT DISTINCT ON (projection, partition, stream_id) id FROM ef_jobs d
+                 WHERE state = 'dead'
+                   AND (\(ids)::bigint[] IS NULL OR id = ANY (\(ids)::bigint[]))
+                   AND (\(partition)::text IS NULL OR partition = \(partition))
+                   AND NOT EXISTS (SELECT 1 FROM ef_jobs l WHERE l.state IN ('ready', 'running')
+                                      AND l.projection = d.projection AND l.partition = d.partition AND l.stream_id = d.stream_id)
+                 ORDER BY projection, partition, stream_id, id DESC
+            ), retried AS (
+                UPDATE ef_jobs SET state = 'ready', attempt = 0, run_at = now(), updated = now()
+                 WHERE id IN (SELECT id FROM chosen) RETURNING id
+            ), notified AS (
+                SELECT pg_notify(\(Self.notifyChannel), '') FROM retried LIMIT 1
+            )
+            SELECT count(*) FROM retried LEFT JOIN notified ON true
+            """
+        return try await run("retry dead jobs", on: nil) { rows in
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        } query: { query }
+    }
+
+    /// Deletes dead jobs.
+    ///
+    /// - Returns: How many were deleted.
+    @discardableResult
+    public func purgeDead(_ selection: DeadJobSelection) async throws -> Int {
+        let (ids, partition) = Self.filter(selection)
+        let query: PostgresQuery = """
+            WITH purged AS (
+                DELETE FROM ef_jobs WHERE state = 'dead'
+                   AND (\(ids)::bigint[] IS NULL OR id = ANY (\(ids)::bigint[]))
+                   AND (\(partition)::text IS NULL OR partition = \(partition))
+                RETURNING 1
+            )
+            SELECT count(*) FROM purged
+            """
+        return try await run("purge dead jobs", on: nil) { rows in
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        } query: { query }
+    }
+
+    private static func filter(_ selection: DeadJobSelection) -> ([Int64]?, String?) {
+        switch selection {
+        case .ids(let ids): (ids, nil)
+        case .partition(let partition): (nil, partition)
+        case .all: (nil, nil)
+        }
+    }
+
+    /// Enqueues a backfill job per stream of a partition (or of all), walking the streams table in
+    /// batches by key so that it never holds a long transaction and can be re-run safely.
+    ///
+    /// - Parameters:
+    ///   - projections: The projections to backfill.
+    ///   - partition: One partition, or `nil` for all.
+    ///   - batchSize: Streams per statement.
+    ///   - progress: Called after each batch with streams seen so far and the total.
+    /// - Returns: Streams seen and jobs newly enqueued.
+    public func backfill(
+        projections: [String], partition: String?, batchSize: Int = 1_000,
+        progress: (_ seen: Int, _ total: Int) -> Void = { _, _ in }
+    ) async throws -> (streams: Int, enqueued: Int) {
+        let totalQuery: PostgresQuery = "SELECT count(*) FROM ef_streams WHERE \(partition)::text IS NULL OR partition = \(partition)"
+        let total = try await run("count streams", on: nil) { rows in
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        } query: { totalQuery }
+        var after: (partition: String, streamId: String) = ("", "")
+        var seen = 0
+        var enqueued = 0
+        while true {
+            let page: PostgresQuery = """
+                SELECT partition, stream_id FROM ef_streams
+                 WHERE (\(partition)::text IS NULL OR partition = \(partition))
+                   AND (partition, stream_id) > (\(after.partition), \(after.streamId))
+                 ORDER BY partition, stream_id
+                 LIMIT \(Int64(batchSize))
+                """
+            let streams = try await run("page streams", on: nil) { rows in
+                var streams: [(String, String)] = []
+                for try await row in rows.decode((String, String).self) { streams.append(row) }
+                return streams
+            } query: { page }
+            guard let last = streams.last else { break }
+            let requests = streams.flatMap { stream in
+                projections.map { JobRequest(projection: $0, partition: stream.0, streamId: stream.1, lane: .backfill) }
+            }
+            enqueued += try await enqueue(requests)
+            seen += streams.count
+            after = last
+            progress(seen, max(total, seen))
+        }
+        return (seen, enqueued)
+    }
+}

@@ -1,0 +1,164 @@
+import EventFleetCore
+import Foundation
+import PostgresNIO
+
+/// A worker's registration.
+public struct WorkerRegistration: Sendable, Hashable {
+    public var id: String
+    public var host: String
+    public var pid: Int32
+    public var lanes: [JobLane]
+    public var partitions: [String]?
+    public var slots: Int
+
+    public init(id: String, host: String, pid: Int32, lanes: [JobLane], partitions: [String]?, slots: Int) {
+        self.id = id
+        self.host = host
+        self.pid = pid
+        self.lanes = lanes
+        self.partitions = partitions
+        self.slots = slots
+    }
+}
+
+/// Completed and failed jobs per (partition, lane) since the last flush.
+public struct JobCounts: Sendable, Hashable {
+    public var completed: [String: [JobLane: Int64]] = [:]
+    public var failed: [String: [JobLane: Int64]] = [:]
+
+    public init() {}
+
+    public var isEmpty: Bool { completed.isEmpty && failed.isEmpty }
+
+    public mutating func recordCompleted(_ job: Job) { completed[job.partition, default: [:]][job.lane, default: 0] += 1 }
+    public mutating func recordFailed(_ job: Job) { failed[job.partition, default: [:]][job.lane, default: 0] += 1 }
+
+    var rows: (partitions: [String], lanes: [String], completed: [Int64], failed: [Int64]) {
+        var keys = Set<[String]>()
+        for (partition, lanes) in completed { for lane in lanes.keys { keys.insert([partition, lane.rawValue]) } }
+        for (partition, lanes) in failed { for lane in lanes.keys { keys.insert([partition, lane.rawValue]) } }
+        var result: (partitions: [String], lanes: [String], completed: [Int64], failed: [Int64]) = ([], [], [], [])
+        for key in keys {
+            let lane = JobLane(rawValue: key[1])!
+            result.partitions.append(key[0])
+            result.lanes.append(key[1])
+            result.completed.append(completed[key[0]]?[lane] ?? 0)
+            result.failed.append(failed[key[0]]?[lane] ?? 0)
+        }
+        return result
+    }
+}
+
+extension JobQueue {
+    /// Registers (or re-registers) a worker.
+    public func register(_ worker: WorkerRegistration) async throws {
+        let query: PostgresQuery = """
+            INSERT INTO ef_workers (id, host, pid, lanes, partitions, slots)
+            VALUES (\(worker.id), \(worker.host), \(worker.pid), \(worker.lanes.map(\.rawValue))::text[], \(worker.partitions)::text[], \(Int32(worker.slots)))
+            ON CONFLICT (id) DO UPDATE SET heartbeat = now(), draining = false
+            """
+        try await run("register worker", on: nil) { rows in for try await _ in rows {} } query: { query }
+    }
+
+    /// Records a heartbeat and flushes the worker's job counts.
+    ///
+    /// - Returns: `false` when the registration is gone: the worker was declared dead and its jobs
+    ///   were rescued; it must stop working on them and register again.
+    public func heartbeat(worker: String, draining: Bool, counts: JobCounts) async throws -> Bool {
+        let rows = counts.rows
+        let query: PostgresQuery = """
+            WITH beat AS (
+                UPDATE ef_workers SET heartbeat = now(), draining = \(draining) WHERE id = \(worker) RETURNING 1
+            ), stats AS (
+                INSERT INTO ef_job_stats (partition, lane, minute, completed, failed)
+                SELECT r.partition, r.lane, date_trunc('minute', now()), r.completed, r.failed
+                  FROM unnest(\(rows.partitions)::text[], \(rows.lanes)::text[], \(rows.completed)::bigint[], \(rows.failed)::bigint[])
+                       AS r(partition, lane, completed, failed)
+                ON CONFLICT (minute, partition, lane) DO UPDATE
+                   SET completed = ef_job_stats.completed + EXCLUDED.completed, failed = ef_job_stats.failed + EXCLUDED.failed
+            )
+            SELECT count(*) FROM beat
+            """
+        return try await run("heartbeat", on: nil) { rows in
+            for try await count in rows.decode(Int64.self) { return count > 0 }
+            return false
+        } query: { query }
+    }
+
+    /// Removes a worker's registration (after it released its jobs).
+    public func deregister(worker: String) async throws {
+        let query: PostgresQuery = "DELETE FROM ef_workers WHERE id = \(worker)"
+        try await run("deregister worker", on: nil) { rows in for try await _ in rows {} } query: { query }
+    }
+
+    /// What a rescue did.
+    public struct Rescue: Sendable, Hashable {
+        /// Workers declared dead.
+        public var workers: [String]
+        /// Jobs made ready again (or dead, when that was their last attempt).
+        public var jobs: Int
+    }
+
+    /// Declares workers whose heartbeat is older than `heartbeatTimeout` dead and makes their
+    /// running jobs ready again (the attempt counts: a job that kills its workers ends `dead`).
+    /// Running jobs whose owner is not registered at all are rescued too.
+    public func rescue(heartbeatTimeout: Duration) async throws -> Rescue {
+        let timeoutMilliseconds = Int64(heartbeatTimeout.components.seconds) * 1_000 + heartbeatTimeout.components.attoseconds / 1_000_000_000_000_000
+        let query: PostgresQuery = """
+            WITH dead_workers AS (
+                DELETE FROM ef_workers WHERE heartbeat < now() - \(timeoutMilliseconds) * interval '1 millisecond' RETURNING id
+            ), rescued AS (
+                UPDATE ef_jobs j
+                   SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'ready' END,
+                       errors = j.errors || jsonb_build_array(jsonb_build_object(
+                           'attempt', j.attempt, 'worker', j.owner, 'error', 'the worker stopped heartbeating', 'at', now())),
+                       owner = NULL, claimed_at = NULL, rerun = false, run_at = now(), updated = now()
+                 WHERE j.id IN (
+                       -- A job whose row is locked is inside a transaction of its (frozen) worker; the
+                       -- server ends that transaction after its idle timeout, and a later rescue gets it.
+                       SELECT r.id FROM ef_jobs r
+                        WHERE r.state = 'running'
+                          AND (r.owner IN (SELECT id FROM dead_workers) OR NOT EXISTS (SELECT 1 FROM ef_workers w WHERE w.id = r.owner))
+                          FOR UPDATE SKIP LOCKED)
+                RETURNING j.id
+            )
+            SELECT (SELECT coalesce(array_agg(id), '{}') FROM dead_workers), (SELECT count(*) FROM rescued)
+            """
+        return try await run("rescue jobs", on: nil) { rows in
+            for try await (workers, jobs) in rows.decode(([String], Int64).self) {
+                return Rescue(workers: workers, jobs: Int(jobs))
+            }
+            return Rescue(workers: [], jobs: 0)
+        } query: { query }
+    }
+
+    /// Deletes per-minute statistics older than `age`.
+    public func prune(statisticsOlderThan age: Duration) async throws {
+        let seconds = age.components.seconds
+        let query: PostgresQuery = "DELETE FROM ef_job_stats WHERE minute < now() - \(seconds) * interval '1 second'"
+        try await run("prune", on: nil) { rows in for try await _ in rows {} } query: { query }
+    }
+
+    /// Records the projections a worker runs, so the scheduler knows which event types make jobs.
+    ///
+    /// - Returns: The names registered for the first time. Events written before a projection was
+    ///   registered made no jobs for it, so the caller backfills those (``backfill(projections:partition:batchSize:progress:)``).
+    @discardableResult
+    public func registerProjections(_ projections: [(name: String, version: Int32, eventTypes: [String])]) async throws -> [String] {
+        var new: [String] = []
+        for projection in projections {
+            let query: PostgresQuery = """
+                INSERT INTO ef_projections (name, version, event_types) VALUES (\(projection.name), \(projection.version), \(projection.eventTypes)::text[])
+                ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, event_types = EXCLUDED.event_types, updated = now()
+                 WHERE ef_projections.version <= EXCLUDED.version
+                RETURNING (xmax = 0)
+                """
+            let inserted = try await run("register projection", on: nil) { rows in
+                for try await isNew in rows.decode(Bool.self) { return isNew }
+                return false
+            } query: { query }
+            if inserted { new.append(projection.name) }
+        }
+        return new
+    }
+}

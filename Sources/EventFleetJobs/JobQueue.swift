@@ -1,0 +1,254 @@
+import EventFleetCore
+import EventFleetPostgres
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The PostgreSQL job queue of the projection fleet.
+///
+/// > Important: At most one live (ready or running) job exists per (projection, partition, stream).
+/// > Every claim bumps the job's fencing token; completing, failing or releasing a job only counts
+/// > while owner and token still match, so a worker that lost its claim can change nothing.
+public struct JobQueue: Sendable {
+    public let client: PostgresClient
+    public var databaseTarget: String
+    let logger: Logger
+
+    public init(client: PostgresClient, databaseTarget: String = "the configured database", logger: Logger = Logger(label: "eventfleet.jobs")) {
+        self.client = client
+        self.databaseTarget = databaseTarget
+        self.logger = logger
+    }
+
+    /// The channel workers listen on to hear about new jobs.
+    public static let notifyChannel = "eventfleet_jobs"
+
+    // MARK: Enqueue
+
+    /// Enqueues jobs in one statement. A job for a stream that already has a ready job is a no-op
+    /// (a backfill job is promoted to live when live work asks for it); one whose job is running is
+    /// marked to run again when it completes, so no new event is left unprojected.
+    ///
+    /// - Parameters:
+    ///   - requests: The jobs; duplicates in the list count once.
+    ///   - connection: A connection with an open transaction to enqueue in (the scheduler enqueues in
+    ///     the transaction that moves its checkpoint), or `nil` to use the pool.
+    ///   - notify: Whether to wake listening workers (once, on commit).
+    /// - Returns: How many new jobs were inserted.
+    @discardableResult
+    public func enqueue(_ requests: [JobRequest], on connection: PostgresConnection? = nil, notify: Bool = true) async throws -> Int {
+        guard !requests.isEmpty else { return 0 }
+        for request in requests {
+            try IdentifierValidation.validate(request.projection, field: "projection")
+            try IdentifierValidation.validate(request.partition, field: "partition")
+            try IdentifierValidation.validate(request.streamId, field: "streamId")
+        }
+        let query: PostgresQuery = """
+            WITH requests AS (
+                SELECT DISTINCT ON (r.projection, r.partition, r.stream_id) r.*
+                  FROM unnest(\(requests.map(\.projection))::text[], \(requests.map(\.partition))::text[],
+                              \(requests.map(\.streamId))::text[], \(requests.map(\.lane.rawValue))::text[],
+                              \(requests.map(\.priority))::int[], \(requests.map(\.maxAttempts))::int[])
+                       AS r(projection, partition, stream_id, lane, priority, max_attempts)
+                 ORDER BY r.projection, r.partition, r.stream_id, (r.lane = 'live') DESC
+            ), quotas AS (
+                INSERT INTO ef_tenant_quotas (partition, lane)
+                SELECT DISTINCT partition, lane FROM requests
+                ON CONFLICT DO NOTHING
+            ), notified AS (
+                -- Joined below so it runs (once); NOTIFY is delivered on commit.
+                SELECT pg_notify(\(Self.notifyChannel), '') AS sent WHERE \(notify)
+            )
+            INSERT INTO ef_jobs (projection, partition, stream_id, lane, priority, max_attempts)
+            SELECT projection, partition, stream_id, lane, priority, max_attempts
+              FROM requests LEFT JOIN notified ON true
+            ON CONFLICT (projection, partition, stream_id) WHERE state IN ('ready', 'running')
+            DO UPDATE SET rerun = ef_jobs.rerun OR ef_jobs.state = 'running',
+                          lane = CASE WHEN ef_jobs.state = 'ready' AND EXCLUDED.lane = 'live' THEN 'live' ELSE ef_jobs.lane END,
+                          updated = now()
+                    WHERE (ef_jobs.state = 'running' AND NOT ef_jobs.rerun)
+                       OR (ef_jobs.state = 'ready' AND ef_jobs.lane <> EXCLUDED.lane AND EXCLUDED.lane = 'live')
+            RETURNING (xmax = 0)
+            """
+        return try await run("enqueue jobs", on: connection) { rows in
+            var inserted = 0
+            for try await isNew in rows.decode(Bool.self) where isNew { inserted += 1 }
+            return inserted
+        } query: { query }
+    }
+
+    // MARK: Claim
+
+    /// Claims up to `slots` ready jobs for a worker in one round trip, respecting every tenant's cap
+    /// on running jobs exactly and preferring the least loaded, then least recently served tenant.
+    ///
+    /// - Parameters:
+    ///   - worker: The worker's id (its registration).
+    ///   - lanes: The lanes it works.
+    ///   - partitions: The tenants it is dedicated to, or `nil` for all.
+    ///   - slots: Its free slots.
+    public func claim(worker: String, lanes: [JobLane], partitions: [String]?, slots: Int) async throws -> [Job] {
+        guard slots > 0 else { return [] }
+        let query: PostgresQuery = """
+            SELECT id, projection, partition, stream_id, lane, attempt, max_attempts, fencing_token
+              FROM ef_claim_jobs(\(worker), \(lanes.map(\.rawValue))::text[], \(partitions)::text[], \(Int32(slots)))
+            """
+        return try await run("claim jobs", on: nil) { rows in
+            var jobs: [Job] = []
+            for try await (id, projection, partition, stream, lane, attempt, maxAttempts, token)
+                in rows.decode((Int64, String, String, String, String, Int32, Int32, Int64).self)
+            {
+                jobs.append(
+                    Job(
+                        id: id, projection: projection, partition: partition, streamId: stream, lane: JobLane(rawValue: lane) ?? .live,
+                        attempt: Int(attempt), maxAttempts: Int(maxAttempts), fencingToken: token
+                    )
+                )
+            }
+            return jobs
+        } query: { query }
+    }
+
+    // MARK: Fence, complete, fail, release
+
+    /// Checks, inside the caller's transaction, that `worker` still holds `job`, and locks the job
+    /// row until that transaction ends: a rescue skips it meanwhile, or has already happened and
+    /// this throws, so a worker that lost its claim commits nothing.
+    ///
+    /// The transaction also gets an `idle_in_transaction_session_timeout`: a worker frozen mid-job
+    /// (SIGSTOP, a hung host) has its transaction ended by the server, which releases the lock so
+    /// the job can be rescued, and leaves it nothing to commit when it wakes up.
+    ///
+    /// - Throws: ``JobQueueError/claimLost(jobId:worker:fencingToken:)``.
+    public func fence(_ job: Job, worker: String, on connection: PostgresConnection, idleTimeout: Duration = .seconds(10)) async throws {
+        let idleMilliseconds = String(idleTimeout.components.seconds * 1_000 + idleTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let query: PostgresQuery = """
+            SELECT set_config('idle_in_transaction_session_timeout', \(idleMilliseconds), true) FROM ef_jobs
+             WHERE id = \(job.id) AND owner = \(worker) AND fencing_token = \(job.fencingToken) AND state = 'running'
+               FOR NO KEY UPDATE
+            """
+        let held = try await run("fence job", on: connection) { rows in
+            for try await _ in rows { return true }
+            return false
+        } query: { query }
+        if !held { throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken) }
+    }
+
+    /// How a completion ended.
+    public enum Completion: Sendable, Hashable {
+        /// The job is done and gone.
+        case completed
+        /// New events arrived while it ran: it is ready again.
+        case requeued
+    }
+
+    /// Completes a job (fenced): it is deleted, or made ready again when new events arrived meanwhile.
+    ///
+    /// - Parameter connection: The transaction of the job's last batch, so the completion commits
+    ///   with the work; `nil` to use the pool.
+    /// - Throws: ``JobQueueError/claimLost(jobId:worker:fencingToken:)`` when the claim was lost.
+    @discardableResult
+    public func complete(_ job: Job, worker: String, on connection: PostgresConnection? = nil) async throws -> Completion {
+        let query: PostgresQuery = """
+            WITH job AS (
+                SELECT id, rerun FROM ef_jobs
+                 WHERE id = \(job.id) AND owner = \(worker) AND fencing_token = \(job.fencingToken) AND state = 'running'
+                   FOR UPDATE
+            ), requeued AS (
+                UPDATE ef_jobs j
+                   SET state = 'ready', owner = NULL, claimed_at = NULL, rerun = false, attempt = 0, run_at = now(), updated = now()
+                  FROM job WHERE j.id = job.id AND job.rerun
+                RETURNING 'requeued'::text
+            ), deleted AS (
+                DELETE FROM ef_jobs j USING job WHERE j.id = job.id AND NOT job.rerun
+                RETURNING 'completed'::text
+            )
+            SELECT * FROM requeued UNION ALL SELECT * FROM deleted
+            """
+        let outcome: String? = try await run("complete job", on: connection) { rows in
+            for try await outcome in rows.decode(String.self) { return outcome }
+            return nil
+        } query: { query }
+        switch outcome {
+        case "completed": return .completed
+        case "requeued": return .requeued
+        default: throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken)
+        }
+    }
+
+    /// How a failure ended.
+    public enum Failure: Sendable, Hashable {
+        /// Ready again at `runAt`.
+        case retrying(runAt: Date)
+        /// Out of attempts: `dead`, with its error history, until an operator retries it.
+        case dead
+    }
+
+    /// Fails a job (fenced), recording the error: ready again after `retryDelay`, or `dead` after
+    /// its last attempt.
+    ///
+    /// - Throws: ``JobQueueError/claimLost(jobId:worker:fencingToken:)`` when the claim was lost.
+    public func fail(_ job: Job, worker: String, error: String, retryDelay: Duration) async throws -> Failure {
+        let delayMilliseconds = Int64(retryDelay.components.seconds) * 1_000 + retryDelay.components.attoseconds / 1_000_000_000_000_000
+        let query: PostgresQuery = """
+            UPDATE ef_jobs
+               SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'ready' END,
+                   run_at = CASE WHEN attempt >= max_attempts THEN run_at ELSE now() + \(delayMilliseconds) * interval '1 millisecond' END,
+                   owner = NULL, claimed_at = NULL, rerun = false, updated = now(),
+                   errors = errors || jsonb_build_array(jsonb_build_object(
+                       'attempt', attempt, 'worker', \(worker)::text, 'error', \(error)::text, 'at', now()))
+             WHERE id = \(job.id) AND owner = \(worker) AND fencing_token = \(job.fencingToken) AND state = 'running'
+            RETURNING state, run_at
+            """
+        let outcome: (String, Date)? = try await run("fail job", on: nil) { rows in
+            for try await (state, runAt) in rows.decode((String, Date).self) { return (state, runAt) }
+            return nil
+        } query: { query }
+        guard let outcome else { throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken) }
+        return outcome.0 == "dead" ? .dead : .retrying(runAt: outcome.1)
+    }
+
+    /// Hands jobs back unfinished (a draining worker that ran out of time): ready at once, and the
+    /// attempt does not count.
+    ///
+    /// - Returns: How many were still this worker's.
+    @discardableResult
+    public func release(_ jobs: [Job], worker: String) async throws -> Int {
+        guard !jobs.isEmpty else { return 0 }
+        let query: PostgresQuery = """
+            UPDATE ef_jobs j
+               SET state = 'ready', owner = NULL, claimed_at = NULL, attempt = greatest(j.attempt - 1, 0), run_at = now(), updated = now()
+              FROM unnest(\(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[]) AS r(id, token)
+             WHERE j.id = r.id AND j.fencing_token = r.token AND j.owner = \(worker) AND j.state = 'running'
+            RETURNING j.id
+            """
+        return try await run("release jobs", on: nil) { rows in
+            var released = 0
+            for try await _ in rows { released += 1 }
+            return released
+        } query: { query }
+    }
+
+    // MARK: Helpers
+
+    func run<T>(
+        _ operation: String, on connection: PostgresConnection?,
+        _ consume: (PostgresRowSequence) async throws -> T,
+        query: () -> PostgresQuery
+    ) async throws -> T {
+        do {
+            let rows = if let connection {
+                try await connection.query(query(), logger: logger)
+            } else {
+                try await client.query(query(), logger: logger)
+            }
+            return try await consume(rows)
+        } catch let error as JobQueueError {
+            throw error
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw PostgresErrorMapping.map(error, operation: operation, target: databaseTarget)
+        }
+    }
+}

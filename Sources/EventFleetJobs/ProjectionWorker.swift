@@ -1,0 +1,125 @@
+import EventFleetCore
+import EventFleetPostgres
+import EventFleetProjections
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// Claims projection jobs and runs the projection runner for each, as many at a time as it has slots.
+///
+/// Run as many workers on as many machines as you like: they coordinate through the job table only.
+///
+/// > Important: Every batch of a job is written in a transaction that first re-checks the claim
+/// > (owner and fencing token) and locks the job row, and the job's completion commits with its last
+/// > batch. A worker whose jobs were rescued (it stopped heartbeating) therefore commits nothing
+/// > more for them. On graceful shutdown it stops claiming, lets in-flight jobs finish within
+/// > ``Configuration/drainTimeout``, hands the rest back, and deregisters.
+public final class ProjectionWorker: Service, Sendable {
+    /// Settings of a worker.
+    public struct Configuration: Sendable {
+        /// Jobs run at the same time.
+        public var concurrency: Int = 4
+        public var lanes: [JobLane] = JobLane.allCases
+        /// Tenants this worker is dedicated to; `nil` for all.
+        public var partitions: [String]? = nil
+        /// How long in-flight jobs may run on after SIGTERM before they are handed back.
+        public var drainTimeout: Duration = .seconds(30)
+        public var heartbeatInterval: Duration = .seconds(2)
+        /// How often to look for jobs when no notification comes.
+        public var pollInterval: Duration = .seconds(1)
+        /// Events per projection transaction.
+        public var batchSize: Int = 500
+        /// Delay before a failed job runs again (jittered, growing with its attempts).
+        public var retryBackoff: RetryPolicy = RetryPolicy(maxRetries: .max, initialDelay: .seconds(1), maxDelay: .seconds(60))
+        /// The server ends a job transaction left idle this long (a frozen worker), freeing the job.
+        public var idleTransactionTimeout: Duration = .seconds(10)
+        /// Wake up on `NOTIFY` from the scheduler instead of waiting for the next poll.
+        public var listenForJobs: Bool = true
+        public var workerId: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8).lowercased())"
+
+        public init() {}
+    }
+
+    struct State {
+        var inFlight: [Int64: Job] = [:]
+        var counts = JobCounts()
+        var registered = false
+        var stopped = false
+    }
+
+    public let configuration: Configuration
+    public let store: PostgresEventStore
+    public let queue: JobQueue
+    let projections: [String: any StreamProjection]
+    let logger: Logger
+    let state = Mutex(State())
+    let wakeup = Wakeup()
+    let metrics = JobMetrics()
+
+    /// - Parameters:
+    ///   - configuration: Worker settings.
+    ///   - store: The event store (its client is used for everything).
+    ///   - registry: The projections this worker runs; the stream projections among them get jobs.
+    public init(configuration: Configuration, store: PostgresEventStore, registry: ProjectionRegistry, logger: Logger = Logger(label: "eventfleet.worker")) {
+        self.configuration = configuration
+        self.store = store
+        self.queue = JobQueue(client: store.client, databaseTarget: store.options.databaseTarget, logger: logger)
+        self.projections = Dictionary(registry.streamProjections.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var logger = logger
+        logger[metadataKey: "eventfleet.worker"] = "\(configuration.workerId)"
+        self.logger = logger
+    }
+
+    /// The jobs running right now.
+    public var inFlight: [Job] { state.withLock { Array($0.inFlight.values) } }
+
+    public func run() async throws {
+        guard configuration.concurrency > 0 else { throw EventStoreError.invalidArgument(field: "concurrency", reason: "must be positive") }
+        guard !configuration.lanes.isEmpty else { throw EventStoreError.invalidArgument(field: "lanes", reason: "names no lane") }
+        let runner = ProjectionRunner(store: store, logger: logger)
+        for projection in projections.values {
+            try await runner.validate(projection)
+        }
+        try await queue.register(registration)
+        let new = try await queue.registerProjections(projections.values.map { ($0.name, 1, Array($0.eventTypes ?? []).sorted()) })
+        if !new.isEmpty {
+            // The scheduler made no jobs for these before they were registered: cover every stream.
+            let backfill = try await queue.backfill(projections: new, partition: nil)
+            logger.info(
+                "registered new projections and backfilled their streams",
+                metadata: ["eventfleet.projections": "\(new)", "eventfleet.streams": "\(backfill.streams)"]
+            )
+        }
+        state.withLock { $0.registered = true }
+        logger.info("worker started", metadata: ["eventfleet.slots": "\(configuration.concurrency)", "eventfleet.lanes": "\(configuration.lanes.map(\.rawValue))"])
+
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.heartbeatLoop() }
+            if configuration.listenForJobs {
+                group.addTask { await self.listenForJobs() }
+            }
+            await withGracefulShutdownHandler {
+                await self.claimLoop()
+            } onGracefulShutdown: {
+                self.wakeup.signal()
+            }
+            state.withLock { $0.stopped = true }
+            group.cancelAll()
+        }
+        do {
+            try await queue.deregister(worker: configuration.workerId)
+        } catch {
+            logger.warning("could not deregister; the scheduler will remove the registration", metadata: ["eventfleet.error": "\(error)"])
+        }
+        logger.info("worker stopped")
+    }
+
+    var registration: WorkerRegistration {
+        WorkerRegistration(
+            id: configuration.workerId, host: ProcessInfo.processInfo.hostName, pid: ProcessInfo.processInfo.processIdentifier,
+            lanes: configuration.lanes, partitions: configuration.partitions, slots: configuration.concurrency
+        )
+    }
+}

@@ -1,0 +1,230 @@
+import CartsExample
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import EventFleetProjections
+import EventFleetTestSupport
+import Foundation
+import PostgresNIO
+import ServiceLifecycle
+import Testing
+
+/// The scheduler and workers in this process, against the real server.
+@Suite("Projection fleet")
+struct FleetTests {
+    @Test("3 workers drain the jobs of 3 tenants; every carts row equals its stream's fold; no job left")
+    func workersDrainJobs() async throws {
+        try await withCartsSchema(poolSize: 30) { schema in
+            let streams = try await writeCarts(schema.store, tenants: ["a", "b", "c"], cartsPerTenant: 12)
+            try await withFleet(schema, workers: 3) { scheduler, _ in
+                try await waitForIdleQueue(schema, scheduler: scheduler)
+            }
+            try await expectRowsMatchStreams(schema, streams: streams)
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs") == 0)
+            #expect(try await schema.count("SELECT coalesce(sum(completed), 0)::bigint FROM ef_job_stats") > 0, "workers flushed their counts")
+        }
+    }
+
+    @Test("a poison stream ends dead after its attempts; every other stream is projected; retry runs it again")
+    func poisonStream() async throws {
+        try await withCartsSchema(poolSize: 20) { schema in
+            let streams = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 5)
+            try await schema.store.appendToStream(cartStreamId("poison"), events: [
+                CartEvent.created(CartCreated(tenantId: "a", cartId: "poison", currency: "EUR")),
+                CartEvent.itemAdded(ItemAddedToCart(sku: "POISON", name: "p", unitPrice: 1, quantity: 1)),
+            ], options: AppendOptions(partition: "a"))
+            var schedulerConfiguration = fastScheduler()
+            schedulerConfiguration.maxAttempts = 3
+            // Registered already (as in a running system), so the jobs come from the scheduler with
+            // its attempts rather than from the first worker's backfill.
+            try await JobQueue(client: schema.client).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await withFleet(schema, workers: 2, registry: poisonedRegistry(), scheduler: schedulerConfiguration) { scheduler, _ in
+                try await waitUntil(timeout: .seconds(30), "the poison job is dead") {
+                    try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'dead'") == 1
+                }
+                try await waitForIdleQueue(schema, scheduler: scheduler)
+                let queue = JobQueue(client: schema.client)
+                let dead = try #require(try await queue.deadJobs().first)
+                #expect(dead.streamId == cartStreamId("poison"))
+                #expect(dead.attempts == 3)
+                #expect(dead.errors.contains("poisoned"))
+                #expect(try await queue.retryDead(.ids([dead.id])) == 1)
+                try await waitUntil(timeout: .seconds(30), "the retried job is dead again") {
+                    try await queue.deadJobs().first?.errors.components(separatedBy: "poisoned").count ?? 0 > 3
+                }
+            }
+            try await expectRowsMatchStreams(schema, streams: streams)
+        }
+    }
+
+    @Test("when the leading scheduler stops, another takes over and nothing is missed")
+    func schedulerFailover() async throws {
+        try await withCartsSchema(poolSize: 30) { schema in
+            let first = FleetScheduler(configuration: fastScheduler(), store: schema.store)
+            let second = FleetScheduler(configuration: fastScheduler(), store: schema.store)
+            let before = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 3)
+            // The leader runs on its own so it can be stopped alone; its lease then has to expire.
+            let leader = Task { try await first.run() }
+            try await waitUntil("the first scheduler leads") { first.isLeader }
+            let after = try await withFleet(schema, workers: 1, schedulers: [second]) { scheduler, _ in
+                try await first.whenCaughtUp()
+                #expect(!second.isLeader, "the lease keeps the second scheduler on standby")
+                leader.cancel()
+                _ = await leader.result
+                let after = try await writeCarts(schema.store, tenants: ["b"], cartsPerTenant: 3)
+                try await waitUntil(timeout: .seconds(15), "the second scheduler takes over") { second.isLeader }
+                try await waitForIdleQueue(schema, scheduler: scheduler)
+                return after
+            }
+            try await expectRowsMatchStreams(schema, streams: before + after)
+        }
+    }
+
+    @Test("graceful shutdown drains: no job stays running and none is lost")
+    func gracefulDrain() async throws {
+        try await withCartsSchema(poolSize: 20) { schema in
+            let streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 10)
+            let scheduler = FleetScheduler(configuration: fastScheduler(), store: schema.store)
+            var configuration = fastWorker()
+            configuration.batchSize = 1
+            let worker = ProjectionWorker(configuration: configuration, store: schema.store, registry: try CartsReadModel.registry())
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [scheduler, worker], logger: TestDatabase.logger))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await waitUntil("jobs are running") { !worker.inFlight.isEmpty }
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'running'") == 0)
+            #expect(try await schema.count("SELECT count(*) FROM ef_workers") == 0, "the worker deregistered")
+            // Whatever was not finished is ready for the next worker; finishing it makes every row right.
+            try await withFleet(schema, workers: 1) { scheduler, _ in
+                try await waitForIdleQueue(schema, scheduler: scheduler)
+            }
+            try await expectRowsMatchStreams(schema, streams: streams)
+        }
+    }
+}
+
+// MARK: - Helpers
+
+func fastScheduler() -> FleetScheduler.Configuration {
+    var configuration = FleetScheduler.Configuration()
+    configuration.leaseDuration = .seconds(2)
+    configuration.maintenanceInterval = .milliseconds(200)
+    configuration.heartbeatTimeout = .seconds(3)
+    return configuration
+}
+
+func fastWorker() -> ProjectionWorker.Configuration {
+    var configuration = ProjectionWorker.Configuration()
+    configuration.concurrency = 4
+    configuration.pollInterval = .milliseconds(50)
+    configuration.heartbeatInterval = .milliseconds(300)
+    configuration.retryBackoff = RetryPolicy(maxRetries: .max, initialDelay: .milliseconds(10), maxDelay: .milliseconds(50))
+    configuration.drainTimeout = .seconds(5)
+    return configuration
+}
+
+/// A schema with the library's and the carts example's migrations applied.
+func withCartsSchema<T: Sendable>(poolSize: Int = 10, _ body: @Sendable (TestSchema) async throws -> T) async throws -> T {
+    try await TestDatabase.withSchema(poolSize: poolSize) { schema in
+        try await MigrationRunner(
+            client: schema.client, component: CartsReadModel.migrationComponent, migrations: CartsReadModel.migrations
+        ).migrate()
+        return try await body(schema)
+    }
+}
+
+/// Runs schedulers and `workers` workers for the duration of `body`.
+func withFleet<T: Sendable>(
+    _ schema: TestSchema,
+    workers: Int,
+    registry: ProjectionRegistry? = nil,
+    scheduler: FleetScheduler.Configuration = fastScheduler(),
+    schedulers explicit: [FleetScheduler]? = nil,
+    _ body: @Sendable (FleetScheduler?, [ProjectionWorker]) async throws -> T
+) async throws -> T {
+    let registry = try registry ?? CartsReadModel.registry()
+    let schedulers = explicit ?? [FleetScheduler(configuration: scheduler, store: schema.store)]
+    let workerList = (0..<workers).map { _ in ProjectionWorker(configuration: fastWorker(), store: schema.store, registry: registry) }
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        for service in schedulers { group.addTask { try await service.run(); return nil } }
+        for worker in workerList { group.addTask { try await worker.run(); return nil } }
+        defer { group.cancelAll() }
+        return try await body(schedulers.first, workerList)
+    }
+}
+
+/// Waits until the scheduler has turned every event into jobs and no job is ready or running.
+func waitForIdleQueue(_ schema: TestSchema, scheduler: FleetScheduler?) async throws {
+    try await scheduler?.whenCaughtUp()
+    try await waitUntil(timeout: .seconds(60), "the queue is drained") {
+        try await schema.count("SELECT count(*) FROM ef_jobs WHERE state IN ('ready', 'running')") == 0
+    }
+}
+
+/// Writes carts through the command handler; returns (partition, stream) of each.
+func writeCarts(_ store: PostgresEventStore, tenants: [String], cartsPerTenant: Int) async throws -> [(String, String)] {
+    let handler = CartCommandHandler.carts()
+    return try await withThrowingTaskGroup(of: (String, String).self) { group in
+        for tenant in tenants {
+            for index in 0..<cartsPerTenant {
+                group.addTask {
+                    let cartId = "\(tenant)-\(index)-\(UUID().uuidString.prefix(6))"
+                    let stream = cartStreamId(cartId)
+                    var commands: [CartCommand] = [
+                        .create(tenantId: tenant, cartId: cartId, currency: "EUR"),
+                        .addItem(sku: "A", name: "a", unitPrice: 10 + index, quantity: 2),
+                        .addItem(sku: "B", name: "b", unitPrice: 5, quantity: 1),
+                        .removeItem(sku: "A", quantity: 1),
+                    ]
+                    commands.append(index.isMultiple(of: 2) ? .checkOut(orderId: "o-\(cartId)") : .cancel(reason: "r"))
+                    for command in commands {
+                        try await handler.handle(command, streamId: stream, in: store, partition: tenant)
+                    }
+                    return (tenant, stream)
+                }
+            }
+        }
+        return try await group.reduce(into: []) { $0.append($1) }
+    }
+}
+
+/// Every stream has a carts row whose snapshot equals `aggregateStream` and whose position is the version.
+func expectRowsMatchStreams(_ schema: TestSchema, streams: [(String, String)]) async throws {
+    for (partition, stream) in streams {
+        let folded = try await schema.store.aggregateStream(
+            stream, options: AggregateStreamOptions(partition: partition), evolve: CartState.evolve, initialState: CartState.initialState
+        )
+        let rows = try await schema.client.query(
+            "SELECT snapshot::text, last_stream_position FROM carts WHERE partition = \(partition) AND stream_id = \(stream)"
+        ).decode((String, Int64).self)
+        var found = false
+        for try await (snapshot, position) in rows {
+            found = true
+            #expect(try JSONDecoder().decode(CartState.self, from: Data(snapshot.utf8)) == folded.state, "\(stream)")
+            #expect(position == folded.currentStreamVersion, "\(stream)")
+        }
+        #expect(found, "a carts row for \(stream) in \(partition)")
+    }
+}
+
+struct Poisoned: Error, CustomStringConvertible {
+    var description: String { "poisoned item" }
+}
+
+/// The carts projection, except that its evolve throws on the item "POISON".
+func poisonedRegistry() throws -> ProjectionRegistry {
+    ProjectionRegistry([
+        try SnapshotProjection<CartState, CartEvent>(
+            name: "carts", table: "carts", keyColumns: ["tenant_id", "cart_id", "partition"],
+            key: { recorded, partition in [.text(partition), .text(CartsReadModel.cartId(fromStreamId: recorded.message.streamId)), .text(partition)] },
+            evolve: { state, event in
+                if case .itemAdded(let added) = event, added.sku == "POISON" { throw Poisoned() }
+                return CartState.evolve(state, event)
+            },
+            initialState: CartState.initialState
+        )
+    ])
+}

@@ -1,0 +1,200 @@
+import CartsExample
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import EventFleetTestSupport
+import Foundation
+import PostgresNIO
+import Testing
+
+@Suite("Job queue")
+struct JobQueueTests {
+    @Test("one live job per stream: duplicates are no-ops, a running job is marked to run again")
+    func dedupe() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            let request = JobRequest(projection: "carts", partition: "a", streamId: "s1")
+            #expect(try await queue.enqueue([request, request]) == 1)
+            #expect(try await queue.enqueue([request]) == 0)
+            try await schema.register("w1")
+            let claimed = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 5)
+            #expect(claimed.count == 1)
+            #expect(try await queue.enqueue([request]) == 0, "still one live job while it runs")
+            #expect(try await queue.complete(claimed[0], worker: "w1") == .requeued, "events arrived while it ran")
+            let again = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 5)
+            #expect(again.map(\.streamId) == ["s1"])
+            #expect(try await queue.complete(again[0], worker: "w1") == .completed)
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs") == 0, "finished jobs leave the hot table")
+        }
+    }
+
+    @Test("a live request promotes a ready backfill job to the live lane")
+    func promotion() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.enqueue([JobRequest(projection: "carts", partition: "a", streamId: "s1", lane: .backfill)])
+            try await queue.enqueue([JobRequest(projection: "carts", partition: "a", streamId: "s1", lane: .live)])
+            try await schema.register("w1")
+            #expect(try await queue.claim(worker: "w1", lanes: [.backfill], partitions: nil, slots: 5).isEmpty)
+            #expect(try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 5).count == 1)
+        }
+    }
+
+    @Test("tenant caps hold exactly under 8 concurrent claimers")
+    func capsAreExact() async throws {
+        try await TestDatabase.withSchema(poolSize: 12) { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.enqueue((1...60).map { JobRequest(projection: "p", partition: "a", streamId: "s\($0)") })
+            try await queue.enqueue((1...60).map { JobRequest(projection: "p", partition: "b", streamId: "s\($0)") })
+            try await queue.setQuota(partition: "a", lane: .live, maxRunning: 3, weight: nil, paused: nil)
+            try await queue.setQuota(partition: "b", lane: .live, maxRunning: 7, weight: nil, paused: nil)
+            let claims = try await withThrowingTaskGroup(of: [Job].self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        try await schema.register("w\(worker)")
+                        var all: [Job] = []
+                        for _ in 0..<5 { all += try await queue.claim(worker: "w\(worker)", lanes: [.live], partitions: nil, slots: 5) }
+                        return all
+                    }
+                }
+                return try await group.reduce(into: [Job]()) { $0 += $1 }
+            }
+            #expect(claims.filter { $0.partition == "a" }.count == 3)
+            #expect(claims.filter { $0.partition == "b" }.count == 7)
+            #expect(Set(claims.map(\.id)).count == claims.count, "no job claimed twice")
+        }
+    }
+
+    @Test("a tenant's large backfill does not hold back another tenant's live jobs")
+    func fairness() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.backfillJobs(count: 500, partition: "big")
+            try await queue.enqueue((1...3).map { JobRequest(projection: "p", partition: "small", streamId: "live\($0)", lane: .live) })
+            try await schema.register("w1")
+            let claimed = try await queue.claim(worker: "w1", lanes: [.live, .backfill], partitions: nil, slots: 8)
+            #expect(claimed.filter { $0.partition == "small" }.count == 3, "the live jobs are claimed in the first claim")
+            #expect(claimed.count == 8)
+        }
+    }
+
+    @Test("a paused tenant and a dedicated worker's partitions are respected")
+    func pausedAndDedicated() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "1"), JobRequest(projection: "p", partition: "b", streamId: "1")])
+            try await queue.setQuota(partition: "a", lane: .live, maxRunning: nil, weight: nil, paused: true)
+            try await schema.register("w1")
+            #expect(try await queue.claim(worker: "w1", lanes: [.live], partitions: ["a"], slots: 5).isEmpty)
+            #expect(try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 5).map(\.partition) == ["b"])
+            try await queue.setQuota(partition: "a", lane: .live, maxRunning: nil, weight: nil, paused: false)
+            #expect(try await queue.claim(worker: "w1", lanes: [.live], partitions: ["a"], slots: 5).map(\.partition) == ["a"])
+        }
+    }
+
+    @Test("a rescued job cannot be completed or failed by its old owner, and its fence fails")
+    func fencing() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "s")])
+            try await schema.register("slow")
+            let stale = try #require(try await queue.claim(worker: "slow", lanes: [.live], partitions: nil, slots: 1).first)
+            try await schema.execute("UPDATE ef_workers SET heartbeat = now() - interval '1 minute' WHERE id = 'slow'")
+            let rescue = try await queue.rescue(heartbeatTimeout: .seconds(15))
+            #expect(rescue.workers == ["slow"])
+            #expect(rescue.jobs == 1)
+            try await schema.register("fresh")
+            let fresh = try #require(try await queue.claim(worker: "fresh", lanes: [.live], partitions: nil, slots: 1).first)
+            #expect(fresh.fencingToken > stale.fencingToken)
+            await #expect(throws: JobQueueError.claimLost(jobId: stale.id, worker: "slow", fencingToken: stale.fencingToken)) {
+                try await queue.complete(stale, worker: "slow")
+            }
+            await #expect(throws: JobQueueError.self) { _ = try await queue.fail(stale, worker: "slow", error: "x", retryDelay: .zero) }
+            let connection = try await schema.connect()
+            try await connection.query("BEGIN", logger: TestDatabase.logger)
+            await #expect(throws: JobQueueError.claimLost(jobId: stale.id, worker: "slow", fencingToken: stale.fencingToken)) {
+                try await queue.fence(stale, worker: "slow", on: connection)
+            }
+            try await connection.query("ROLLBACK", logger: TestDatabase.logger)
+            try await connection.close()
+            #expect(try await queue.complete(fresh, worker: "fresh") == .completed)
+        }
+    }
+
+    @Test("a slow but alive worker keeps its jobs")
+    func slowWorkerKeepsJobs() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "s")])
+            try await schema.register("slow")
+            let job = try #require(try await queue.claim(worker: "slow", lanes: [.live], partitions: nil, slots: 1).first)
+            #expect(try await queue.heartbeat(worker: "slow", draining: false, counts: JobCounts()))
+            #expect(try await queue.rescue(heartbeatTimeout: .seconds(15)).jobs == 0)
+            #expect(try await queue.complete(job, worker: "slow") == .completed)
+        }
+    }
+
+    @Test("failures retry with backoff and end dead with their error history; operators retry and purge")
+    func failuresAndDeadJobs() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "poison", maxAttempts: 3)])
+            try await schema.register("w")
+            for attempt in 1...3 {
+                let job = try #require(try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 1).first)
+                #expect(job.attempt == attempt)
+                let outcome = try await queue.fail(job, worker: "w", error: "boom \(attempt)", retryDelay: .zero)
+                #expect(outcome == .dead ? attempt == 3 : attempt < 3)
+            }
+            let dead = try await queue.deadJobs()
+            #expect(dead.count == 1)
+            #expect(dead.first?.attempts == 3)
+            #expect(dead.first?.errors.contains("boom 3") == true)
+            #expect(try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 1).isEmpty)
+            #expect(try await queue.retryDead(.partition("a")) == 1)
+            let retried = try #require(try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 1).first)
+            #expect(retried.attempt == 1)
+            _ = try await queue.fail(retried, worker: "w", error: "again", retryDelay: .seconds(3600))
+            #expect(try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 1).isEmpty, "not before its backoff")
+            try await schema.execute("UPDATE ef_jobs SET state = 'dead'")
+            #expect(try await queue.purgeDead(.all) == 1)
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs") == 0)
+        }
+    }
+
+    @Test("draining hands unfinished jobs back without counting the attempt")
+    func release() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "s")])
+            try await schema.register("w")
+            let job = try #require(try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 1).first)
+            #expect(try await queue.release([job], worker: "w") == 1)
+            let again = try #require(try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 1).first)
+            #expect(again.attempt == 1)
+        }
+    }
+}
+
+extension TestSchema {
+    func register(_ worker: String) async throws {
+        try await JobQueue(client: client).register(
+            WorkerRegistration(id: worker, host: "test", pid: 1, lanes: JobLane.allCases, partitions: nil, slots: 8)
+        )
+    }
+
+    func execute(_ query: PostgresQuery) async throws {
+        for try await _ in try await client.query(query) {}
+    }
+
+    func count(_ query: PostgresQuery) async throws -> Int64 {
+        for try await value in try await client.query(query).decode(Int64.self) { return value }
+        return 0
+    }
+}
+
+extension JobQueue {
+    func backfillJobs(count: Int, partition: String) async throws {
+        try await enqueue((1...count).map { JobRequest(projection: "p", partition: partition, streamId: "b\($0)", lane: .backfill) })
+    }
+}
