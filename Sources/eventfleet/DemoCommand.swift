@@ -2,112 +2,226 @@ import ArgumentParser
 import CartsExample
 import EventFleetCLI
 import EventFleetCore
+import EventFleetJobs
 import EventFleetPostgres
 import EventFleetProjections
 import Foundation
 import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
 
-/// `eventfleet demo`: runs the cart domain through the command handler for a few tenants and prints
-/// the streams and the states folded from them.
+/// `eventfleet demo`: the whole fleet on the local database. Concurrent command handlers write
+/// carts for several tenants while the scheduler and N worker processes project them; then every
+/// `carts` row is checked against `aggregateStream` of its stream.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run the example cart domain for a few tenants and print the streams and states."
+        abstract: "Run the fleet: write carts for several tenants, project them with a scheduler and N workers, verify every row."
     )
 
     @OptionGroup var database: DatabaseOptions
-    @Option(help: "Comma-separated tenants (partitions).") var tenants: String = "acme,globex,initech"
-    @Option(help: "Carts per tenant.") var carts: Int = 3
+    @Option(help: "How many tenants (partitions).") var tenants: Int = 4
+    @Option(help: "Carts per tenant.") var carts: Int = 150
+    @Option(help: "Worker processes.") var workers: Int = 2
+    @Option(help: "Concurrent command handlers writing carts.") var writers: Int = 8
 
     func validate() throws {
-        guard carts > 0 else { throw ValidationError("--carts must be positive") }
-        guard !tenantList.isEmpty else { throw ValidationError("--tenants names no tenant") }
-    }
-
-    var tenantList: [String] { tenants.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
-
-    func run() async throws {
-        let tenants = tenantList
-        let carts = self.carts
-        let runId = String(UUID().uuidString.prefix(8)).lowercased()
-        try await database.withStore(logger: Logger(label: "eventfleet.demo")) { store in
-            try await CartsReadModel.migrate(client: store.client)
-            let handler = CartCommandHandler.carts()
-            let projection = try CartsReadModel.projection()
-            let runner = ProjectionRunner(store: store)
-            for tenant in tenants {
-                print("== tenant \(tenant)")
-                for index in 1...carts {
-                    let cartId = "\(runId)-\(index)"
-                    let streamId = cartStreamId(cartId)
-                    print("-- stream \(streamId)")
-                    for command in Self.script(tenant: tenant, cartId: cartId, index: index) {
-                        do {
-                            _ = try await handler.handle(command, streamId: streamId, in: store, partition: tenant)
-                        } catch let error as CartError {
-                            print("   rejected \(command): \(error)")
-                        }
-                    }
-                    try await printStream(streamId, tenant: tenant, store: store)
-                    let projected = try await runner.projectEvents(projection, streamId: streamId, partition: tenant)
-                    print("   carts row: \(try await Self.describeRow(streamId, tenant: tenant, store: store)) (\(projected.eventsProcessed) events projected)")
-                }
-            }
+        guard tenants > 0, carts > 0, workers > 0, writers > 0 else {
+            throw ValidationError("--tenants, --carts, --workers and --writers must be positive")
         }
     }
 
-    /// A cart's life: shop, change your mind, and either check out or (every third cart) abandon it,
-    /// with one command the domain rejects.
-    static func script(tenant: String, cartId: String, index: Int) -> [CartCommand] {
-        var commands: [CartCommand] = [
-            .create(tenantId: tenant, cartId: cartId, currency: index.isMultiple(of: 2) ? "USD" : "EUR"),
-            .addItem(sku: "SKU-123", name: "Mug", unitPrice: 25, quantity: 2),
-            .addItem(sku: "SKU-456", name: "Tea", unitPrice: 15, quantity: index),
-            .removeItem(sku: "SKU-123", quantity: 1),
-            .removeItem(sku: "SKU-999", quantity: 1),
-        ]
-        commands.append(index.isMultiple(of: 3) ? .cancel(reason: "changed my mind") : .checkOut(orderId: "order-\(cartId)"))
-        commands.append(.addItem(sku: "SKU-789", name: "Spoon", unitPrice: 5, quantity: 1))
+    func run() async throws {
+        let logger = Logger(label: "eventfleet.demo")
+        let configuration = try database.configuration(applicationName: "eventfleet-demo")
+        let (tenants, carts, workers, writers) = (self.tenants, self.carts, self.workers, self.writers)
+        var childEnvironment = ProcessInfo.processInfo.environment
+        childEnvironment["DATABASE_URL"] = database.databaseURL ?? childEnvironment["DATABASE_URL"]
+        let environment = childEnvironment
+        let verified = try await database.withStore(logger: logger) { store in
+            try await CartsReadModel.migrate(client: store.client, logger: logger)
+            let notifying = PostgresEventStore(client: store.client, configuration: configuration, notifyChannel: PostgresEventStore.Options.defaultNotifyChannel, logger: logger)
+            let run = DemoRun(
+                store: notifying, tenants: (1...tenants).map { "tenant-\($0)" }, cartsPerTenant: carts, writers: writers,
+                workers: workers, environment: environment, logger: logger
+            )
+            return try await run.execute()
+        }
+        guard verified else { throw ExitCode(1) }
+    }
+}
+
+/// One demo run: its own cart ids, so runs do not disturb each other.
+struct DemoRun: Sendable {
+    let store: PostgresEventStore
+    let tenants: [String]
+    let cartsPerTenant: Int
+    let writers: Int
+    let workers: Int
+    let environment: [String: String]
+    let logger: Logger
+    let runId = String(UUID().uuidString.prefix(8)).lowercased()
+
+    /// - Returns: Whether every row matched its stream.
+    func execute() async throws -> Bool {
+        let started = ContinuousClock.now
+        let appended = EventCounter()
+        var schedulerConfiguration = FleetScheduler.Configuration()
+        schedulerConfiguration.heartbeatTimeout = .seconds(10)
+        let scheduler = FleetScheduler(configuration: schedulerConfiguration, store: store, logger: logger)
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let supervisor = WorkerSupervisor(
+            executable: executable,
+            arguments: Array(repeating: ["worker", "--concurrency", "4", "--poll-interval-ms", "200", "--drain-timeout", "5"], count: workers),
+            environment: environment, stopTimeout: .seconds(15), statusInterval: .seconds(3600), logger: logger
+        )
+        print("demo \(runId): \(tenants.count) tenants × \(cartsPerTenant) carts, \(writers) writers, scheduler + \(workers) worker processes")
+        let streams: [(String, String)] = try await withThrowingTaskGroup(of: [(String, String)].self) { group in
+            let services = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: scheduler), .init(service: supervisor)], logger: logger))
+            group.addTask {
+                try await services.run()
+                return []
+            }
+            // Write while printing progress every second.
+            let written: [(String, String)] = try await withThrowingTaskGroup(of: [(String, String)]?.self) { writing in
+                writing.addTask { try await write(appended: appended) }
+                writing.addTask {
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .seconds(1))
+                        _ = try await progress(appended: appended.count, since: started)
+                    }
+                    return nil
+                }
+                for try await result in writing {
+                    if let result {
+                        writing.cancelAll()
+                        return result
+                    }
+                }
+                return []
+            }
+            // Let the fleet finish, showing progress, then stop it gracefully.
+            try await scheduler.whenCaughtUp(timeout: .seconds(120))
+            while true {
+                let status = try await progress(appended: appended.count, since: started)
+                if status.pending == 0 { break }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            await services.triggerGracefulShutdown()
+            for try await _ in group {}
+            return written
+        }
+        let elapsed = ContinuousClock.now - started
+        let events = appended.count
+        print("")
+        print("wrote \(events) events to \(streams.count) streams in \(tenants.count) tenants")
+        let mismatches = try await verify(streams)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        print(String(format: "elapsed %.1f s, %.0f events/s end to end (written, scheduled, projected)", seconds, Double(events) / max(seconds, 0.001)))
+        if mismatches.isEmpty {
+            print("verification: all \(streams.count) carts rows equal aggregateStream of their streams")
+            return true
+        }
+        print("verification FAILED for \(mismatches.count) streams: \(mismatches.prefix(5).joined(separator: ", "))")
+        return false
+    }
+
+    /// Concurrent command handlers; each cart is shopped, changed, and checked out or cancelled.
+    private func write(appended: EventCounter) async throws -> [(String, String)] {
+        let handler = CartCommandHandler.carts()
+        let work = tenants.flatMap { tenant in (0..<cartsPerTenant).map { (tenant, $0) } }
+        let cursor = EventCounter()
+        return try await withThrowingTaskGroup(of: [(String, String)].self) { group in
+            for _ in 0..<writers {
+                group.addTask {
+                    var done: [(String, String)] = []
+                    while true {
+                        let index = cursor.take()
+                        guard index < work.count else { return done }
+                        let (tenant, number) = work[index]
+                        let cartId = "\(runId)-\(number)"
+                        let stream = cartStreamId(cartId)
+                        for command in Self.script(tenant: tenant, cartId: cartId, number: number) {
+                            do {
+                                let result = try await handler.handle(command, streamId: stream, in: store, partition: tenant)
+                                appended.add(result.newEvents.count)
+                            } catch is CartError {
+                                continue
+                            }
+                        }
+                        done.append((tenant, stream))
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+    }
+
+    /// A cart's life: shop, change your mind, then check out or (every fourth) abandon it.
+    static func script(tenant: String, cartId: String, number: Int) -> [CartCommand] {
+        var commands: [CartCommand] = [.create(tenantId: tenant, cartId: cartId, currency: number.isMultiple(of: 2) ? "USD" : "EUR")]
+        for item in 0..<(2 + number % 4) {
+            commands.append(.addItem(sku: "SKU-\(100 + item)", name: "Item \(item)", unitPrice: 5 + item * 10, quantity: 1 + (number + item) % 3))
+        }
+        commands.append(.removeItem(sku: "SKU-100", quantity: 1))
+        commands.append(number.isMultiple(of: 4) ? .cancel(reason: "changed my mind") : .checkOut(orderId: "order-\(cartId)"))
         return commands
     }
 
-    private func printStream(_ streamId: String, tenant: String, store: PostgresEventStore) async throws {
-        let events = try await store.readStream(streamId, as: CartEvent.self, options: ReadStreamOptions(partition: tenant))
-        print("   events (version \(events.currentStreamVersion)):")
-        for recorded in events.events {
-            let data = String(decoding: recorded.message.data, as: UTF8.self)
-            print("   \(recorded.message.streamPosition). \(recorded.event.eventType) \(data)")
+    /// Prints one progress line; returns the jobs still ready or running.
+    private func progress(appended: Int, since started: ContinuousClock.Instant) async throws -> (pending: Int64, done: Int64) {
+        let query: PostgresQuery = """
+            SELECT (SELECT count(*) FROM ef_jobs WHERE state = 'ready'),
+                   (SELECT count(*) FROM ef_jobs WHERE state = 'running'),
+                   (SELECT coalesce(sum(completed), 0)::bigint FROM ef_job_stats WHERE minute >= now() - interval '1 hour'),
+                   (SELECT coalesce(string_agg(partition || ' ' || n, ', ' ORDER BY partition), '-')
+                      FROM (SELECT partition, count(*) AS n FROM ef_jobs WHERE state = 'ready' GROUP BY partition) lag)
+            """
+        for try await (ready, running, done, lag) in try await store.client.query(query).decode((Int64, Int64, Int64, String).self) {
+            let elapsed = ContinuousClock.now - started
+            print("[\(elapsed.components.seconds)s] events \(appended)  jobs ready \(ready) running \(running) done \(done)  ready per tenant: \(lag)")
+            return (ready + running, done)
         }
-        let state = try await store.aggregateStream(
-            streamId, as: CartEvent.self, options: AggregateStreamOptions(partition: tenant),
-            evolve: CartState.evolve, initialState: CartState.initialState
-        ).state
-        print("   state: \(Self.describe(state))")
+        return (0, 0)
     }
 
-    /// The `carts` read-model row the projection wrote.
-    static func describeRow(_ streamId: String, tenant: String, store: PostgresEventStore) async throws -> String {
-        let rows = try await store.client.query(
-            """
-            SELECT currency, total, order_id, is_checked_out, is_cancelled, last_stream_position
-              FROM carts WHERE partition = \(tenant) AND stream_id = \(streamId)
-            """
-        )
-        for try await (currency, total, orderId, checkedOut, cancelled, position) in rows.decode((String?, Int64?, String?, Bool, Bool, Int64).self) {
-            return "currency \(currency ?? "-"), total \(total ?? 0), order \(orderId ?? "-"), checked out \(checkedOut), cancelled \(cancelled), at position \(position)"
+    /// The streams whose row differs from the fold of their events.
+    private func verify(_ streams: [(String, String)]) async throws -> [String] {
+        var mismatches: [String] = []
+        for (tenant, stream) in streams {
+            let folded = try await store.aggregateStream(
+                stream, options: AggregateStreamOptions(partition: tenant), evolve: CartState.evolve, initialState: CartState.initialState
+            )
+            var row: (CartState, Int64)?
+            for try await (snapshot, position) in try await store.client.query(
+                "SELECT snapshot::text, last_stream_position FROM carts WHERE partition = \(tenant) AND stream_id = \(stream)"
+            ).decode((String, Int64).self) {
+                row = (try JSONDecoder().decode(CartState.self, from: Data(snapshot.utf8)), position)
+            }
+            if row?.0 != folded.state || row?.1 != folded.currentStreamVersion {
+                mismatches.append("\(tenant)/\(stream)")
+            }
         }
-        return "none"
+        return mismatches
+    }
+}
+
+/// A shared count: events appended so far, or the next cart to write.
+final class EventCounter: Sendable {
+    private let value = Mutex(0)
+
+    var count: Int { value.withLock { $0 } }
+
+    func add(_ events: Int) {
+        value.withLock { $0 += events }
     }
 
-    static func describe(_ state: CartState) -> String {
-        func items(_ cart: CartDetails) -> String {
-            cart.items.map { "\($0.sku)×\($0.quantity)@\($0.unitPrice)" }.joined(separator: ", ")
-        }
-        switch state {
-        case .initial: return "empty"
-        case .active(let cart): return "active [\(items(cart))] total \(cart.total) \(cart.currency)"
-        case .checkedOut(let cart, let orderId, let total): return "checked out as \(orderId) [\(items(cart))] total \(total) \(cart.currency)"
-        case .cancelled(let cart, let reason): return "cancelled (\(reason)) [\(items(cart))]"
+    /// The current value, then counts one up.
+    func take() -> Int {
+        value.withLock { value in
+            defer { value += 1 }
+            return value
         }
     }
 }

@@ -14,7 +14,9 @@ struct EventFleetCommand: AsyncParsableCommand {
         discussion: "The database comes from --database-url or DATABASE_URL. Exit codes: 0 success, 2 invalid input, 3 version conflict, 1 anything else.",
         subcommands: [
             MigrateCommand<CartsMigrations>.self, AppendCommand.self, ReadCommand.self,
-            ProjectCommand<CartsProjections>.self, DemoCommand.self,
+            ProjectCommand<CartsProjections>.self, SchedulerCommand.self, WorkerCommand<CartsProjections>.self,
+            LaunchCommand.self, BackfillCommand<CartsProjections>.self, MonitorCommand.self, ScaleCommand.self,
+            JobsCommand.self, DemoCommand.self,
         ]
     )
 }

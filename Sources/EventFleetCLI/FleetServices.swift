@@ -1,0 +1,68 @@
+import ArgumentParser
+import EventFleetCore
+import EventFleetPostgres
+import Logging
+import Metrics
+import PostgresNIO
+import Prometheus
+import ServiceLifecycle
+
+/// Options every long-running fleet process shares.
+public struct ServiceOptions: ParsableArguments, Sendable {
+    @Option(name: .customLong("metrics-port"), help: "Serve /metrics (Prometheus) and /healthz on this port.")
+    public var metricsPort: Int?
+
+    public init() {}
+
+    public func validate() throws {
+        if let metricsPort, !(1...65_535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be between 1 and 65535")
+        }
+    }
+}
+
+/// Runs a fleet service with its client (and a metrics endpoint) until SIGTERM or SIGINT, which
+/// shut it down gracefully.
+enum FleetProcess {
+    /// Metrics go to one Prometheus registry per process; bootstrapping twice is a programming error,
+    /// so it happens once here.
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
+
+    static func run(
+        database: DatabaseOptions,
+        service options: ServiceOptions,
+        poolSize: Int?,
+        label: String,
+        makeService: @Sendable (PostgresEventStore) -> any Service & Sendable
+    ) async throws {
+        let registry = Self.registry
+        let logger = Logger(label: label)
+        var configuration = try database.configuration(applicationName: label)
+        if let poolSize, configuration.poolSize < poolSize { configuration.poolSize = poolSize }
+        try await configuration.checkConnection(logger: logger)
+        var backgroundLogger = logger
+        backgroundLogger.logLevel = .error
+        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: backgroundLogger)
+        let store = PostgresEventStore(
+            client: client, configuration: configuration, notifyChannel: PostgresEventStore.Options.defaultNotifyChannel, logger: logger
+        )
+        var services: [any Service] = [client]
+        let service = makeService(store)
+        services.append(service)
+        if let port = options.metricsPort {
+            services.append(MetricsServer(port: port, registry: registry, logger: logger))
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}

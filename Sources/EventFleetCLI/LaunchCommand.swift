@@ -1,0 +1,157 @@
+import ArgumentParser
+import EventFleetCore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `launch`: starts and supervises N local worker processes of this same binary.
+public struct LaunchCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "launch",
+        abstract: "Start N local worker processes, restart any that crash, forward SIGTERM, print their status."
+    )
+
+    @OptionGroup public var database: DatabaseOptions
+    @OptionGroup public var worker: WorkerOptions
+    @Option(help: "How many worker processes.") public var workers: Int = 2
+    @Option(name: .customLong("metrics-port-base"), help: "Worker i serves metrics on this port + i.") public var metricsPortBase: Int?
+    @Option(name: .customLong("status-interval"), help: "Seconds between status lines.") public var statusInterval: Int = 10
+
+    public init() {}
+
+    public func validate() throws {
+        guard workers > 0 else { throw ValidationError("--workers must be positive") }
+        guard statusInterval > 0 else { throw ValidationError("--status-interval must be positive") }
+    }
+
+    public func run() async throws {
+        let configuration = try database.configuration()
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = database.databaseURL ?? environment["DATABASE_URL"]
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let arguments = (0..<workers).map { index in
+            ["worker"] + worker.arguments + (metricsPortBase.map { ["--metrics-port", "\($0 + index)"] } ?? [])
+        }
+        let supervisor = WorkerSupervisor(
+            executable: executable, arguments: arguments, environment: environment,
+            stopTimeout: .seconds(worker.drainTimeout + 10), statusInterval: .seconds(statusInterval),
+            logger: Logger(label: "eventfleet.launch")
+        )
+        print("launching \(workers) workers against \(configuration.target)")
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: supervisor)], gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "eventfleet.launch")
+            )
+        )
+        try await group.run()
+    }
+}
+
+/// Keeps N child processes running (restarting crashed ones with backoff); on graceful shutdown
+/// sends them SIGTERM and waits for them to drain.
+public final class WorkerSupervisor: Service, Sendable {
+    struct Slot {
+        var process: Process?
+        var restarts = 0
+        var nextStart = ContinuousClock.now
+    }
+
+    let executable: URL
+    let arguments: [[String]]
+    let environment: [String: String]
+    let stopTimeout: Duration
+    let statusInterval: Duration
+    let logger: Logger
+    let slots: Mutex<[Slot]>
+
+    /// - Parameters:
+    ///   - executable: The binary to start.
+    ///   - arguments: One argument list per process.
+    ///   - environment: Their environment.
+    ///   - stopTimeout: How long they may take to exit after SIGTERM.
+    ///   - statusInterval: How often to print their status.
+    public init(executable: URL, arguments: [[String]], environment: [String: String], stopTimeout: Duration, statusInterval: Duration, logger: Logger) {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.stopTimeout = stopTimeout
+        self.statusInterval = statusInterval
+        self.logger = logger
+        self.slots = Mutex(Array(repeating: Slot(), count: arguments.count))
+    }
+
+    public func run() async throws {
+        var lastStatus = ContinuousClock.now - statusInterval
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            for index in arguments.indices { superviseSlot(index) }
+            if ContinuousClock.now - lastStatus >= statusInterval {
+                printStatus()
+                lastStatus = .now
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        await stopAll()
+    }
+
+    /// Starts the slot's process when it is not running; a crashed one comes back with backoff.
+    private func superviseSlot(_ index: Int) {
+        let now = ContinuousClock.now
+        let toStart: Bool = slots.withLock { slots in
+            if let process = slots[index].process {
+                guard !process.isRunning else { return false }
+                let status = process.terminationStatus
+                slots[index].restarts += 1
+                let delay = RetryPolicy(initialDelay: .milliseconds(500), maxDelay: .seconds(30)).delay(beforeRetry: min(slots[index].restarts, 10))
+                slots[index].nextStart = now + delay
+                slots[index].process = nil
+                logger.warning("worker exited; restarting", metadata: ["eventfleet.worker_index": "\(index)", "eventfleet.status": "\(status)", "eventfleet.restart_in": "\(delay)"])
+                return false
+            }
+            return now >= slots[index].nextStart
+        }
+        guard toStart else { return }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments[index]
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+            slots.withLock { $0[index].process = process }
+        } catch {
+            logger.error("cannot start a worker", metadata: ["eventfleet.error": "\(error)"])
+            slots.withLock { $0[index].nextStart = now + .seconds(5) }
+        }
+    }
+
+    private func printStatus() {
+        let lines = slots.withLock { slots in
+            slots.enumerated().map { index, slot in
+                let state = slot.process.map { $0.isRunning ? "running, pid \($0.processIdentifier)" : "exited" } ?? "starting"
+                return "worker \(index + 1): \(state), restarts \(slot.restarts)"
+            }
+        }
+        print(lines.joined(separator: "\n"))
+    }
+
+    /// Forwards SIGTERM, waits for every worker to drain, and kills what outlives the timeout.
+    private func stopAll() async {
+        let processes = slots.withLock { $0.compactMap(\.process) }.filter(\.isRunning)
+        for process in processes { kill(process.processIdentifier, SIGTERM) }
+        print("stopping \(processes.count) workers (SIGTERM)")
+        let deadline = ContinuousClock.now + stopTimeout
+        while processes.contains(where: \.isRunning), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        for process in processes where process.isRunning {
+            logger.error("worker did not stop in time; killing it", metadata: ["eventfleet.pid": "\(process.processIdentifier)"])
+            kill(process.processIdentifier, SIGKILL)
+        }
+        print("all workers stopped")
+    }
+}

@@ -1,0 +1,119 @@
+import ArgumentParser
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import EventFleetProjections
+import Logging
+
+/// Options of `worker` (and of `launch`, which passes them on).
+public struct WorkerOptions: ParsableArguments, Sendable {
+    @Option(help: "Jobs to run at the same time.") public var concurrency: Int = 4
+    @Option(help: "Lanes to work, comma-separated: live,backfill.") public var lanes: String = "live,backfill"
+    @Option(help: "Tenants to work for, comma-separated (default: all).") public var partitions: String?
+    @Option(name: .customLong("drain-timeout"), help: "Seconds in-flight jobs may run on after SIGTERM.") public var drainTimeout: Int = 30
+    @Option(name: .customLong("batch-size"), help: "Events per projection transaction.") public var batchSize: Int = 500
+    @Option(name: .customLong("heartbeat-interval-ms"), help: "Milliseconds between heartbeats.") public var heartbeatIntervalMilliseconds: Int = 2_000
+    @Option(name: .customLong("poll-interval-ms"), help: "Milliseconds between polls when no notification comes.") public var pollIntervalMilliseconds: Int = 1_000
+
+    public init() {}
+
+    public func validate() throws {
+        guard concurrency > 0 else { throw ValidationError("--concurrency must be positive") }
+        guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        guard heartbeatIntervalMilliseconds > 0, pollIntervalMilliseconds > 0 else { throw ValidationError("intervals must be positive") }
+        _ = try laneList()
+        if let partitions, partitionList(partitions).isEmpty { throw ValidationError("--partitions names no partition") }
+    }
+
+    func laneList() throws -> [JobLane] {
+        let lanes = try self.lanes.split(separator: ",").map { name in
+            guard let lane = JobLane(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--lanes: '\(name)' is not a lane (live, backfill)")
+            }
+            return lane
+        }
+        guard !lanes.isEmpty else { throw ValidationError("--lanes names no lane") }
+        return lanes
+    }
+
+    func partitionList(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func configuration() throws -> ProjectionWorker.Configuration {
+        var configuration = ProjectionWorker.Configuration()
+        configuration.concurrency = concurrency
+        configuration.lanes = try laneList()
+        configuration.partitions = partitions.map(partitionList)
+        configuration.drainTimeout = .seconds(drainTimeout)
+        configuration.batchSize = batchSize
+        configuration.heartbeatInterval = .milliseconds(heartbeatIntervalMilliseconds)
+        configuration.pollInterval = .milliseconds(pollIntervalMilliseconds)
+        return configuration
+    }
+
+    /// The options as command-line arguments, for `launch` to start workers with.
+    var arguments: [String] {
+        var arguments = [
+            "--concurrency", "\(concurrency)", "--lanes", lanes, "--drain-timeout", "\(drainTimeout)", "--batch-size", "\(batchSize)",
+            "--heartbeat-interval-ms", "\(heartbeatIntervalMilliseconds)", "--poll-interval-ms", "\(pollIntervalMilliseconds)",
+        ]
+        if let partitions { arguments += ["--partitions", partitions] }
+        return arguments
+    }
+}
+
+/// `worker`: claims projection jobs and runs them with the application's projections.
+public struct WorkerCommand<Provider: ProjectionsProvider>: AsyncParsableCommand {
+    public static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "worker",
+            abstract: "Claim projection jobs and run them (SIGTERM drains: stop claiming, finish or hand back, deregister)."
+        )
+    }
+
+    @OptionGroup public var database: DatabaseOptions
+    @OptionGroup public var worker: WorkerOptions
+    @OptionGroup public var service: ServiceOptions
+
+    public init() {}
+
+    public func run() async throws {
+        let configuration = try worker.configuration()
+        let registry = try Provider.registry()
+        // One connection per job slot, plus heartbeat, claims and LISTEN.
+        try await FleetProcess.run(database: database, service: service, poolSize: configuration.concurrency + 3, label: "eventfleet.worker") { store in
+            ProjectionWorker(configuration: configuration, store: store, registry: registry, logger: Logger(label: "eventfleet.worker"))
+        }
+    }
+}
+
+/// `scheduler`: follows the global log and enqueues projection jobs; the leader rescues and prunes.
+public struct SchedulerCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Turn new events into projection jobs (run several: one leads, the others take over within seconds)."
+    )
+
+    @OptionGroup public var database: DatabaseOptions
+    @OptionGroup public var service: ServiceOptions
+    @Option(name: .customLong("lease-seconds"), help: "A dead leader is replaced after about this long.") public var leaseSeconds: Int = 5
+    @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat before a worker's jobs are rescued.") public var heartbeatTimeout: Int = 15
+
+    public init() {}
+
+    public func validate() throws {
+        guard leaseSeconds > 0, heartbeatTimeout > 0 else { throw ValidationError("--lease-seconds and --heartbeat-timeout must be positive") }
+    }
+
+    public func run() async throws {
+        var configuration = FleetScheduler.Configuration()
+        configuration.leaseDuration = .seconds(leaseSeconds)
+        configuration.heartbeatTimeout = .seconds(heartbeatTimeout)
+        let settings = configuration
+        try await FleetProcess.run(database: database, service: service, poolSize: 6, label: "eventfleet.scheduler") { store in
+            FleetScheduler(configuration: settings, store: store, logger: Logger(label: "eventfleet.scheduler"))
+        }
+    }
+}
