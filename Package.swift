@@ -104,6 +104,7 @@ let package = Package(
             dependencies: [
                 "EventFleetCore",
                 "EventFleetPostgres",
+                "CartsExample",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -170,7 +171,15 @@ let package = Package(
         ),
         .testTarget(
             name: "EventFleetCLITests",
-            dependencies: ["EventFleetTestSupport", "eventfleet"],
+            dependencies: [
+                "EventFleetTestSupport",
+                "eventfleet",
+                "EventFleetCore",
+                "EventFleetPostgres",
+                "EventFleetJobs",
+                "CartsExample",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
     ],

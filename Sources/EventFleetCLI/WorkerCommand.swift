@@ -14,6 +14,8 @@ public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("batch-size"), help: "Events per projection transaction.") public var batchSize: Int = 500
     @Option(name: .customLong("heartbeat-interval-ms"), help: "Milliseconds between heartbeats.") public var heartbeatIntervalMilliseconds: Int = 2_000
     @Option(name: .customLong("poll-interval-ms"), help: "Milliseconds between polls when no notification comes.") public var pollIntervalMilliseconds: Int = 1_000
+    @Option(name: .customLong("idle-transaction-timeout-ms"), help: "The server ends a job transaction idle this long (a frozen worker).")
+    public var idleTransactionTimeoutMilliseconds: Int = 10_000
 
     public init() {}
 
@@ -21,7 +23,9 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         guard concurrency > 0 else { throw ValidationError("--concurrency must be positive") }
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard heartbeatIntervalMilliseconds > 0, pollIntervalMilliseconds > 0 else { throw ValidationError("intervals must be positive") }
+        guard heartbeatIntervalMilliseconds > 0, pollIntervalMilliseconds > 0, idleTransactionTimeoutMilliseconds > 0 else {
+            throw ValidationError("intervals and timeouts must be positive")
+        }
         _ = try laneList()
         if let partitions, partitionList(partitions).isEmpty { throw ValidationError("--partitions names no partition") }
     }
@@ -50,6 +54,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         configuration.batchSize = batchSize
         configuration.heartbeatInterval = .milliseconds(heartbeatIntervalMilliseconds)
         configuration.pollInterval = .milliseconds(pollIntervalMilliseconds)
+        configuration.idleTransactionTimeout = .milliseconds(idleTransactionTimeoutMilliseconds)
         return configuration
     }
 
@@ -58,6 +63,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         var arguments = [
             "--concurrency", "\(concurrency)", "--lanes", lanes, "--drain-timeout", "\(drainTimeout)", "--batch-size", "\(batchSize)",
             "--heartbeat-interval-ms", "\(heartbeatIntervalMilliseconds)", "--poll-interval-ms", "\(pollIntervalMilliseconds)",
+            "--idle-transaction-timeout-ms", "\(idleTransactionTimeoutMilliseconds)",
         ]
         if let partitions { arguments += ["--partitions", partitions] }
         return arguments

@@ -126,16 +126,6 @@ func fastWorker() -> ProjectionWorker.Configuration {
     return configuration
 }
 
-/// A schema with the library's and the carts example's migrations applied.
-func withCartsSchema<T: Sendable>(poolSize: Int = 10, _ body: @Sendable (TestSchema) async throws -> T) async throws -> T {
-    try await TestDatabase.withSchema(poolSize: poolSize) { schema in
-        try await MigrationRunner(
-            client: schema.client, component: CartsReadModel.migrationComponent, migrations: CartsReadModel.migrations
-        ).migrate()
-        return try await body(schema)
-    }
-}
-
 /// Runs schedulers and `workers` workers for the duration of `body`.
 func withFleet<T: Sendable>(
     _ schema: TestSchema,
@@ -164,50 +154,10 @@ func waitForIdleQueue(_ schema: TestSchema, scheduler: FleetScheduler?) async th
     }
 }
 
-/// Writes carts through the command handler; returns (partition, stream) of each.
-func writeCarts(_ store: PostgresEventStore, tenants: [String], cartsPerTenant: Int) async throws -> [(String, String)] {
-    let handler = CartCommandHandler.carts()
-    return try await withThrowingTaskGroup(of: (String, String).self) { group in
-        for tenant in tenants {
-            for index in 0..<cartsPerTenant {
-                group.addTask {
-                    let cartId = "\(tenant)-\(index)-\(UUID().uuidString.prefix(6))"
-                    let stream = cartStreamId(cartId)
-                    var commands: [CartCommand] = [
-                        .create(tenantId: tenant, cartId: cartId, currency: "EUR"),
-                        .addItem(sku: "A", name: "a", unitPrice: 10 + index, quantity: 2),
-                        .addItem(sku: "B", name: "b", unitPrice: 5, quantity: 1),
-                        .removeItem(sku: "A", quantity: 1),
-                    ]
-                    commands.append(index.isMultiple(of: 2) ? .checkOut(orderId: "o-\(cartId)") : .cancel(reason: "r"))
-                    for command in commands {
-                        try await handler.handle(command, streamId: stream, in: store, partition: tenant)
-                    }
-                    return (tenant, stream)
-                }
-            }
-        }
-        return try await group.reduce(into: []) { $0.append($1) }
-    }
-}
-
-/// Every stream has a carts row whose snapshot equals `aggregateStream` and whose position is the version.
+/// Every stream has a carts row equal to its fold.
 func expectRowsMatchStreams(_ schema: TestSchema, streams: [(String, String)]) async throws {
-    for (partition, stream) in streams {
-        let folded = try await schema.store.aggregateStream(
-            stream, options: AggregateStreamOptions(partition: partition), evolve: CartState.evolve, initialState: CartState.initialState
-        )
-        let rows = try await schema.client.query(
-            "SELECT snapshot::text, last_stream_position FROM carts WHERE partition = \(partition) AND stream_id = \(stream)"
-        ).decode((String, Int64).self)
-        var found = false
-        for try await (snapshot, position) in rows {
-            found = true
-            #expect(try JSONDecoder().decode(CartState.self, from: Data(snapshot.utf8)) == folded.state, "\(stream)")
-            #expect(position == folded.currentStreamVersion, "\(stream)")
-        }
-        #expect(found, "a carts row for \(stream) in \(partition)")
-    }
+    let mismatches = try await cartRowsNotMatchingStreams(schema, streams: streams)
+    #expect(mismatches.isEmpty, "rows differing from their streams: \(mismatches)")
 }
 
 struct Poisoned: Error, CustomStringConvertible {

@@ -183,14 +183,6 @@ extension TestSchema {
         )
     }
 
-    func execute(_ query: PostgresQuery) async throws {
-        for try await _ in try await client.query(query) {}
-    }
-
-    func count(_ query: PostgresQuery) async throws -> Int64 {
-        for try await value in try await client.query(query).decode(Int64.self) { return value }
-        return 0
-    }
 }
 
 extension JobQueue {

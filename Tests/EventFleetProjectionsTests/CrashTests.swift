@@ -13,9 +13,7 @@ struct CrashTests {
     @Test("killed before the handler, between handler and checkpoint, and after commit", arguments: ["before-handler", "after-handler", "after-commit"])
     func crashAndRestart(point: String) async throws {
         try await withCartsSchema { schema in
-            try await execute(
-                schema,
-                """
+            try await schema.execute("""
                 CREATE TABLE event_applications (
                     partition text, stream_id text, stream_position bigint, applied integer NOT NULL,
                     PRIMARY KEY (partition, stream_id, stream_position)

@@ -130,7 +130,7 @@ struct EventConsumerTests {
     func fencing() async throws {
         try await withCartsSchema { schema in
             let store = schema.store
-            try await execute(schema, "CREATE TABLE applied (stream_id text, position bigint, instance text)")
+            try await schema.execute("CREATE TABLE applied (stream_id text, position bigint, instance text)")
             let gate = Gate()
             func registry(_ instance: String, blockOn blocker: Gate?) -> ProjectionRegistry {
                 var registry = ProjectionRegistry()
@@ -152,7 +152,7 @@ struct EventConsumerTests {
                 try await waitUntil("the stale instance is inside its batch") { await gate.waiting > 0 }
 
                 // Its lease runs out (as if it had hung); another instance takes over and processes.
-                try await execute(schema, "UPDATE ef_subscriptions SET lease_expires_at = now() - interval '1 second'")
+                try await schema.execute("UPDATE ef_subscriptions SET lease_expires_at = now() - interval '1 second'")
                 let fresh = EventConsumer(configuration: consumerConfiguration("fenced"), store: store, registry: registry("fresh", blockOn: nil))
                 group.addTask { try await fresh.run() }
                 try await waitUntil("the fresh instance took over") { fresh.isActive }

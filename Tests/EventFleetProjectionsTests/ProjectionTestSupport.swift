@@ -7,16 +7,6 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// A schema with the library's and the carts example's migrations applied.
-func withCartsSchema<T: Sendable>(poolSize: Int = 10, _ body: @Sendable (TestSchema) async throws -> T) async throws -> T {
-    try await TestDatabase.withSchema(poolSize: poolSize) { schema in
-        try await MigrationRunner(
-            client: schema.client, component: CartsReadModel.migrationComponent, migrations: CartsReadModel.migrations
-        ).migrate()
-        return try await body(schema)
-    }
-}
-
 /// Runs `consumer` for the duration of `body`, then stops it.
 func withRunning<T: Sendable>(_ consumers: [EventConsumer], _ body: @Sendable () async throws -> T) async throws -> T {
     try await withThrowingTaskGroup(of: T?.self) { group in
@@ -83,14 +73,4 @@ func cartRows(_ schema: TestSchema, partition: String? = nil) async throws -> [C
 
 func cartRow(_ schema: TestSchema, stream: String, partition: String = defaultPartition) async throws -> CartRow? {
     try await cartRows(schema, partition: partition).first { $0.streamId == stream }
-}
-
-/// Runs a statement to completion.
-func execute(_ schema: TestSchema, _ query: PostgresQuery) async throws {
-    for try await _ in try await schema.client.query(query) {}
-}
-
-func count(_ schema: TestSchema, _ query: PostgresQuery) async throws -> Int64 {
-    for try await value in try await schema.client.query(query).decode(Int64.self) { return value }
-    return 0
 }

@@ -174,7 +174,7 @@ struct ProjectionConfigurationTests {
             }
             #expect(missingColumn?.description.contains("missing columns: discount") == true)
 
-            try await execute(schema, "CREATE TABLE loose (LIKE carts)")
+            try await schema.execute("CREATE TABLE loose (LIKE carts)")
             let noKey = await #expect(throws: ProjectionError.self) { try await runner.validate(try Self.projection(table: "loose")) }
             #expect(noKey?.description.contains("no unique constraint") == true)
             #expect(noKey?.description.contains("(partition, stream_id)") == true)

@@ -77,3 +77,76 @@ public func childEnvironment(url: String, _ extra: [String: String] = [:]) -> [S
 private final class DataBox: @unchecked Sendable {
     var data = Data()
 }
+
+/// A child process that keeps running while the test works: signal it, wait for it.
+public final class RunningProcess: Sendable {
+    private let process: Process
+    private let exited: AsyncStream<Int32>
+    private let output: AsyncStream<String>
+
+    /// Starts `executable`; its standard error is kept for ``stderr()``.
+    public init(_ executable: URL, arguments: [String], environment: [String: String]) throws {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        let pipe = Pipe()
+        process.standardError = pipe
+        let (stream, continuation) = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        process.terminationHandler = { finished in
+            continuation.yield(finished.terminationStatus)
+            continuation.finish()
+        }
+        let (output, outputContinuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        self.process = process
+        self.exited = stream
+        self.output = output
+        try process.run()
+        // Drain standard error from the start, so a chatty child never blocks on a full pipe.
+        Thread.detachNewThread {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            outputContinuation.yield(String(decoding: data, as: UTF8.self))
+            outputContinuation.finish()
+        }
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    public func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the exit and returns the status (the signal number when killed).
+    ///
+    /// - Throws: ``TimedOut`` when it is still running after `timeout`.
+    public func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        let exited = self.exited
+        return try await withThrowingTaskGroup(of: Int32?.self) { group in
+            group.addTask {
+                for await status in exited { return status }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let status = try await group.next() ?? nil else {
+                throw TimedOut(description: "process \(self.pid) still running after \(timeout)")
+            }
+            return status
+        }
+    }
+
+    /// Everything the process wrote to standard error; call after it exited.
+    public func stderr() async -> String {
+        for await text in output { return text }
+        return ""
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
