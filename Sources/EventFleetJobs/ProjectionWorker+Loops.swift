@@ -80,7 +80,7 @@ extension ProjectionWorker {
         var transientFailures = 0
         while !Task.isCancelled {
             do {
-                try await runBatches(job, projection: projection)
+                try await runBatches(job, projection: projection, logger: logger)
                 state.withLock { $0.counts.recordCompleted(job) }
                 metrics.completed.increment()
                 metrics.jobDuration.record(duration: ContinuousClock.now - started)
@@ -90,30 +90,37 @@ extension ProjectionWorker {
             } catch JobQueueError.claimLost {
                 logger.info("claim lost (rescued or finished elsewhere); nothing committed")
                 return
-            } catch where PostgresErrorMapping.isTransient(error) {
+            } catch where PostgresErrorMapping.isTransient(error) && !Task.isCancelled {
                 // The database is away: keep the claim (heartbeats hold it) and try again.
                 transientFailures += 1
                 logger.warning("database unavailable during job; retrying", metadata: ["eventfleet.error": "\(error)"])
                 try? await Task.sleep(for: RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(5)).delay(beforeRetry: min(transientFailures, 10)))
             } catch {
+                logger.debug("job failed", metadata: ["eventfleet.error": "\(error)"])
                 await settleFailure(job, error: error, logger: logger)
                 return
             }
         }
+        logger.debug("job cancelled")
     }
 
     /// Projects batch after batch, each in a fenced transaction; the last one completes the job.
-    private func runBatches(_ job: Job, projection: any StreamProjection) async throws {
+    private func runBatches(_ job: Job, projection: any StreamProjection, logger: Logger) async throws {
         while true {
-            let (applied, finished) = try await inTransaction { context in
+            try Task.checkCancellation()
+            let (applied, finished) = try await inTransaction { [self] context in
+                logger.trace("batch: fencing")
                 try await queue.fence(job, worker: configuration.workerId, on: context.connection, idleTimeout: configuration.idleTransactionTimeout)
+                logger.trace("batch: projecting")
                 let applied = try await projection.project(
                     streamId: job.streamId, partition: job.partition, upTo: nil, batchSize: configuration.batchSize, context: context
                 )
+                logger.trace("batch: projected", metadata: ["eventfleet.events": "\(applied)"])
                 guard applied < configuration.batchSize else { return (applied, false) }
                 try await queue.complete(job, worker: configuration.workerId, on: context.connection)
                 return (applied, true)
             }
+            logger.trace("batch: committed")
             metrics.eventsProjected.increment(by: applied)
             if finished { return }
         }
@@ -196,7 +203,8 @@ extension ProjectionWorker {
         }
     }
 
-    func inTransaction<T: Sendable>(_ body: (ProjectionContext) async throws -> T) async throws -> T {
+    /// Runs a job batch in a transaction on one connection.
+    func inTransaction<T: Sendable>(_ body: @Sendable @escaping (ProjectionContext) async throws -> T) async throws -> T {
         do {
             return try await store.client.withTransaction(logger: logger) { connection in
                 try await body(ProjectionContext(connection: connection, store: store, logger: logger))
