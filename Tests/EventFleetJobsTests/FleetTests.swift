@@ -110,7 +110,7 @@ struct FleetTests {
 
 func fastScheduler() -> FleetScheduler.Configuration {
     var configuration = FleetScheduler.Configuration()
-    configuration.leaseDuration = .seconds(2)
+    configuration.leaseDuration = .seconds(5)
     configuration.maintenanceInterval = .milliseconds(200)
     configuration.heartbeatTimeout = .seconds(3)
     return configuration

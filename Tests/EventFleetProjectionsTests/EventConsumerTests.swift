@@ -104,8 +104,14 @@ struct EventConsumerTests {
     func standbyTakesOver() async throws {
         try await withCartsSchema { schema in
             let store = schema.store
-            let first = EventConsumer(configuration: consumerConfiguration("pair"), store: store, registry: try CartsReadModel.registry())
-            let second = EventConsumer(configuration: consumerConfiguration("pair"), store: store, registry: try CartsReadModel.registry())
+            // A lease long enough that a starved test machine does not let it lapse between renewals.
+            func configuration() -> EventConsumer.Configuration {
+                var configuration = consumerConfiguration("pair")  // each with its own instance id
+                configuration.leaseDuration = .seconds(10)
+                return configuration
+            }
+            let first = EventConsumer(configuration: configuration(), store: store, registry: try CartsReadModel.registry())
+            let second = EventConsumer(configuration: configuration(), store: store, registry: try CartsReadModel.registry())
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await first.run() }
                 try await waitUntil("the first instance is active") { first.isActive }
@@ -115,11 +121,12 @@ struct EventConsumerTests {
                 #expect(!second.isActive, "the lease keeps the second instance on standby")
                 group.cancelAll()
             }
-            // The first instance released its lease on the way out; a new one starts from its checkpoint.
-            let third = EventConsumer(configuration: consumerConfiguration("pair"), store: store, registry: try CartsReadModel.registry())
+            // Cancelled (not shut down gracefully), the instances could not release the lease: a new
+            // one takes over when it expires and starts from the checkpoint the first one left.
+            let third = EventConsumer(configuration: configuration(), store: store, registry: try CartsReadModel.registry())
             try await withRunning([third]) {
                 try await store.appendToStream(cartStreamId("y"), events: [CartEvent.created(CartCreated(tenantId: "default", cartId: "y", currency: "EUR"))])
-                try await third.whenCaughtUp()
+                try await third.whenCaughtUp(timeout: .seconds(60))
                 #expect(third.isActive)
                 #expect(try await cartRows(schema).map(\.cartId) == ["x", "y"])
             }

@@ -25,7 +25,7 @@ func consumerConfiguration(_ name: String, scope: PartitionScope = .all) -> Even
     var configuration = EventConsumer.Configuration(name: name, scope: scope)
     configuration.pollInterval = .milliseconds(10)
     configuration.maxPollInterval = .milliseconds(100)
-    configuration.leaseDuration = .seconds(2)
+    configuration.leaseDuration = .seconds(5)
     return configuration
 }
 
