@@ -127,6 +127,18 @@ public struct JobsCommand: AsyncParsableCommand {
         }
     }
 
+    /// Runs a dead-job operation and prints "<verb> N dead jobs".
+    static func operate(
+        _ database: DatabaseOptions, _ selection: Selection, verb: String,
+        _ operation: @escaping @Sendable (JobQueue, DeadJobSelection) async throws -> Int
+    ) async throws {
+        let selection = selection.selection
+        let count = try await database.withStore(logger: Logger(label: "eventfleet.jobs")) { store in
+            try await operation(JobQueue(client: store.client, databaseTarget: store.options.databaseTarget), selection)
+        }
+        print("\(verb) \(count) dead jobs")
+    }
+
     public struct List: AsyncParsableCommand {
         public static let configuration = CommandConfiguration(abstract: "List dead jobs with their last error.")
         @OptionGroup public var database: DatabaseOptions
@@ -170,11 +182,7 @@ public struct JobsCommand: AsyncParsableCommand {
         public init() {}
 
         public func run() async throws {
-            let selection = self.selection.selection
-            let count = try await database.withStore(logger: Logger(label: "eventfleet.jobs")) { store in
-                try await JobQueue(client: store.client, databaseTarget: store.options.databaseTarget).retryDead(selection)
-            }
-            print("retried \(count) dead jobs")
+            try await JobsCommand.operate(database, selection, verb: "retried") { try await $0.retryDead($1) }
         }
     }
 
@@ -186,11 +194,7 @@ public struct JobsCommand: AsyncParsableCommand {
         public init() {}
 
         public func run() async throws {
-            let selection = self.selection.selection
-            let count = try await database.withStore(logger: Logger(label: "eventfleet.jobs")) { store in
-                try await JobQueue(client: store.client, databaseTarget: store.options.databaseTarget).purgeDead(selection)
-            }
-            print("purged \(count) dead jobs")
+            try await JobsCommand.operate(database, selection, verb: "purged") { try await $0.purgeDead($1) }
         }
     }
 }

@@ -33,6 +33,12 @@ public struct JobCounts: Sendable, Hashable {
     public mutating func recordCompleted(_ job: Job) { completed[job.partition, default: [:]][job.lane, default: 0] += 1 }
     public mutating func recordFailed(_ job: Job) { failed[job.partition, default: [:]][job.lane, default: 0] += 1 }
 
+    /// Adds `other`'s counts (a flush that failed goes back into the next one).
+    public mutating func merge(_ other: JobCounts) {
+        completed.merge(other.completed) { $0.merging($1, uniquingKeysWith: +) }
+        failed.merge(other.failed) { $0.merging($1, uniquingKeysWith: +) }
+    }
+
     var rows: (partitions: [String], lanes: [String], completed: [Int64], failed: [Int64]) {
         var keys = Set<[String]>()
         for (partition, lanes) in completed { for lane in lanes.keys { keys.insert([partition, lane.rawValue]) } }

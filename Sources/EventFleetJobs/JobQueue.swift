@@ -243,10 +243,6 @@ public struct JobQueue: Sendable {
                 try await client.query(query(), logger: logger)
             }
             return try await consume(rows)
-        } catch let error as JobQueueError {
-            throw error
-        } catch let error as EventStoreError {
-            throw error
         } catch {
             throw PostgresErrorMapping.map(error, operation: operation, target: databaseTarget)
         }

@@ -171,10 +171,7 @@ extension ProjectionWorker {
                     try await queue.register(registration)
                 }
             } catch {
-                state.withLock { state in
-                    for (partition, lanes) in counts.completed { for (lane, count) in lanes { state.counts.completed[partition, default: [:]][lane, default: 0] += count } }
-                    for (partition, lanes) in counts.failed { for (lane, count) in lanes { state.counts.failed[partition, default: [:]][lane, default: 0] += count } }
-                }
+                state.withLock { $0.counts.merge(counts) }
                 logger.warning("heartbeat failed", metadata: ["eventfleet.error": "\(error)"])
             }
         }
@@ -210,13 +207,7 @@ extension ProjectionWorker {
                 try await body(ProjectionContext(connection: connection, store: store, logger: logger))
             }
         } catch {
-            let unwrapped = PostgresErrorMapping.unwrap(error)
-            if unwrapped is PSQLError || !(unwrapped is EventStoreError || unwrapped is JobQueueError || unwrapped is ProjectionError || unwrapped is CancellationError) {
-                if unwrapped is PSQLError {
-                    throw PostgresErrorMapping.map(unwrapped, operation: "run job", target: store.options.databaseTarget)
-                }
-            }
-            throw unwrapped
+            throw PostgresErrorMapping.map(error, operation: "run job", target: store.options.databaseTarget)
         }
     }
 }

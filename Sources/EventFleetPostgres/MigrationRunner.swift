@@ -63,8 +63,6 @@ public struct MigrationRunner: Sendable {
                     throw error
                 }
             }
-        } catch let error as MigrationError {
-            throw error
         } catch {
             throw PostgresErrorMapping.map(error, operation: "migrate", target: databaseTarget)
         }

@@ -29,14 +29,15 @@ package enum PostgresErrorMapping {
         return error
     }
 
-    /// Maps any error from a database call.
+    /// Maps a driver error (postgres-nio, the pool, the socket) to ``EventStoreError``. Any other
+    /// error (the caller's own: a handler's, an `evolve`'s, a ``EventStoreError``) passes through
+    /// unchanged, so its type and context survive; `PostgresTransactionError` is unwrapped first.
     ///
     /// - Parameters:
     ///   - operation: What was being done, for the message (e.g. `append`).
     ///   - target: Where the database is, for connection failures.
     package static func map(_ error: any Error, operation: String, target: String) -> any Error {
         let error = unwrap(error)
-        if error is EventStoreError || error is CancellationError { return error }
         if let psql = error as? PSQLError {
             switch psql.code {
             case .server:
@@ -67,7 +68,7 @@ package enum PostgresErrorMapping {
         if let ioError = error as? IOError {
             return EventStoreError.connectionFailed(target: target, reason: ioError.description)
         }
-        return EventStoreError.database(operation: operation, sqlState: nil, message: String(reflecting: error))
+        return error
     }
 
     /// A readable reason: the underlying socket error when there is one, else the full reflection

@@ -195,11 +195,7 @@ extension EventConsumer {
                 try await body(ProjectionContext(connection: connection, store: store, logger: logger))
             }
         } catch {
-            let unwrapped = PostgresErrorMapping.unwrap(error)
-            if unwrapped is PSQLError {
-                throw PostgresErrorMapping.map(unwrapped, operation: "consume", target: store.options.databaseTarget)
-            }
-            throw unwrapped
+            throw PostgresErrorMapping.map(error, operation: "consume", target: store.options.databaseTarget)
         }
     }
 

@@ -226,9 +226,7 @@ public final class EventConsumer: Service, Sendable {
         do {
             return try await body()
         } catch {
-            let unwrapped = PostgresErrorMapping.unwrap(error)
-            if unwrapped is ProjectionError || unwrapped is EventStoreError || unwrapped is CancellationError { throw unwrapped }
-            throw PostgresErrorMapping.map(unwrapped, operation: operation, target: store.options.databaseTarget)
+            throw PostgresErrorMapping.map(error, operation: operation, target: store.options.databaseTarget)
         }
     }
 }

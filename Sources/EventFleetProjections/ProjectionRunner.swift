@@ -88,12 +88,8 @@ public struct ProjectionRunner: Sendable {
     private func mapErrors<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as ProjectionError {
-            throw error
         } catch {
-            let unwrapped = PostgresErrorMapping.unwrap(error)
-            if let projectionError = unwrapped as? ProjectionError { throw projectionError }
-            throw PostgresErrorMapping.map(unwrapped, operation: operation, target: store.options.databaseTarget)
+            throw PostgresErrorMapping.map(error, operation: operation, target: store.options.databaseTarget)
         }
     }
 }

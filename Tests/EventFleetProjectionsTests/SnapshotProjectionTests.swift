@@ -133,6 +133,29 @@ struct SnapshotProjectionTests {
     }
 }
 
+struct EvolveRefused: Error, Equatable {}
+
+@Suite("Projection errors")
+struct ProjectionErrorTests {
+    @Test("an error thrown by evolve reaches the caller unchanged, and nothing is written")
+    func evolveErrorKeepsItsType() async throws {
+        try await withCartsSchema { schema in
+            let stream = cartStreamId("refused")
+            try await schema.store.appendToStream(stream, events: [CartEvent.created(CartCreated(tenantId: "default", cartId: "refused", currency: "EUR"))])
+            let refusing = try SnapshotProjection<CartState, CartEvent>(
+                name: "carts", table: "carts", keyColumns: ["tenant_id", "cart_id", "partition"],
+                key: { _, partition in [.text(partition), .text("refused"), .text(partition)] },
+                evolve: { _, _ in throw EvolveRefused() },
+                initialState: CartState.initialState
+            )
+            await #expect(throws: EvolveRefused()) {
+                try await ProjectionRunner(store: schema.store).projectEvents(refusing, streamId: stream)
+            }
+            #expect(try await cartRow(schema, stream: stream) == nil)
+        }
+    }
+}
+
 @Suite("Projection configuration")
 struct ProjectionConfigurationTests {
     static func projection(table: String, keys: [String] = ["tenant_id", "cart_id", "partition"], columns: [String] = ["currency"]) throws
