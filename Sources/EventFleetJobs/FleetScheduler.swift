@@ -122,7 +122,7 @@ struct JobScheduling: Projection {
         // Read in the same transaction, so a projection registered after this batch's events were
         // written is scheduled from the next batch on, never half.
         var projectionsByType: [String: [String]] = [:]
-        for try await (name, types) in try await context.connection.query(
+        for try await (name, types) in try await context.connection.checkedQuery(
             "SELECT name, event_types FROM ef_projections ORDER BY name", logger: context.logger
         ).decode((String, [String]).self) {
             for type in types { projectionsByType[type, default: []].append(name) }

@@ -238,7 +238,7 @@ public struct JobQueue: Sendable {
     ) async throws -> T {
         do {
             let rows = if let connection {
-                try await connection.query(query(), logger: logger)
+                try await connection.checkedQuery(query(), logger: logger)
             } else {
                 try await client.query(query(), logger: logger)
             }

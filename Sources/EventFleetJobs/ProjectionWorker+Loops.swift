@@ -203,7 +203,7 @@ extension ProjectionWorker {
     /// Runs a job batch in a transaction on one connection.
     func inTransaction<T: Sendable>(_ body: @Sendable @escaping (ProjectionContext) async throws -> T) async throws -> T {
         do {
-            return try await store.client.withTransaction(logger: logger) { connection in
+            return try await store.client.withGuardedTransaction(logger: logger) { [store, logger] connection in
                 try await body(ProjectionContext(connection: connection, store: store, logger: logger))
             }
         } catch {

@@ -232,7 +232,7 @@ extension DatabaseConfiguration {
         do {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             do {
-                try await connection.query("SELECT 1", logger: logger)
+                _ = try await connection.checkedQuery("SELECT 1", logger: logger)
             } catch {
                 try? await connection.close()
                 throw error

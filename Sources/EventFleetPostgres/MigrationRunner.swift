@@ -95,7 +95,7 @@ public struct MigrationRunner: Sendable {
             on: connection
         )
         var applied: [Int: (name: String, checksum: String)] = [:]
-        for try await (version, name, checksum) in try await connection.query(
+        for try await (version, name, checksum) in try await connection.checkedQuery(
             "SELECT version, name, checksum FROM ef_migrations WHERE component = \(component)", logger: logger
         ).decode((Int, String, String).self) {
             applied[version] = (name, checksum)
@@ -144,14 +144,14 @@ public struct MigrationRunner: Sendable {
 
     /// Runs a statement to completion: a server error surfaces when the rows are consumed, not before.
     private func execute(_ query: PostgresQuery, on connection: PostgresConnection) async throws {
-        for try await _ in try await connection.query(query, logger: logger) {}
+        for try await _ in try await connection.checkedQuery(query, logger: logger) {}
     }
 
     /// SHA-256 of each migration's SQL, computed by the server so the library needs no crypto code.
     private func checksums(of migrations: [Migration], on connection: PostgresConnection) async throws -> [String] {
         var checksums: [String] = []
         let sql = migrations.map(\.sql)
-        for try await checksum in try await connection.query(
+        for try await checksum in try await connection.checkedQuery(
             """
             SELECT encode(sha256(convert_to(s.sql, 'UTF8')), 'hex')
               FROM unnest(\(sql)::text[]) WITH ORDINALITY AS s(sql, n)

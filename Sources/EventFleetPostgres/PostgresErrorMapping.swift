@@ -59,6 +59,9 @@ package enum PostgresErrorMapping {
                 return EventStoreError.database(operation: operation, sqlState: nil, message: String(reflecting: psql))
             }
         }
+        if error is ConnectionClosedError {
+            return EventStoreError.connectionFailed(target: target, reason: String(describing: error))
+        }
         if error is ConnectionPoolError {
             return EventStoreError.connectionFailed(target: target, reason: String(describing: error))
         }

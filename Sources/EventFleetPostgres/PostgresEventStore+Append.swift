@@ -39,7 +39,7 @@ extension PostgresEventStore {
         let row: (String, Int64, Int64?, Int64?, Bool?)
         do {
             let rows = if let connection {
-                try await connection.query(query, logger: logger)
+                try await connection.checkedQuery(query, logger: logger)
             } else {
                 try await client.query(query, logger: logger)
             }

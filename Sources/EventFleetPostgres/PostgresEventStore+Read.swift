@@ -40,7 +40,7 @@ extension PostgresEventStore {
             var version: Int64?
             var events: [RecordedMessage] = []
             let rows = if let connection {
-                try await connection.query(query, logger: logger)
+                try await connection.checkedQuery(query, logger: logger)
             } else {
                 try await client.query(query, logger: logger)
             }

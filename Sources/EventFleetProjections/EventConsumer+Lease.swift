@@ -91,7 +91,7 @@ extension EventConsumer {
                AND last_transaction_id = \(String(from.transactionId))::xid8 AND last_global_position = \(from.globalPosition)
             RETURNING 1
             """
-        for try await _ in try await connection.query(query, logger: logger) { return }
+        for try await _ in try await connection.checkedQuery(query, logger: logger) { return }
         throw ProjectionError.leaseLost(consumer: configuration.name, scope: configuration.scopeKey)
     }
 }

@@ -158,7 +158,7 @@ extension EventConsumer {
 
     /// Runs every projection on `messages` and moves the checkpoint, all in one transaction.
     private func commit(_ messages: [RecordedMessage], from: GlobalCheckpoint, to: GlobalCheckpoint, lease: ConsumerLease) async throws {
-        try await inTransaction { context in
+        try await inTransaction { [self] context in
             for projection in registry.projections {
                 let handled = messages.filter { projection.handles($0.type) }
                 if !handled.isEmpty {
@@ -173,7 +173,7 @@ extension EventConsumer {
     private func deadLetter(
         _ message: RecordedMessage, error: any Error, attempts: Int, from: GlobalCheckpoint, lease: ConsumerLease
     ) async throws {
-        try await inTransaction { context in
+        try await inTransaction { [self] context in
             let query: PostgresQuery = """
                 INSERT INTO ef_dead_letters (subscription_id, scope, partition, stream_id, stream_position, global_position,
                                              transaction_id, message_id, message_type, error, attempts)
@@ -181,7 +181,7 @@ extension EventConsumer {
                         \(message.streamPosition), \(message.globalPosition), \(String(message.transactionId))::xid8,
                         \(message.messageId), \(message.type), \(String(describing: error)), \(attempts))
                 """
-            for try await _ in try await context.connection.query(query, logger: logger) {}
+            for try await _ in try await context.connection.checkedQuery(query, logger: logger) {}
             try await advanceCheckpoint(from: from, to: message.checkpoint, lease: lease, on: context.connection)
         }
         await configuration.onCommit?(message.checkpoint, 1)
@@ -189,9 +189,9 @@ extension EventConsumer {
 
     /// Runs `body` in a transaction; driver errors come out as ``EventStoreError``, a handler's own
     /// errors unchanged.
-    private func inTransaction(_ body: (ProjectionContext) async throws -> Void) async throws {
+    private func inTransaction(_ body: @escaping @Sendable (ProjectionContext) async throws -> Void) async throws {
         do {
-            try await store.client.withTransaction(logger: logger) { connection in
+            try await store.client.withGuardedTransaction(logger: logger) { [store, logger] connection in
                 try await body(ProjectionContext(connection: connection, store: store, logger: logger))
             }
         } catch {

@@ -77,9 +77,9 @@ public struct ProjectionRunner: Sendable {
     }
 
     /// Runs `body` in a transaction on one connection: commit on success, roll back on error.
-    func inTransaction<T: Sendable>(operation: String, _ body: (ProjectionContext) async throws -> T) async throws -> T {
+    func inTransaction<T: Sendable>(operation: String, _ body: @escaping @Sendable (ProjectionContext) async throws -> T) async throws -> T {
         try await mapErrors(operation) {
-            try await store.client.withTransaction(logger: logger) { connection in
+            try await store.client.withGuardedTransaction(logger: logger) { [store, logger] connection in
                 try await body(ProjectionContext(connection: connection, store: store, logger: logger))
             }
         }

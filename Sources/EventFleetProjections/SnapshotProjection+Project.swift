@@ -20,7 +20,7 @@ extension SnapshotProjection {
                 binds: Self.binds(partition, streamId)
             )
             var row: (position: Int64, snapshot: String)?
-            for try await (lastPosition, snapshot) in try await connection.query(locked, logger: context.logger).decode((Int64, String).self) {
+            for try await (lastPosition, snapshot) in try await connection.checkedQuery(locked, logger: context.logger).decode((Int64, String).self) {
                 row = (lastPosition, snapshot)
             }
             var from = (row?.position ?? 0) + 1
@@ -100,7 +100,7 @@ extension SnapshotProjection {
             UPDATE \(table.quoted) SET \(assignments.joined(separator: ", "))
              WHERE partition = \(partitionPlaceholder) AND stream_id = \(streamPlaceholder)
             """
-        for try await _ in try await context.connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: context.logger) {}
+        for try await _ in try await context.connection.checkedQuery(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: context.logger) {}
     }
 
     /// Inserts the row; `false` when a concurrent transaction inserted it first.
@@ -136,7 +136,7 @@ extension SnapshotProjection {
             ON CONFLICT DO NOTHING RETURNING 1
             """
         var inserted = false
-        for try await _ in try await context.connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: context.logger) {
+        for try await _ in try await context.connection.checkedQuery(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: context.logger) {
             inserted = true
         }
         return inserted

@@ -11,7 +11,7 @@ extension SnapshotProjection {
         let tableName = table.quoted
         var columnTypes: [String: String] = [:]
         var found = false
-        for try await (exists, column, type) in try await connection.query(
+        for try await (exists, column, type) in try await connection.checkedQuery(
             """
             SELECT to_regclass(\(tableName)) IS NOT NULL, a.attname::text, format_type(a.atttypid, a.atttypmod)
               FROM (SELECT 1) AS one
@@ -47,7 +47,7 @@ extension SnapshotProjection {
 
         var uniqueKeys: [Set<String>] = []
         var indexPrefixes: [[String]] = []
-        for try await (columns, unique) in try await connection.query(
+        for try await (columns, unique) in try await connection.checkedQuery(
             """
             SELECT array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
                            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum

@@ -96,7 +96,7 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
             unsafeSQL: "SELECT last_stream_position, snapshot::text FROM \(table.quoted) WHERE partition = $1 AND stream_id = $2",
             binds: Self.binds(partition, streamId)
         )
-        for try await (position, snapshot) in try await connection.query(query, logger: logger).decode((Int64, String).self) {
+        for try await (position, snapshot) in try await connection.checkedQuery(query, logger: logger).decode((Int64, String).self) {
             return (try JSONDecoder().decode(State.self, from: Data(snapshot.utf8)), position)
         }
         return nil

@@ -150,3 +150,40 @@ public final class RunningProcess: Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 }
+
+/// Runs `command` with `/bin/sh -c` and waits for it, without Foundation's `Process`.
+///
+/// Foundation reaps its children from a SIGCHLD monitor; with other children running (fleet
+/// processes) it was seen to miss the exit of a short `sh` that started a daemon (`pg_ctl restart`),
+/// leaving `waitUntilExit()` hanging on a zombie. Here the child is spawned with `posix_spawn` and
+/// reaped with `waitpid` on a thread of its own. Output goes to a temporary file, so a daemon the
+/// command starts cannot hold a pipe of ours open.
+public func runShell(_ command: String) async throws -> ProcessOutput {
+    let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("eventfleet-shell-\(UUID().uuidString).log")
+    defer { try? FileManager.default.removeItem(at: logURL) }
+    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            var pid: pid_t = 0
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, logURL.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
+            defer { argv.forEach { free($0) } }
+            let spawned = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+            guard spawned == 0 else {
+                continuation.resume(throwing: POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EINVAL))
+                return
+            }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            // Exit code when it exited, else the signal that killed it (as Foundation reports them).
+            let exited = status & 0x7f == 0
+            continuation.resume(returning: exited ? (status >> 8) & 0xff : status & 0x7f)
+        }
+    }
+    let output = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+    return ProcessOutput(status: status, stdout: output, stderr: output)
+}

@@ -62,9 +62,11 @@ public enum TestDatabase {
         _ body: @Sendable (TestSchema) async throws -> T
     ) async throws -> T {
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let admin = try await connect(try DatabaseConfiguration(url: baseURL()))
+        let adminConfiguration = try DatabaseConfiguration(url: baseURL())
+        let admin = try await connect(adminConfiguration)
         do {
             try await admin.query("CREATE SCHEMA \(unescaped: name)", logger: logger)
+            try? await admin.close()
         } catch {
             try? await admin.close()
             throw error
@@ -88,8 +90,12 @@ public enum TestDatabase {
                 return .failure(error)
             }
         }
-        _ = try? await admin.query("DROP SCHEMA \(unescaped: name) CASCADE", logger: logger)
-        try? await admin.close()
+        // A connection of its own: one opened before the test may have been cut meanwhile (the
+        // database-restart test), and a query on a closed connection never returns.
+        if let dropper = try? await connect(adminConfiguration) {
+            _ = try? await dropper.query("DROP SCHEMA \(unescaped: name) CASCADE", logger: logger)
+            try? await dropper.close()
+        }
         return try result.get()
     }
 }

@@ -23,6 +23,8 @@ use_database() {
       exit 1
     fi
     echo "DATABASE_URL=$DATABASE_URL" >&2
+    # This checkout owns the server, so tests may restart it (see DatabaseRestartTests).
+    export EVENTFLEET_TEST_RESTART_DATABASE="$EF_ROOT/scripts/postgres restart-immediate"
   fi
   export DATABASE_URL
 }

@@ -1,0 +1,113 @@
+import CartsExample
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import EventFleetTestSupport
+import Foundation
+import PostgresNIO
+import Testing
+
+/// The command that restarts the test database the hard way (`pg_ctl restart -m immediate`).
+/// `scripts/test` sets it when it runs the checkout's own cluster; on a shared database the test
+/// cannot restart the server and does not run.
+private let restartCommand = ProcessInfo.processInfo.environment["EVENTFLEET_TEST_RESTART_DATABASE"]
+
+/// PostgreSQL restarted mid-run under a real scheduler and real workers.
+@Suite("Database restart", .timeLimit(.minutes(4)), .enabled(if: restartCommand != nil, "needs EVENTFLEET_TEST_RESTART_DATABASE (set by scripts/test)"))
+struct DatabaseRestartTests {
+    /// Runs `body` until it succeeds, retrying while the database is down or restarting.
+    static func retrying<T: Sendable>(_ what: String, timeout: Duration = .seconds(60), _ body: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            do {
+                return try await body()
+            } catch {
+                trace("\(what): \(String(reflecting: error))")
+                guard ContinuousClock.now < deadline else {
+                    throw TimedOut(description: "\(what): still failing after \(timeout): \(String(reflecting: error))")
+                }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    /// Like `waitUntil`, but a query that fails because the server is restarting counts as "not yet".
+    static func eventually(_ what: String, timeout: Duration = .seconds(90), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        var lastError: (any Error)?
+        while true {
+            do {
+                if try await condition() { return }
+                lastError = nil
+            } catch {
+                lastError = error
+            }
+            guard ContinuousClock.now < deadline else {
+                throw TimedOut(description: "\(what)" + (lastError.map { "; last error: \(String(reflecting: $0))" } ?? ""))
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    static func trace(_ message: String) {
+        FileHandle.standardError.write(Data("[restart-test \(Date())] \(message)\n".utf8))
+    }
+
+    static func restartDatabase() async throws {
+        let command = try #require(restartCommand)
+        let output = try await runShell(command)
+        try #require(output.status == 0, "restart failed: \(output.stderr)")
+    }
+
+    @Test("pg_ctl restart -m immediate mid-run: the scheduler and the workers reconnect and finish; nothing is lost")
+    func restartMidRun() async throws {
+        try await withCartsSchema(poolSize: 20) { schema in
+            try await JobQueue(client: schema.client).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            let environment = childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
+            let eventfleet = try builtProduct("eventfleet")
+            let scheduler = try RunningProcess(
+                eventfleet, arguments: ["scheduler", "--lease-seconds", "3", "--heartbeat-timeout", "5"], environment: environment
+            )
+            let workers = try (0..<2).map { _ in
+                try RunningProcess(
+                    eventfleet,
+                    arguments: ["worker", "--concurrency", "4", "--batch-size", "1", "--heartbeat-interval-ms", "500",
+                                "--poll-interval-ms", "200", "--drain-timeout", "5"],
+                    environment: environment
+                )
+            }
+            var streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 6, extraItems: 30)
+            try await waitUntil(timeout: .seconds(30), "the workers run jobs") {
+                try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'running'") > 0
+            }
+
+            Self.trace("restarting")
+            try await Self.restartDatabase()
+            Self.trace("restarted")
+
+            // The server is back but every connection was cut. New writes still reach the fleet.
+            streams += try await Self.retrying("writing after the restart") {
+                try await writeCarts(schema.store, tenants: ["c"], cartsPerTenant: 4)
+            }
+            Self.trace("written")
+            try await Self.eventually("every cart is projected after the restart") {
+                try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty
+            }
+            Self.trace("projected")
+            try await Self.eventually("no job is left ready or running") {
+                try await schema.count("SELECT count(*) FROM ef_jobs WHERE state IN ('ready', 'running')") == 0
+            }
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'dead'") == 0)
+
+            // Every process lived through it and still shuts down cleanly.
+            for process in workers + [scheduler] {
+                process.signal(SIGTERM)
+            }
+            for process in workers + [scheduler] {
+                let status = try await process.waitForExit(timeout: .seconds(30))
+                let log = await process.stderr()
+                #expect(status == 0, "pid \(process.pid) exited with \(status): \(log.suffix(3_000))")
+            }
+        }
+    }
+}
