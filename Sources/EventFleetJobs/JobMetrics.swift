@@ -12,5 +12,19 @@ struct JobMetrics: Sendable {
     let eventsProjected = Counter(label: "eventfleet_events_projected_total")
     let jobDuration = Timer(label: "eventfleet_job_duration_seconds", preferredDisplayUnit: .seconds)
     let running = Gauge(label: "eventfleet_jobs_running")
-    let queueDepth = Gauge(label: "eventfleet_jobs_ready")
+
+    /// Queue depth: ready jobs per tenant and lane (`eventfleet_jobs_ready{partition,lane}`).
+    /// Tenants seen before and now empty are set to 0, so a drained queue shows as drained.
+    func recordReady(_ depths: [ReadyDepth], previously seen: Set<[String]>) -> Set<[String]> {
+        var now = Set<[String]>()
+        for depth in depths {
+            let key = [depth.partition, depth.lane.rawValue]
+            now.insert(key)
+            Gauge(label: "eventfleet_jobs_ready", dimensions: [("partition", key[0]), ("lane", key[1])]).record(depth.ready)
+        }
+        for key in seen.subtracting(now) {
+            Gauge(label: "eventfleet_jobs_ready", dimensions: [("partition", key[0]), ("lane", key[1])]).record(0)
+        }
+        return seen.union(now)
+    }
 }

@@ -164,3 +164,32 @@ extension JobQueue {
         return (seen, enqueued)
     }
 }
+
+/// Ready jobs of one tenant and lane.
+public struct ReadyDepth: Sendable, Hashable {
+    public var partition: String
+    public var lane: JobLane
+    /// Jobs waiting to be claimed (including those whose retry time has not come yet).
+    public var ready: Int64
+}
+
+extension JobQueue {
+    /// Ready jobs per tenant and lane, read from the partial index of ready jobs only.
+    ///
+    /// - Parameter partitions: Only these tenants; `nil` for all.
+    public func readyDepth(partitions: [String]? = nil) async throws -> [ReadyDepth] {
+        let query: PostgresQuery = """
+            SELECT partition, lane, count(*) FROM ef_jobs
+             WHERE state = 'ready' AND (\(partitions == nil) OR partition = ANY(\(partitions ?? [])::text[]))
+             GROUP BY partition, lane
+            """
+        return try await run("count ready jobs", on: nil) { rows in
+            var depths: [ReadyDepth] = []
+            for try await (partition, lane, ready) in rows.decode((String, String, Int64).self) {
+                guard let lane = JobLane(rawValue: lane) else { continue }
+                depths.append(ReadyDepth(partition: partition, lane: lane, ready: ready))
+            }
+            return depths
+        } query: { query }
+    }
+}

@@ -1,0 +1,102 @@
+import CartsExample
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import EventFleetTestSupport
+import Foundation
+import PostgresNIO
+import Testing
+
+/// `eventfleet launch` supervising real workers, and a worker's Prometheus endpoint.
+@Suite("Launch and metrics", .timeLimit(.minutes(3)))
+struct LaunchAndMetricsTests {
+    static func workerPids(_ schema: TestSchema) async throws -> Set<Int32> {
+        var pids = Set<Int32>()
+        for try await pid in try await schema.client.query("SELECT pid FROM ef_workers").decode(Int32.self) { pids.insert(pid) }
+        return pids
+    }
+
+    /// A TCP port that was free a moment ago.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                guard bind(fd, socketAddress, length) == 0, getsockname(fd, socketAddress, &length) == 0 else {
+                    throw POSIXError(.EADDRINUSE)
+                }
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    @Test("launch restarts a worker killed with -9 and stops every worker on SIGTERM")
+    func launchRestartsCrashedWorker() async throws {
+        try await withCartsSchema { schema in
+            let launcher = try RunningProcess(
+                try builtProduct("eventfleet"),
+                arguments: ["launch", "--workers", "2", "--status-interval", "1", "--heartbeat-interval-ms", "300", "--drain-timeout", "2"],
+                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
+            )
+            var first = Set<Int32>()
+            try await waitUntil(timeout: .seconds(30), "two workers registered") {
+                first = try await Self.workerPids(schema)
+                return first.count == 2
+            }
+            let victim = try #require(first.first)
+            kill(victim, SIGKILL)
+            var now = Set<Int32>()
+            try await waitUntil(timeout: .seconds(30), "a new worker process took the killed one's place") {
+                now = try await Self.workerPids(schema)
+                return now.subtracting(first).count == 1
+            }
+            let replacement = try #require(now.subtracting(first).first)
+            #expect(kill(replacement, 0) == 0, "the replacement is a live process")
+
+            launcher.signal(SIGTERM)
+            let status = try await launcher.waitForExit(timeout: .seconds(30))
+            let log = await launcher.stderr()
+            #expect(status == 0, "\(log.suffix(3_000))")
+            #expect(log.contains("restarting"), "\(log.suffix(3_000))")
+            // Both live workers drained and deregistered; only the killed one's row is left (for rescue).
+            #expect(try await Self.workerPids(schema) == [victim])
+            #expect(kill(replacement, 0) != 0, "the workers exited with the launcher")
+        }
+    }
+
+    @Test("a worker's /metrics shows the ready-job depth per tenant and lane")
+    func metricsShowQueueDepth() async throws {
+        try await withCartsSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.registerProjections([("carts", 1, CartEvent.eventTypes)])
+            // Tenant "a" is paused, so its jobs stay ready and the depth stays put.
+            try await queue.setQuota(partition: "a", lane: .live, maxRunning: nil, weight: nil, paused: true)
+            try await queue.enqueue((0..<3).map { JobRequest(projection: "carts", partition: "a", streamId: "s\($0)") })
+            let port = try Self.freePort()
+            let worker = try RunningProcess(
+                try builtProduct("eventfleet"),
+                arguments: ["worker", "--metrics-port", "\(port)", "--heartbeat-interval-ms", "200"],
+                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
+            )
+            var body = ""
+            try await waitUntil(timeout: .seconds(30), "the depth gauge is served") {
+                let output = try await runProcess(
+                    URL(fileURLWithPath: "/usr/bin/curl"), arguments: ["-s", "http://127.0.0.1:\(port)/metrics"],
+                    environment: ProcessInfo.processInfo.environment
+                )
+                body = output.stdout
+                return body.split(separator: "\n").contains { line in
+                    line.hasPrefix("eventfleet_jobs_ready{") && line.contains("partition=\"a\"") && line.contains("lane=\"live\"") && (line.hasSuffix(" 3") || line.hasSuffix(" 3.0"))
+                }
+            }
+            #expect(body.contains("eventfleet_jobs_claimed_total"), "\(body)")
+            worker.signal(SIGTERM)
+            #expect(try await worker.waitForExit() == 0)
+        }
+    }
+}
