@@ -49,7 +49,8 @@ public enum CartsReadModel {
         streamId.hasPrefix("cart-") ? String(streamId.dropFirst("cart-".count)) : streamId
     }
 
-    static func columns(for state: CartState) -> [String: SQLValue] {
+    /// The denormalized columns of a cart's row (currency, total, order id, items, flags).
+    public static func columns(for state: CartState) -> [String: SQLValue] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let items = state.details?.items ?? []

@@ -16,6 +16,8 @@ public struct WorkerOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("poll-interval-ms"), help: "Milliseconds between polls when no notification comes.") public var pollIntervalMilliseconds: Int = 1_000
     @Option(name: .customLong("idle-transaction-timeout-ms"), help: "The server ends a job transaction idle this long (a frozen worker).")
     public var idleTransactionTimeoutMilliseconds: Int = 10_000
+    @Option(name: .customLong("retry-delay-ms"), help: "Milliseconds before a failed job's first retry (then growing, jittered, up to 60 s).")
+    public var retryDelayMilliseconds: Int = 1_000
 
     public init() {}
 
@@ -23,7 +25,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         guard concurrency > 0 else { throw ValidationError("--concurrency must be positive") }
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        guard heartbeatIntervalMilliseconds > 0, pollIntervalMilliseconds > 0, idleTransactionTimeoutMilliseconds > 0 else {
+        guard heartbeatIntervalMilliseconds > 0, pollIntervalMilliseconds > 0, idleTransactionTimeoutMilliseconds > 0, retryDelayMilliseconds > 0 else {
             throw ValidationError("intervals and timeouts must be positive")
         }
         _ = try laneList()
@@ -55,6 +57,8 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         configuration.heartbeatInterval = .milliseconds(heartbeatIntervalMilliseconds)
         configuration.pollInterval = .milliseconds(pollIntervalMilliseconds)
         configuration.idleTransactionTimeout = .milliseconds(idleTransactionTimeoutMilliseconds)
+        configuration.retryBackoff.initialDelay = .milliseconds(retryDelayMilliseconds)
+        configuration.retryBackoff.maxDelay = max(.seconds(60), .milliseconds(retryDelayMilliseconds))
         return configuration
     }
 
@@ -63,7 +67,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         var arguments = [
             "--concurrency", "\(concurrency)", "--lanes", lanes, "--drain-timeout", "\(drainTimeout)", "--batch-size", "\(batchSize)",
             "--heartbeat-interval-ms", "\(heartbeatIntervalMilliseconds)", "--poll-interval-ms", "\(pollIntervalMilliseconds)",
-            "--idle-transaction-timeout-ms", "\(idleTransactionTimeoutMilliseconds)",
+            "--idle-transaction-timeout-ms", "\(idleTransactionTimeoutMilliseconds)", "--retry-delay-ms", "\(retryDelayMilliseconds)",
         ]
         if let partitions { arguments += ["--partitions", partitions] }
         return arguments
@@ -106,17 +110,21 @@ public struct SchedulerCommand: AsyncParsableCommand {
     @OptionGroup public var service: ServiceOptions
     @Option(name: .customLong("lease-seconds"), help: "A dead leader is replaced after about this long.") public var leaseSeconds: Int = 5
     @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat before a worker's jobs are rescued.") public var heartbeatTimeout: Int = 15
+    @Option(name: .customLong("max-attempts"), help: "Attempts of a live job before it is dead.") public var maxAttempts: Int32 = 10
 
     public init() {}
 
     public func validate() throws {
-        guard leaseSeconds > 0, heartbeatTimeout > 0 else { throw ValidationError("--lease-seconds and --heartbeat-timeout must be positive") }
+        guard leaseSeconds > 0, heartbeatTimeout > 0, maxAttempts > 0 else {
+            throw ValidationError("--lease-seconds, --heartbeat-timeout and --max-attempts must be positive")
+        }
     }
 
     public func run() async throws {
         var configuration = FleetScheduler.Configuration()
         configuration.leaseDuration = .seconds(leaseSeconds)
         configuration.heartbeatTimeout = .seconds(heartbeatTimeout)
+        configuration.maxAttempts = maxAttempts
         let settings = configuration
         try await FleetProcess.run(database: database, service: service, poolSize: 6, label: "eventfleet.scheduler") { store in
             FleetScheduler(configuration: settings, store: store, logger: Logger(label: "eventfleet.scheduler"))

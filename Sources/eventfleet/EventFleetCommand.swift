@@ -16,7 +16,7 @@ struct EventFleetCommand: AsyncParsableCommand {
             MigrateCommand<CartsMigrations>.self, AppendCommand.self, ReadCommand.self,
             ProjectCommand<CartsProjections>.self, SchedulerCommand.self, WorkerCommand<CartsProjections>.self,
             LaunchCommand.self, BackfillCommand<CartsProjections>.self, MonitorCommand.self, ScaleCommand.self,
-            JobsCommand.self, DemoCommand.self,
+            JobsCommand.self, DemoCommand.self, ChaosCommand.self,
         ]
     )
 }

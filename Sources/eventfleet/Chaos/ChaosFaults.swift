@@ -1,0 +1,126 @@
+import CartsExample
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import Foundation
+import Logging
+import PostgresNIO
+
+/// A deterministic random source: the same seed gives the same faults in the same order.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// The faults the soak injects.
+enum ChaosFault: String, CaseIterable, Sendable {
+    case killWorker = "kill -9 of a worker"
+    case killLeader = "kill -9 of the leading scheduler"
+    case killWriter = "kill -9 of a command writer"
+    case freezeWorker = "SIGSTOP of a worker past its heartbeat timeout, then SIGCONT"
+    case restartDatabase = "pg_ctl restart -m immediate"
+    case longTransaction = "a transaction held open (stalls the global log)"
+    case backfillBurst = "a burst of backfills for one tenant"
+    case poisonStream = "a poison stream"
+}
+
+/// Injects faults into a running soak.
+struct ChaosInjector: Sendable {
+    let fleet: ChaosFleet
+    let client: PostgresClient
+    let store: PostgresEventStore
+    let tenants: [String]
+    let heartbeatTimeout: Duration
+    let restartCommand: String?
+    let directory: String
+    let started: ContinuousClock.Instant
+    let logger: Logger
+
+    /// The stream the poison fault writes.
+    static let poisonStream = cartStreamId("poison")
+
+    func say(_ line: String) {
+        let elapsed = ContinuousClock.now - started
+        print(String(format: "[%6.1fs] ", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) + line)
+    }
+
+    /// Injects `fault`; returns whether it was injected (some need a victim or a restart command).
+    func inject(_ fault: ChaosFault, random: inout SplitMix64) async -> Bool {
+        do {
+            switch fault {
+            case .killWorker:
+                guard let victim = await fleet.runningWorkers.randomElement(using: &random) else { return false }
+                victim.signal(SIGKILL)
+                say("fault: \(fault.rawValue): \(victim.name) (pid \(victim.pid))")
+            case .killLeader:
+                guard let leader = try await fleet.leader(client: client) else {
+                    say("fault skipped: \(fault.rawValue): no leader right now")
+                    return false
+                }
+                leader.signal(SIGKILL)
+                say("fault: \(fault.rawValue): \(leader.name) (pid \(leader.pid))")
+            case .killWriter:
+                guard let victim = await fleet.runningWriters.randomElement(using: &random) else { return false }
+                victim.signal(SIGKILL)
+                say("fault: \(fault.rawValue): \(victim.name) (pid \(victim.pid))")
+            case .freezeWorker:
+                guard let victim = await fleet.runningWorkers.randomElement(using: &random) else { return false }
+                let frozenFor = heartbeatTimeout + .seconds(2)
+                say("fault: \(fault.rawValue): \(victim.name) (pid \(victim.pid)) for \(frozenFor)")
+                victim.signal(SIGSTOP)
+                try await Task.sleep(for: frozenFor)
+                victim.signal(SIGCONT)
+                say("       \(victim.name) resumed")
+            case .restartDatabase:
+                guard let restartCommand else {
+                    say("fault skipped: \(fault.rawValue): no --restart-command")
+                    return false
+                }
+                say("fault: \(fault.rawValue)")
+                let code = try await runShellCommand(restartCommand, log: "\(directory)/restart.log")
+                say("       database restarted (exit \(code))")
+                if code != 0 { return false }
+            case .longTransaction:
+                let holdFor = Duration.seconds(Int64.random(in: 3...8, using: &random))
+                say("fault: \(fault.rawValue) for \(holdFor)")
+                try await holdTransaction(for: holdFor)
+            case .backfillBurst:
+                let tenant = tenants.randomElement(using: &random) ?? tenants[0]
+                let result = try await JobQueue(client: client).backfill(projections: ["carts", "chaos_applications"], partition: tenant)
+                say("fault: \(fault.rawValue): \(tenant), \(result.enqueued) jobs for \(result.streams) streams")
+            case .poisonStream:
+                let tenant = tenants[0]
+                try await store.appendToStream(Self.poisonStream, events: [
+                    CartEvent.created(CartCreated(tenantId: tenant, cartId: "poison", currency: "EUR")),
+                    CartEvent.itemAdded(ItemAddedToCart(sku: ChaosProjections.poisonSku, name: "poison", unitPrice: 1, quantity: 1)),
+                ], options: AppendOptions(partition: tenant))
+                say("fault: \(fault.rawValue): \(Self.poisonStream) in \(tenant)")
+            }
+            return true
+        } catch {
+            say("fault failed: \(fault.rawValue): \(error)")
+            return false
+        }
+    }
+
+    /// Opens a transaction that takes an xid, keeps it open, then commits.
+    private func holdTransaction(for duration: Duration) async throws {
+        try await client.withConnection { connection in
+            for try await _ in try await connection.checkedQuery("BEGIN", logger: logger) {}
+            for try await _ in try await connection.checkedQuery("SELECT pg_current_xact_id()", logger: logger) {}
+            try await Task.sleep(for: duration)
+            for try await _ in try await connection.checkedQuery("COMMIT", logger: logger) {}
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import CartsExample
+import EventFleetCore
+import EventFleetPostgres
+import Foundation
+import PostgresNIO
+
+/// One checked invariant of the soak.
+struct InvariantResult: Sendable {
+    var name: String
+    var held: Bool
+    var detail: String
+}
+
+/// The checks made after the fleet drained.
+struct ChaosInvariants: Sendable {
+    let store: PostgresEventStore
+    var client: PostgresClient { store.client }
+
+    /// Every `carts` row equals the fold of its stream (the poison stream excepted: it cannot fold).
+    func cartsRowsMatchStreams() async throws -> InvariantResult {
+        var streams: [(String, String)] = []
+        for try await (partition, stream) in try await client.query(
+            "SELECT partition, stream_id FROM ef_streams WHERE stream_id LIKE 'cart-%' AND stream_id <> \(ChaosInjector.poisonStream)"
+        ).decode((String, String).self) {
+            streams.append((partition, stream))
+        }
+        var mismatches: [String] = []
+        for (partition, stream) in streams {
+            let folded = try await store.aggregateStream(
+                stream, options: AggregateStreamOptions(partition: partition), evolve: CartState.evolve, initialState: CartState.initialState
+            )
+            var row: (String, Int64)?
+            for try await value in try await client.query(
+                "SELECT snapshot::text, last_stream_position FROM carts WHERE partition = \(partition) AND stream_id = \(stream)"
+            ).decode((String, Int64).self) {
+                row = value
+            }
+            let state = try row.map { try JSONDecoder().decode(CartState.self, from: Data($0.0.utf8)) }
+            if state != folded.state || row?.1 != folded.currentStreamVersion {
+                mismatches.append("\(partition)/\(stream) (row at \(row.map { String($0.1) } ?? "none"), stream at \(folded.currentStreamVersion))")
+            }
+        }
+        return InvariantResult(
+            name: "every carts row equals aggregateStream of its stream",
+            held: mismatches.isEmpty,
+            detail: mismatches.isEmpty ? "\(streams.count) streams" : "\(mismatches.count) of \(streams.count) differ: \(mismatches.prefix(5).joined(separator: "; "))"
+        )
+    }
+
+    /// Every event was applied exactly once by the counting projection.
+    func everyEventAppliedOnce() async throws -> InvariantResult {
+        let query: PostgresQuery = """
+            SELECT count(*) FILTER (WHERE a.applications IS NULL),
+                   count(*) FILTER (WHERE a.applications > 1),
+                   count(*)
+              FROM ef_messages m
+              LEFT JOIN chaos_applications a USING (partition, stream_id, stream_position)
+             WHERE m.stream_id LIKE 'cart-%'
+            """
+        var (missing, repeated, total): (Int64, Int64, Int64) = (0, 0, 0)
+        for try await row in try await client.query(query).decode((Int64, Int64, Int64).self) { (missing, repeated, total) = row }
+        return InvariantResult(
+            name: "every event applied exactly once (no loss, no double application)",
+            held: missing == 0 && repeated == 0,
+            detail: "\(total) events; \(missing) never applied, \(repeated) applied more than once"
+        )
+    }
+
+    /// Every message id a writer logged as acknowledged is stored, exactly once.
+    func acknowledgedEventsStored(ackLogs: [String]) throws -> (ids: [String], duplicateLines: Int) {
+        var ids: [String] = []
+        var seen = Set<String>()
+        var duplicates = 0
+        for path in ackLogs {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") where !line.isEmpty {
+                let id = String(line)
+                if seen.insert(id).inserted { ids.append(id) } else { duplicates += 1 }
+            }
+        }
+        return (ids, duplicates)
+    }
+
+    func acknowledgedInStore(ackLogs: [String]) async throws -> InvariantResult {
+        let (ids, duplicateLines) = try acknowledgedEventsStored(ackLogs: ackLogs)
+        var found = 0
+        var missingExamples: [String] = []
+        var start = 0
+        while start < ids.count {
+            let chunk = Array(ids[start..<min(start + 5_000, ids.count)])
+            var present = Set<String>()
+            for try await id in try await client.query(
+                "SELECT message_id FROM ef_messages WHERE message_id = ANY(\(chunk)::text[])"
+            ).decode(String.self) {
+                present.insert(id)
+            }
+            found += present.count
+            missingExamples += chunk.filter { !present.contains($0) }.prefix(5 - min(5, missingExamples.count))
+            start += chunk.count
+        }
+        var storedTwice: Int64 = 0
+        for try await count in try await client.query(
+            "SELECT count(*) FROM (SELECT partition, message_id FROM ef_messages GROUP BY 1, 2 HAVING count(*) > 1) d"
+        ).decode(Int64.self) {
+            storedTwice = count
+        }
+        let missing = ids.count - found
+        return InvariantResult(
+            name: "every acknowledged command's events are in the store, none twice",
+            held: missing == 0 && storedTwice == 0 && duplicateLines == 0,
+            detail: "\(ids.count) acknowledged ids; \(missing) missing\(missingExamples.isEmpty ? "" : " (\(missingExamples.joined(separator: ", ")))"), "
+                + "\(storedTwice) stored twice, \(duplicateLines) acknowledged twice"
+        )
+    }
+
+    /// No job is running; the only dead or waiting jobs are the poison stream's.
+    func jobsSettled() async throws -> InvariantResult {
+        var lines: [String] = []
+        var problems = 0
+        var poisonDead = 0
+        for try await (projection, partition, stream, state, lane, attempts) in try await client.query(
+            "SELECT projection, partition, stream_id, state, lane, attempt FROM ef_jobs ORDER BY id"
+        ).decode((String, String, String, String, String, Int32).self) {
+            let isPoison = stream == ChaosInjector.poisonStream && projection == "carts"
+            if isPoison && state == "dead" { poisonDead += 1 }
+            if !isPoison || state == "running" { problems += 1 }
+            lines.append("\(projection)/\(partition)/\(stream) \(lane) \(state) after \(attempts) attempts")
+        }
+        return InvariantResult(
+            name: "no job left running; only the poison stream's jobs are dead",
+            held: problems == 0 && poisonDead > 0,
+            detail: lines.isEmpty ? "no jobs left (the poison job was never dead)" : lines.prefix(6).joined(separator: "; ")
+        )
+    }
+}

@@ -1,0 +1,117 @@
+import CartsExample
+import EventFleetCLI
+import EventFleetCore
+import EventFleetPostgres
+import EventFleetProjections
+import Foundation
+import Logging
+import PostgresNIO
+
+/// The projections the soak's workers run: the carts read model, poisoned by one item, and a
+/// projection that counts how often each event was applied.
+enum ChaosProjections: ProjectionsProvider {
+    /// The item whose `ItemAddedToCart` makes the carts projection's `evolve` throw.
+    static let poisonSku = "POISON"
+
+    static func registry() throws -> ProjectionRegistry {
+        ProjectionRegistry([try poisonedCarts(), EventApplications()])
+    }
+
+    /// The carts projection of the example, except that the poison item cannot be applied.
+    static func poisonedCarts() throws -> SnapshotProjection<CartState, CartEvent> {
+        try SnapshotProjection(
+            name: "carts",
+            table: "carts",
+            keyColumns: ["tenant_id", "cart_id", "partition"],
+            key: { recorded, partition in
+                [.text(partition), .text(CartsReadModel.cartId(fromStreamId: recorded.message.streamId)), .text(partition)]
+            },
+            evolve: { state, event in
+                if case .itemAdded(let added) = event, added.sku == poisonSku { throw PoisonedEvent() }
+                return CartState.evolve(state, event)
+            },
+            initialState: CartState.initialState,
+            columns: ["currency", "total", "order_id", "items_json", "is_checked_out", "is_cancelled"],
+            mapToColumns: CartsReadModel.columns(for:)
+        )
+    }
+}
+
+/// What the poisoned `evolve` throws.
+struct PoisonedEvent: Error, CustomStringConvertible {
+    var description: String { "poisoned: the soak's poison item cannot be applied" }
+}
+
+/// Counts, per event, how many times a job applied it: a row per event in `chaos_applications`,
+/// and per stream the last position applied. Exactly-once processing leaves every count at 1.
+struct EventApplications: StreamProjection {
+    let name = "chaos_applications"
+    let eventTypes: Set<String>? = Set(CartEvent.eventTypes)
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS chaos_applications (
+            partition       text   NOT NULL,
+            stream_id       text   NOT NULL,
+            stream_position bigint NOT NULL,
+            message_id      text   NOT NULL,
+            applications    int    NOT NULL,
+            PRIMARY KEY (partition, stream_id, stream_position)
+        );
+        CREATE TABLE IF NOT EXISTS chaos_stream_positions (
+            partition     text   NOT NULL,
+            stream_id     text   NOT NULL,
+            last_position bigint NOT NULL,
+            PRIMARY KEY (partition, stream_id)
+        )
+        """
+
+    func validate(on connection: PostgresConnection, logger: Logger) async throws {
+        for try await present in try await connection.checkedQuery(
+            "SELECT to_regclass('chaos_applications') IS NOT NULL AND to_regclass('chaos_stream_positions') IS NOT NULL", logger: logger
+        ).decode(Bool.self) where !present {
+            throw ProjectionError.misconfigured(projection: name, table: "chaos_applications", problems: ["the soak's tables are missing"])
+        }
+    }
+
+    func handle(_ messages: [RecordedMessage], context: ProjectionContext) async throws {
+        try await apply(messages, context: context)
+    }
+
+    func project(streamId: String, partition: String, upTo position: Int64?, batchSize: Int, context: ProjectionContext) async throws -> Int {
+        let logger = context.logger
+        for try await _ in try await context.connection.checkedQuery(
+            "INSERT INTO chaos_stream_positions VALUES (\(partition), \(streamId), 0) ON CONFLICT DO NOTHING", logger: logger
+        ) {}
+        var last: Int64 = 0
+        for try await value in try await context.connection.checkedQuery(
+            "SELECT last_position FROM chaos_stream_positions WHERE partition = \(partition) AND stream_id = \(streamId) FOR UPDATE",
+            logger: logger
+        ).decode(Int64.self) {
+            last = value
+        }
+        if let position, position <= last { return 0 }
+        let read = try await context.store.readStream(
+            streamId, options: ReadStreamOptions(partition: partition, from: last + 1, to: position, maxCount: batchSize),
+            connection: context.connection
+        )
+        try await apply(read.events, context: context)
+        return read.events.count
+    }
+
+    /// Counts one more application of each message and moves its stream's position.
+    private func apply(_ messages: [RecordedMessage], context: ProjectionContext) async throws {
+        guard let lastMessage = messages.last else { return }
+        let query: PostgresQuery = """
+            INSERT INTO chaos_applications (partition, stream_id, stream_position, message_id, applications)
+            SELECT p, s, pos, id, 1 FROM unnest(\(messages.map(\.partition))::text[], \(messages.map(\.streamId))::text[],
+                                                 \(messages.map(\.streamPosition))::bigint[], \(messages.map(\.messageId))::text[]) AS m(p, s, pos, id)
+            ON CONFLICT (partition, stream_id, stream_position) DO UPDATE SET applications = chaos_applications.applications + 1
+            """
+        for try await _ in try await context.connection.checkedQuery(query, logger: context.logger) {}
+        let position: PostgresQuery = """
+            INSERT INTO chaos_stream_positions VALUES (\(lastMessage.partition), \(lastMessage.streamId), \(lastMessage.streamPosition))
+            ON CONFLICT (partition, stream_id) DO UPDATE SET last_position = EXCLUDED.last_position
+            """
+        for try await _ in try await context.connection.checkedQuery(position, logger: context.logger) {}
+    }
+}

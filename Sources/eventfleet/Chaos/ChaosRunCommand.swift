@@ -1,0 +1,331 @@
+import ArgumentParser
+import CartsExample
+import EventFleetCLI
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// `eventfleet chaos run`: the soak. Writers, two schedulers and N workers run in a schema of their
+/// own while faults are injected at seeded random times; then the faults stop, the fleet drains and
+/// every invariant is checked. Exits 1 when one does not hold.
+struct ChaosRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the soak: the fleet under faults, then the invariants (PASS/FAIL each)."
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "How long to inject faults, in minutes.") var minutes: Double = 2
+    @Option(help: "Seed of the fault schedule (default: from the clock; printed).") var seed: UInt64?
+    @Option(help: "Tenants (partitions).") var tenants: Int = 4
+    @Option(help: "Worker processes.") var workers: Int = 3
+    @Option(help: "Command-writer processes.") var writers: Int = 3
+    @Option(name: .customLong("restart-command"), help: "A shell command that restarts the database the hard way (scripts/chaos passes `scripts/postgres restart-immediate`).")
+    var restartCommand: String?
+    @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat before a worker's jobs are rescued.") var heartbeatTimeout: Int = 3
+    @Option(name: .customLong("writer-pause-ms"), help: "Pause between a writer's commands.") var writerPauseMilliseconds: Int = 20
+    @Option(name: .customLong("work-dir"), help: "Where process logs and acknowledgement logs go.") var workDirectory: String = ".chaos"
+    @Flag(help: "Keep the soak's schema afterwards (it is kept anyway when an invariant fails).") var keep = false
+
+    func validate() throws {
+        guard minutes > 0, tenants > 0, workers > 0, writers > 0, heartbeatTimeout > 0 else {
+            throw ValidationError("--minutes, --tenants, --workers, --writers and --heartbeat-timeout must be positive")
+        }
+    }
+
+    func run() async throws {
+        let seed = self.seed ?? UInt64(Date().timeIntervalSince1970 * 1000)
+        guard let baseURL = database.databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] else {
+            throw ValidationError("set --database-url or DATABASE_URL")
+        }
+        let schema = "chaos_\(seed)_\(UInt32.random(in: 0...UInt32.max))"
+        let schemaURL = baseURL + (baseURL.contains("?") ? "&" : "?") + "schema=\(schema)"
+        let directory = "\(workDirectory)/\(schema)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let logger = Logger(label: "eventfleet.chaos")
+        print("chaos: seed \(seed), \(minutes) min, \(tenants) tenants, \(writers) writers, 2 schedulers, \(workers) workers; schema \(schema); logs in \(directory)")
+
+        // The schema, created through a connection to the base database.
+        try await database.withStore(logger: logger) { store in
+            for try await _ in try await store.client.query("CREATE SCHEMA \(unescaped: schema)") {}
+        }
+        var configuration = try DatabaseConfiguration(url: schemaURL)
+        configuration.applicationName = "eventfleet-chaos"
+        configuration.poolSize = 8
+        var backgroundLogger = logger
+        backgroundLogger.logLevel = .error
+        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: backgroundLogger)
+        let store = PostgresEventStore(client: client, configuration: configuration, logger: logger)
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = schemaURL
+        environment["LOG_LEVEL"] = environment["CHAOS_LOG_LEVEL"] ?? "warning"
+        let soak = ChaosSoak(
+            store: store, tenants: (1...tenants).map { "t\($0)" }, workerCount: workers, writerCount: writers,
+            duration: .milliseconds(Int64(minutes * 60_000)), seed: seed, heartbeatTimeout: .seconds(heartbeatTimeout),
+            restartCommand: restartCommand, directory: directory,
+            fleet: ChaosFleet(settings: .init(
+                executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path, environment: environment,
+                directory: directory, tenants: (1...tenants).map { "t\($0)" }, heartbeatTimeoutSeconds: heartbeatTimeout,
+                writerPauseMilliseconds: writerPauseMilliseconds
+            )),
+            logger: logger
+        )
+        let passed = try await withThrowingTaskGroup(of: Bool?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await soak.run()
+        }
+        if passed && !keep {
+            try await database.withStore(logger: logger) { store in
+                for try await _ in try await store.client.query("DROP SCHEMA \(unescaped: schema) CASCADE") {}
+            }
+        } else {
+            print("schema \(schema) kept for inspection")
+        }
+        guard passed else { throw ExitCode(1) }
+    }
+}
+
+/// One soak: set-up, faults, drain, invariants.
+struct ChaosSoak: Sendable {
+    let store: PostgresEventStore
+    let tenants: [String]
+    let workerCount: Int
+    let writerCount: Int
+    let duration: Duration
+    let seed: UInt64
+    let heartbeatTimeout: Duration
+    let restartCommand: String?
+    let directory: String
+    let fleet: ChaosFleet
+    let logger: Logger
+    var client: PostgresClient { store.client }
+
+    func run() async throws -> Bool {
+        try await prepare()
+        let started = ContinuousClock.now
+        let injector = ChaosInjector(
+            fleet: fleet, client: client, store: store, tenants: tenants, heartbeatTimeout: heartbeatTimeout,
+            restartCommand: restartCommand, directory: directory, started: started, logger: logger
+        )
+        for _ in 0..<2 { try await fleet.startScheduler() }
+        for _ in 0..<workerCount { try await fleet.startWorker() }
+        for _ in 0..<writerCount { try await fleet.startWriter() }
+
+        let caps = CapSampler(client: client)
+        let injected: [ChaosFault: Int] = try await withThrowingTaskGroup(of: [ChaosFault: Int]?.self) { group in
+            group.addTask {
+                await caps.run()
+                return nil
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(15))
+                    await progress(injector)
+                }
+                return nil
+            }
+            let injected = try await injectFaults(injector, until: started + duration)
+            group.cancelAll()
+            return injected
+        }
+
+        injector.say("faults stop; writers stop; the fleet drains")
+        for writer in await fleet.writers { await writer.stop(grace: .seconds(5)) }
+        for child in await fleet.workers + fleet.schedulers { child.signal(SIGCONT) }
+        let replaced = try await fleet.replaceDead(workers: workerCount, schedulers: 2, writers: 0)
+        if !replaced.isEmpty { injector.say("replaced dead processes: \(replaced.joined(separator: ", "))") }
+        let drained = try await waitForDrain(injector)
+        var exits: [(String, Int32)] = []
+        for child in await fleet.runningWorkers + fleet.runningSchedulers {
+            exits.append((child.name, await child.stop(grace: .seconds(20))))
+        }
+        let elapsed = ContinuousClock.now - started
+
+        let invariants = ChaosInvariants(store: store)
+        var results: [InvariantResult] = []
+        results.append(InvariantResult(
+            name: "the fleet drained (scheduler caught up, no job ready or running but the poison stream's)",
+            held: drained, detail: drained ? "" : "still busy after the drain timeout"
+        ))
+        results.append(try await invariants.cartsRowsMatchStreams())
+        results.append(try await invariants.everyEventAppliedOnce())
+        results.append(try await invariants.acknowledgedInStore(ackLogs: await fleet.writerNames.map { fleet.ackLog($0) }))
+        results.append(try await invariants.jobsSettled())
+        results.append(caps.result())
+        let unclean = exits.filter { $0.1 != 0 }
+        results.append(InvariantResult(
+            name: "every process still up at the end shut down cleanly on SIGTERM",
+            held: unclean.isEmpty,
+            detail: unclean.isEmpty ? "\(exits.count) processes exited 0" : unclean.map { "\($0.0) exited \($0.1)" }.joined(separator: ", ")
+        ))
+
+        var events: Int64 = 0
+        for try await count in try await client.query("SELECT count(*) FROM ef_messages").decode(Int64.self) { events = count }
+        print("")
+        print("faults injected (\(injected.values.reduce(0, +))):")
+        for fault in ChaosFault.allCases {
+            print("  \(injected[fault, default: 0])× \(fault.rawValue)")
+        }
+        print("processes started: \(await fleet.started); events written: \(events); elapsed \(elapsed.formatted(.units(allowed: [.minutes, .seconds], width: .narrow)))")
+        print("invariants:")
+        for result in results {
+            print("  \(result.held ? "PASS" : "FAIL")  \(result.name)\(result.detail.isEmpty ? "" : ": \(result.detail)")")
+        }
+        let passed = results.allSatisfy(\.held)
+        print(passed ? "chaos: all invariants held (seed \(seed))" : "chaos: INVARIANTS FAILED (seed \(seed); logs in \(directory))")
+        return passed
+    }
+
+    /// Tables, the soak's projection tables, and per-tenant caps to check.
+    private func prepare() async throws {
+        try await MigrationRunner(client: client, logger: logger).migrate()
+        try await CartsReadModel.migrate(client: client, logger: logger)
+        for statement in EventApplications.schema.components(separatedBy: ";") {
+            for try await _ in try await client.query(PostgresQuery(unsafeSQL: statement)) {}
+        }
+        let queue = JobQueue(client: client)
+        for tenant in tenants {
+            try await queue.setQuota(partition: tenant, lane: .live, maxRunning: 2, weight: nil, paused: nil)
+            try await queue.setQuota(partition: tenant, lane: .backfill, maxRunning: 1, weight: nil, paused: nil)
+        }
+    }
+
+    /// Faults one after another, in a seeded random order (each kind once per round), with
+    /// seeded random pauses; dead processes are replaced after each.
+    private func injectFaults(_ injector: ChaosInjector, until deadline: ContinuousClock.Instant) async throws -> [ChaosFault: Int] {
+        var random = SplitMix64(seed: seed)
+        var injected: [ChaosFault: Int] = [:]
+        var round: [ChaosFault] = []
+        var poisoned = false
+        // A little traffic first, so the first faults hit work in progress.
+        try await Task.sleep(for: .seconds(3))
+        while ContinuousClock.now < deadline {
+            if round.isEmpty {
+                round = ChaosFault.allCases.filter { $0 != .poisonStream || !poisoned }.shuffled(using: &random)
+            }
+            let fault = round.removeFirst()
+            if await injector.inject(fault, random: &random) {
+                injected[fault, default: 0] += 1
+                if fault == .poisonStream { poisoned = true }
+            }
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 300...2_500, using: &random)))
+            let replaced = try await fleet.replaceDead(workers: workerCount, schedulers: 2, writers: writerCount)
+            if !replaced.isEmpty { injector.say("       started \(replaced.joined(separator: ", "))") }
+            try await Task.sleep(for: .milliseconds(Int64.random(in: 500...3_000, using: &random)))
+        }
+        if !poisoned, await injector.inject(.poisonStream, random: &random) { injected[.poisonStream, default: 0] += 1 }
+        return injected
+    }
+
+    /// Waits until the scheduler has scheduled every event and no job but the poison stream's is
+    /// ready or running, twice in a row.
+    private func waitForDrain(_ injector: ChaosInjector) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(300)
+        var quietChecks = 0
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .seconds(1))
+            let query: PostgresQuery = """
+                SELECT (SELECT count(*) FROM ef_jobs WHERE state IN ('ready', 'running')
+                           AND NOT (projection = 'carts' AND stream_id = \(ChaosInjector.poisonStream) AND state = 'ready')),
+                       coalesce((SELECT max(last_global_position) FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler'), 0)
+                         >= coalesce((SELECT max(global_position) FROM ef_messages), 0)
+                """
+            var busy = true
+            do {
+                for try await (pending, caughtUp) in try await client.query(query).decode((Int64, Bool).self) {
+                    busy = pending > 0 || !caughtUp
+                }
+            } catch {
+                continue
+            }
+            quietChecks = busy ? 0 : quietChecks + 1
+            if quietChecks >= 2 {
+                injector.say("drained")
+                return true
+            }
+        }
+        return false
+    }
+
+    private func progress(_ injector: ChaosInjector) async {
+        let query: PostgresQuery = """
+            SELECT (SELECT count(*) FROM ef_messages), (SELECT count(*) FROM ef_jobs WHERE state = 'ready'),
+                   (SELECT count(*) FROM ef_jobs WHERE state = 'running'), (SELECT count(*) FROM ef_jobs WHERE state = 'dead')
+            """
+        do {
+            for try await (events, ready, running, dead) in try await client.query(query).decode((Int64, Int64, Int64, Int64).self) {
+                injector.say("progress: \(events) events, jobs ready \(ready) running \(running) dead \(dead)")
+            }
+        } catch where !(error is CancellationError) {
+            injector.say("progress: database unavailable (\(error))")
+        } catch {}
+    }
+}
+
+/// Samples running jobs per tenant and lane against their caps, until cancelled.
+final class CapSampler: Sendable {
+    private struct State {
+        var samples = 0
+        var violations: [String] = []
+        var highest: [String: Int64] = [:]
+        var failures = 0
+        var lastError: String?
+    }
+
+    private let client: PostgresClient
+    private let state = Mutex(State())
+
+    init(client: PostgresClient) {
+        self.client = client
+    }
+
+    func run() async {
+        let query: PostgresQuery = """
+            SELECT q.partition, q.lane, q.max_running, count(j.id)
+              FROM ef_tenant_quotas q
+              LEFT JOIN ef_jobs j ON j.partition = q.partition AND j.lane = q.lane AND j.state = 'running'
+             GROUP BY q.partition, q.lane, q.max_running
+            """
+        while !Task.isCancelled {
+            do {
+                var rows: [(String, String, Int32, Int64)] = []
+                for try await row in try await client.query(query).decode((String, String, Int32, Int64).self) { rows.append(row) }
+                state.withLock { state in
+                    state.samples += 1
+                    for (partition, lane, cap, running) in rows {
+                        let key = "\(partition)/\(lane)"
+                        state.highest[key] = max(state.highest[key] ?? 0, running)
+                        if running > Int64(cap) { state.violations.append("\(key): \(running) running, cap \(cap)") }
+                    }
+                }
+            } catch {
+                // The database is restarting: no sample.
+                state.withLock { state in
+                    state.failures += 1
+                    state.lastError = String(reflecting: error)
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    func result() -> InvariantResult {
+        state.withLock { state in
+            let highest = state.highest.sorted { $0.key < $1.key }.map { "\($0.key) ≤ \($0.value)" }.joined(separator: ", ")
+            return InvariantResult(
+                name: "tenant caps never exceeded (sampled every 200 ms)",
+                held: state.violations.isEmpty && state.samples > 0,
+                detail: "\(state.samples) samples (\(state.failures) failed\(state.lastError.map { ", last: \($0)" } ?? "")); highest running: \(highest)"
+                    + (state.violations.isEmpty ? "" : "; violations: \(state.violations.prefix(5).joined(separator: "; "))")
+            )
+        }
+    }
+}
