@@ -86,6 +86,7 @@ struct ChaosRunCommand: AsyncParsableCommand {
             try await database.withStore(logger: logger) { store in
                 for try await _ in try await store.client.query("DROP SCHEMA \(unescaped: schema) CASCADE") {}
             }
+            try? FileManager.default.removeItem(atPath: directory)
         } else {
             print("schema \(schema) kept for inspection")
         }
