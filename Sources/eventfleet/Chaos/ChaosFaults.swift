@@ -23,6 +23,11 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
+/// Prints a line at once (unbuffered, also into a pipe or file), so a soak can be followed live.
+func sayLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 /// The faults the soak injects.
 enum ChaosFault: String, CaseIterable, Sendable {
     case killWorker = "kill -9 of a worker"
@@ -52,7 +57,7 @@ struct ChaosInjector: Sendable {
 
     func say(_ line: String) {
         let elapsed = ContinuousClock.now - started
-        print(String(format: "[%6.1fs] ", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) + line)
+        sayLine(String(format: "[%6.1fs] ", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) + line)
     }
 
     /// Injects `fault`; returns whether it was injected (some need a victim or a restart command).

@@ -47,7 +47,7 @@ struct ChaosRunCommand: AsyncParsableCommand {
         let directory = "\(workDirectory)/\(schema)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let logger = Logger(label: "eventfleet.chaos")
-        print("chaos: seed \(seed), \(minutes) min, \(tenants) tenants, \(writers) writers, 2 schedulers, \(workers) workers; schema \(schema); logs in \(directory)")
+        sayLine("chaos: seed \(seed), \(minutes) min, \(tenants) tenants, \(writers) writers, 2 schedulers, \(workers) workers; schema \(schema); logs in \(directory)")
 
         // The schema, created through a connection to the base database.
         try await database.withStore(logger: logger) { store in
@@ -88,7 +88,7 @@ struct ChaosRunCommand: AsyncParsableCommand {
             }
             try? FileManager.default.removeItem(atPath: directory)
         } else {
-            print("schema \(schema) kept for inspection")
+            sayLine("schema \(schema) kept for inspection")
         }
         guard passed else { throw ExitCode(1) }
     }
@@ -170,18 +170,18 @@ struct ChaosSoak: Sendable {
 
         var events: Int64 = 0
         for try await count in try await client.query("SELECT count(*) FROM ef_messages").decode(Int64.self) { events = count }
-        print("")
-        print("faults injected (\(injected.values.reduce(0, +))):")
+        sayLine("")
+        sayLine("faults injected (\(injected.values.reduce(0, +))):")
         for fault in ChaosFault.allCases {
-            print("  \(injected[fault, default: 0])× \(fault.rawValue)")
+            sayLine("  \(injected[fault, default: 0])× \(fault.rawValue)")
         }
-        print("processes started: \(await fleet.started); events written: \(events); elapsed \(elapsed.formatted(.units(allowed: [.minutes, .seconds], width: .narrow)))")
-        print("invariants:")
+        sayLine("processes started: \(await fleet.started); events written: \(events); elapsed \(elapsed.formatted(.units(allowed: [.minutes, .seconds], width: .narrow)))")
+        sayLine("invariants:")
         for result in results {
-            print("  \(result.held ? "PASS" : "FAIL")  \(result.name)\(result.detail.isEmpty ? "" : ": \(result.detail)")")
+            sayLine("  \(result.held ? "PASS" : "FAIL")  \(result.name)\(result.detail.isEmpty ? "" : ": \(result.detail)")")
         }
         let passed = results.allSatisfy(\.held)
-        print(passed ? "chaos: all invariants held (seed \(seed))" : "chaos: INVARIANTS FAILED (seed \(seed); logs in \(directory))")
+        sayLine(passed ? "chaos: all invariants held (seed \(seed))" : "chaos: INVARIANTS FAILED (seed \(seed); logs in \(directory))")
         return passed
     }
 
