@@ -27,6 +27,10 @@ public struct ProposedMessage: Sendable, Hashable {
     ///   - event: The event.
     ///   - metadata: Optional metadata object.
     ///   - messageId: Optional idempotency id.
+    ///   - encoder: The encoder of the data and the metadata.
+    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` naming `data` or `metadata` when
+    ///   either cannot be encoded as JSON (for example when it nests deeper than
+    ///   ``JSONValue/maximumNestingDepth``).
     public init<E: Event>(
         _ event: E,
         metadata: [String: JSONValue]? = nil,
@@ -34,10 +38,59 @@ public struct ProposedMessage: Sendable, Hashable {
         encoder: JSONEncoder = JSONEncoder()
     ) throws {
         self.type = event.eventType
-        self.data = try event.encodedData(using: encoder)
-        self.metadata = try metadata.map { try encoder.encode($0) }
+        do {
+            self.data = try event.encodedData(using: encoder)
+        } catch {
+            throw EventStoreError.invalidArgument(
+                field: "data", reason: "event '\(event.eventType)' cannot be encoded as JSON: \(JSONValue.describe(error))"
+            )
+        }
+        if let metadata {
+            try JSONValue.checkNesting(of: .object(metadata), field: "metadata")
+            do {
+                self.metadata = try encoder.encode(metadata)
+            } catch {
+                throw EventStoreError.invalidArgument(field: "metadata", reason: "cannot be encoded as JSON: \(JSONValue.describe(error))")
+            }
+        } else {
+            self.metadata = nil
+        }
         self.messageId = messageId
         self.schemaVersion = 1
+    }
+}
+
+extension ProposedMessage {
+    /// The data and metadata as UTF-8 text, for stores that hand JSON to the database as text.
+    ///
+    /// Nothing is repaired: invalid UTF-8 would otherwise turn into U+FFFD and store altered data,
+    /// so it is an error, and so are NUL bytes (never valid JSON, and PostgreSQL text cannot hold
+    /// them) and empty metadata (not JSON; `nil` means none).
+    ///
+    /// - Parameter position: The event's 1-based place in its append, for the message.
+    /// - Throws: ``EventStoreError/invalidJSON(streamId:partition:reason:)`` naming the event and the field.
+    package func jsonText(
+        streamId: String, partition: String, position: Int
+    ) throws(EventStoreError) -> (data: String, metadata: String?) {
+        func text(_ bytes: Data, _ field: String) throws(EventStoreError) -> String {
+            let what = "the \(field) of event \(position) ('\(type)')"
+            if bytes.isEmpty {
+                throw .invalidJSON(streamId: streamId, partition: partition, reason: "\(what) is empty")
+            }
+            if let offset = bytes.firstIndex(of: 0) {
+                throw .invalidJSON(
+                    streamId: streamId, partition: partition,
+                    reason: "\(what) holds a NUL byte at offset \(offset - bytes.startIndex)"
+                )
+            }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw .invalidJSON(streamId: streamId, partition: partition, reason: "\(what) is not valid UTF-8")
+            }
+            return text
+        }
+        let dataText = try text(data, "data")
+        guard let metadata else { return (dataText, nil) }
+        return (dataText, try text(metadata, "metadata"))
     }
 }
 
