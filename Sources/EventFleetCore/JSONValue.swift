@@ -42,12 +42,13 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
-    /// The deepest nesting of arrays and objects the store accepts, the same limit Foundation's
-    /// `JSONDecoder` enforces when reading.
+    /// The deepest nesting of arrays and objects the library encodes: a little below the limits of
+    /// Foundation's `JSONEncoder` (511 levels) and `JSONDecoder` (512), so whatever is accepted can
+    /// be written and read back.
     ///
-    /// Deeper values could be stored but never decoded again, and Foundation's `JSONEncoder`
-    /// overflows the stack on a few thousand levels, ending the process, so they are refused.
-    public static let maximumNestingDepth = 512
+    /// Deeper values could never be decoded again, and `JSONEncoder` overflows the stack on a few
+    /// thousand levels, ending the process, so they are refused with an error instead.
+    public static let maximumNestingDepth = 500
 
     /// How deeply arrays and objects nest in this value: 0 for a scalar, 1 for `[]` or `{}`.
     ///
@@ -55,14 +56,15 @@ public enum JSONValue: Sendable, Hashable, Codable {
     public var nestingDepth: Int {
         var deepest = 0
         var pending: [(value: JSONValue, depth: Int)] = [(self, 0)]
-        while let (value, depth) = pending.popLast() {
-            switch value {
+        while let next = pending.popLast() {
+            let depth = next.depth
+            switch next.value {
             case .array(let elements):
                 deepest = max(deepest, depth + 1)
-                pending.append(contentsOf: elements.map { ($0, depth + 1) })
+                pending.append(contentsOf: elements.map { (value: $0, depth: depth + 1) })
             case .object(let members):
                 deepest = max(deepest, depth + 1)
-                pending.append(contentsOf: members.values.map { ($0, depth + 1) })
+                pending.append(contentsOf: members.values.map { (value: $0, depth: depth + 1) })
             case .null, .bool, .number, .string:
                 continue
             }

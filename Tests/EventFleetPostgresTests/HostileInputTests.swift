@@ -121,14 +121,10 @@ struct HostileInputTests {
             let read = try #require(try await store.readStream("deep", options: ReadStreamOptions()).events.first)
             #expect(try await sameJSON(schema, read.data, data))
 
-            do {
-                _ = try read.decode(as: BlobEvent.self)
-                Issue.record("decoding 10,000 levels of nesting should fail")
-            } catch {
-                guard case .malformedEvent(type: Blob.eventType, streamId: "deep", partition: defaultPartition, streamPosition: 1, _) = error else {
-                    Issue.record("expected malformedEvent, got \(error)")
-                    return
-                }
+            let decoding = Result { () throws(EventStoreError) in try read.decode(as: BlobEvent.self) }
+            guard case .failure(.malformedEvent(type: Blob.eventType, streamId: "deep", partition: defaultPartition, streamPosition: 1, _)) = decoding else {
+                Issue.record("expected malformedEvent, got \(decoding)")
+                return
             }
             await #expect(throws: EventStoreError.self) {
                 try await store.aggregateStream("deep", as: BlobEvent.self, evolve: { count, _ in count + 1 }, initialState: { 0 })
@@ -156,7 +152,7 @@ struct HostileInputTests {
         }
     }
 
-    @Test("JSONValue metadata and stream metadata deeper than 512 levels are refused before anything is sent")
+    @Test("JSONValue metadata and stream metadata nested deeper than the limit are refused before anything is sent")
     func deepJSONValues() async throws {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
@@ -171,10 +167,10 @@ struct HostileInputTests {
 
             for depth in [JSONValue.maximumNestingDepth + 1, 10_000] {
                 let tooDeep: [String: JSONValue] = ["k": nested(depth - 1)]
-                #expect(throws: EventStoreError.invalidArgument(field: "metadata", reason: "nests \(depth) levels deep; the limit is 512")) {
+                #expect(throws: EventStoreError.invalidArgument(field: "metadata", reason: "nests \(depth) levels deep; the limit is \(JSONValue.maximumNestingDepth)")) {
                     _ = try ProposedMessage(event, metadata: tooDeep)
                 }
-                await #expect(throws: EventStoreError.invalidArgument(field: "streamMetadata", reason: "nests \(depth) levels deep; the limit is 512")) {
+                await #expect(throws: EventStoreError.invalidArgument(field: "streamMetadata", reason: "nests \(depth) levels deep; the limit is \(JSONValue.maximumNestingDepth)")) {
                     try await store.appendToStream(
                         "s", messages: [message("A")], options: AppendOptions(streamMetadata: tooDeep)
                     )
@@ -197,7 +193,7 @@ struct HostileInputTests {
             Issue.record("expected invalidArgument(data), got \(String(describing: error))")
             return
         }
-        #expect(reason.contains("'Blob'") && reason.contains("512"), "\(reason)")
+        #expect(reason.contains("'Blob'") && reason.contains("\(JSONValue.maximumNestingDepth) levels"), "\(reason)")
         #expect(throws: EventStoreError.self) {
             _ = try JSONValue.parseObject(#"{"a":"# + deepArrays(10_000) + "}", field: "data")
         }
@@ -299,7 +295,7 @@ struct HostileInputTests {
 
     @Test("exact(0) and exact(Int64.max) conflict with the real version and create nothing")
     func extremeExpectedVersions() async throws {
-        try await TestDatabase.withSchema { schema in
+        try await TestDatabase.withSchema { schema async throws in
             let store = schema.store
             await #expect(throws: EventStoreError.versionConflict(streamId: "s", partition: defaultPartition, expected: .exact(.max), actual: 0)) {
                 try await store.appendToStream("s", messages: [message("A")], options: AppendOptions(expectedVersion: .exact(.max)))
@@ -392,8 +388,9 @@ struct HostileInputTests {
 
     @Test("a wrong password is a prompt connectionFailed naming password authentication")
     func wrongPassword() async throws {
-        var configuration = try DatabaseConfiguration(url: TestDatabase.baseURL())
-        configuration.password = "wrong'; DROP DATABASE eventfleet; --"
+        var wrong = try DatabaseConfiguration(url: TestDatabase.baseURL())
+        wrong.password = "wrong'; DROP DATABASE eventfleet; --"
+        let configuration = wrong
         let error = try await failure(within: .seconds(10)) { try await configuration.checkConnection() }
         guard case .connectionFailed(let target, let reason) = error else {
             Issue.record("expected connectionFailed, got \(error)")
@@ -406,8 +403,9 @@ struct HostileInputTests {
 
     @Test("a database that does not exist is a prompt connectionFailed naming it")
     func missingDatabase() async throws {
-        var configuration = try DatabaseConfiguration(url: TestDatabase.baseURL())
-        configuration.database = "ef_missing_\(randomSuffix())"
+        var missing = try DatabaseConfiguration(url: TestDatabase.baseURL())
+        missing.database = "ef_missing_\(randomSuffix())"
+        let configuration = missing
         let error = try await failure(within: .seconds(10)) { try await configuration.checkConnection() }
         guard case .connectionFailed(_, let reason) = error else {
             Issue.record("expected connectionFailed, got \(error)")
@@ -418,8 +416,9 @@ struct HostileInputTests {
 
     @Test("a refused port is a prompt connectionFailed naming host and port")
     func refusedPort() async throws {
-        var configuration = try DatabaseConfiguration(url: TestDatabase.baseURL())
-        configuration.port = try unusedPort()
+        var refused = try DatabaseConfiguration(url: TestDatabase.baseURL())
+        refused.port = try unusedPort()
+        let configuration = refused
         let error = try await failure(within: .seconds(10)) { try await configuration.checkConnection() }
         guard case .connectionFailed(let target, let reason) = error else {
             Issue.record("expected connectionFailed, got \(error)")
@@ -442,7 +441,7 @@ struct HostileInputTests {
             }
             _ = try? await locker.query("ROLLBACK", logger: TestDatabase.logger)
             try? await locker.close()
-            try expectConnectionLoss(try outcome.get())
+            expectConnectionLoss(try outcome.get())
             #expect(try await counts(schema, stream: "s") == Counts(streams: 1, messages: 1))
             #expect(try await store.streamVersion("s") == 1)
             let next = try await store.appendToStream("s", messages: [message("B")], options: AppendOptions(expectedVersion: .exact(1)))
@@ -456,9 +455,10 @@ struct HostileInputTests {
         let name = "ef_hostile_\(randomSuffix())"
         let admin = try await TestDatabase.connect(base)
         try await admin.query("CREATE DATABASE \(unescaped: name)", logger: TestDatabase.logger)
-        var configuration = base
-        configuration.database = name
-        configuration.poolSize = 4
+        var throwaway = base
+        throwaway.database = name
+        throwaway.poolSize = 4
+        let configuration = throwaway
         let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: TestDatabase.logger)
         let store = PostgresEventStore(client: client, configuration: configuration, logger: TestDatabase.logger)
         let outcome: Result<EventStoreError, any Error> = await withTaskGroup(of: Void.self) { group in
@@ -481,7 +481,7 @@ struct HostileInputTests {
         }
         _ = try? await admin.query("DROP DATABASE IF EXISTS \(unescaped: name) WITH (FORCE)", logger: TestDatabase.logger)
         try? await admin.close()
-        try expectConnectionLoss(try outcome.get())
+        expectConnectionLoss(try outcome.get())
 
         let reconnect = try await failure(within: .seconds(10)) { try await configuration.checkConnection() }
         guard case .connectionFailed(_, let reason) = reconnect else {
@@ -495,7 +495,7 @@ struct HostileInputTests {
 // MARK: - Cases
 
 /// JSON the store must refuse, and a fragment of the reason it must give.
-private struct BadJSON: Sendable, CustomTestStringConvertible {
+struct BadJSON: Sendable, CustomTestStringConvertible {
     var label: String
     var data: Data
     var metadata: Data?
@@ -508,7 +508,7 @@ private struct BadJSON: Sendable, CustomTestStringConvertible {
     }
 
     static func bytes(_ label: String, _ prefix: String, _ bytes: [UInt8], metadata: Bool = false, reason: String) -> BadJSON {
-        let hostile = Data(#"{"a":""#.utf8 + prefix.utf8) + Data(bytes) + Data(#""}"#.utf8)
+        let hostile = Data(#"{"a":""#.utf8) + Data(prefix.utf8) + Data(bytes) + Data(#""}"#.utf8)
         return BadJSON(
             label: label, data: metadata ? Data("{}".utf8) : hostile, metadata: metadata ? hostile : nil, reason: reason
         )
@@ -533,7 +533,7 @@ private struct BadJSON: Sendable, CustomTestStringConvertible {
 }
 
 /// Valid JSON that looks dangerous; it must come back as the same JSON value.
-private struct OddJSON: Sendable, CustomTestStringConvertible {
+struct OddJSON: Sendable, CustomTestStringConvertible {
     var label: String
     var text: String
     /// The exact text read back, where PostgreSQL's normalization is part of the contract.
@@ -572,7 +572,7 @@ private let hostileNames: [String] = [
 ]
 
 /// The identifier fields of an append.
-private enum IdentifierField: String, CaseIterable, Sendable {
+enum IdentifierField: String, CaseIterable, Sendable {
     case streamId, partition, type, streamType, messageId
 
     func append(_ value: String, to store: PostgresEventStore) async throws {
@@ -772,15 +772,13 @@ private func appendInterrupted(
     }
 }
 
-/// The error of a query whose connection the server ended: a transient, typed store error.
-private func expectConnectionLoss(_ error: EventStoreError, sourceLocation: SourceLocation = #_sourceLocation) throws {
-    switch error {
-    case .connectionFailed:
-        break
-    case .database(operation: "append", sqlState: let state?, _) where state.hasPrefix("57P"):
-        break
-    default:
-        Issue.record("expected a typed connection loss, got \(error)", sourceLocation: sourceLocation)
+/// The error of an append whose backend the server ended (`pg_terminate_backend`, `DROP DATABASE
+/// ... WITH (FORCE)`): PostgreSQL's 57P01, typed, and transient so that callers retry.
+private func expectConnectionLoss(_ error: EventStoreError, sourceLocation: SourceLocation = #_sourceLocation) {
+    guard case .database(operation: "append", sqlState: "57P01", let message) = error else {
+        Issue.record("expected the append's 57P01 database error, got \(error)", sourceLocation: sourceLocation)
+        return
     }
-    #expect(PostgresErrorMapping.isTransient(error), "\(error)", sourceLocation: sourceLocation)
+    #expect(message == "terminating connection due to administrator command", sourceLocation: sourceLocation)
+    #expect(PostgresErrorMapping.isTransient(error), sourceLocation: sourceLocation)
 }

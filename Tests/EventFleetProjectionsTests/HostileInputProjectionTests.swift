@@ -185,7 +185,7 @@ struct HostileInputProjectionTests {
 // MARK: - Cases
 
 /// A name that is not a plain identifier, and the reason it must be refused with.
-private struct BadIdentifier: Sendable, CustomTestStringConvertible {
+struct BadIdentifier: Sendable, CustomTestStringConvertible {
     var name: String
     var reason: String
 
