@@ -72,6 +72,39 @@ public enum JSONValue: Sendable, Hashable, Codable {
         return deepest
     }
 
+    /// How deeply arrays and objects nest in JSON text, found by scanning brackets outside strings
+    /// rather than by parsing, so any depth can be measured safely. Meaningless for invalid JSON.
+    package static func nestingDepth(ofJSONText bytes: some Sequence<UInt8>) -> Int {
+        var depth = 0
+        var deepest = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""):
+                inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                deepest = max(deepest, depth)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth -= 1
+            default:
+                break
+            }
+        }
+        return deepest
+    }
+
     /// Refuses a value nested deeper than ``maximumNestingDepth``.
     ///
     /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` naming `field`.

@@ -65,7 +65,8 @@ extension ProposedMessage {
     ///
     /// Nothing is repaired: invalid UTF-8 would otherwise turn into U+FFFD and store altered data,
     /// so it is an error, and so are NUL bytes (never valid JSON, and PostgreSQL text cannot hold
-    /// them) and empty metadata (not JSON; `nil` means none).
+    /// them) and empty metadata (not JSON; `nil` means none). Metadata must be an object nested at
+    /// most ``JSONValue/maximumNestingDepth`` levels, or typed reads would silently see none.
     ///
     /// - Parameter position: The event's 1-based place in its append, for the message.
     /// - Throws: ``EventStoreError/invalidJSON(streamId:partition:reason:)`` naming the event and the field.
@@ -90,7 +91,21 @@ extension ProposedMessage {
         }
         let dataText = try text(data, "data")
         guard let metadata else { return (dataText, nil) }
-        return (dataText, try text(metadata, "metadata"))
+        let metadataText = try text(metadata, "metadata")
+        // Typed reads decode metadata as an object: anything else would read back as no metadata.
+        let what = "the metadata of event \(position) ('\(type)')"
+        let whitespace: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
+        guard metadata.first(where: { !whitespace.contains($0) }) == UInt8(ascii: "{") else {
+            throw .invalidJSON(streamId: streamId, partition: partition, reason: "\(what) must be a JSON object")
+        }
+        let depth = JSONValue.nestingDepth(ofJSONText: metadata)
+        if depth > JSONValue.maximumNestingDepth {
+            throw .invalidJSON(
+                streamId: streamId, partition: partition,
+                reason: "\(what) nests \(depth) levels deep; the limit is \(JSONValue.maximumNestingDepth)"
+            )
+        }
+        return (dataText, metadataText)
     }
 }
 

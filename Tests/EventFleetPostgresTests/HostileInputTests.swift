@@ -92,7 +92,7 @@ struct HostileInputTests {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
             let data = Data(odd.text.utf8)
-            let metadata = odd.text.hasPrefix("{") ? data : nil
+            let metadata = odd.text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") ? data : nil
             try await store.appendToStream(
                 "s", messages: [ProposedMessage(type: "Odd", data: data, metadata: metadata)], options: AppendOptions(partition: "p")
             )
@@ -529,6 +529,12 @@ struct BadJSON: Sendable, CustomTestStringConvertible {
         .bytes("UTF-8-encoded surrogate", "", [0xED, 0xA0, 0x80], reason: "not valid UTF-8"),
         .bytes("truncated UTF-8 sequence", "caf", [0xC3], reason: "not valid UTF-8"),
         .bytes("invalid UTF-8 in metadata", "", [0x80], metadata: true, reason: "the metadata of event 2 ('Hostile') is not valid UTF-8"),
+        .text("metadata that is an array", "{}", metadata: " [1, 2]", reason: "the metadata of event 2 ('Hostile') must be a JSON object"),
+        .text("metadata that is a string", "{}", metadata: #""{}""#, reason: "must be a JSON object"),
+        .text(
+            "metadata nested 10,000 levels", "{}", metadata: #"{"m":"\"[[","n":"# + deepArrays(9_999) + "}",
+            reason: "the metadata of event 2 ('Hostile') nests 10000 levels deep; the limit is \(JSONValue.maximumNestingDepth)"
+        ),
     ]
 }
 
