@@ -69,6 +69,65 @@ struct HostileInputProjectionTests {
         }
     }
 
+    @Test("a consumer scoped to hostile partitions (one named '*') projects exactly their streams")
+    func consumerScopedToHostilePartitions() async throws {
+        try await withCartsSchema { schema in
+            let store = schema.store
+            let scoped = ["'; DROP TABLE carts; --", #"🛒 "quoted" \back\"#, "*"]
+            let consumer = EventConsumer(
+                configuration: consumerConfiguration("carts", scope: .only(scoped)), store: store, registry: try CartsReadModel.registry()
+            )
+            try await withRunning([consumer]) {
+                let handler = CartCommandHandler.carts()
+                for partition in scoped + ["outside", #""*""#, "[\"*\"]"] {
+                    try await handler.handle(
+                        .create(tenantId: partition, cartId: partition, currency: "EUR"), streamId: cartStreamId(partition), in: store,
+                        partition: partition
+                    )
+                }
+                try await consumer.whenCaughtUp()
+                var partitions: [[UInt8]] = []
+                for try await partition in try await schema.client.query("SELECT partition FROM carts").decode(String.self) {
+                    partitions.append(Array(partition.utf8))
+                }
+                #expect(partitions.count == scoped.count)
+                #expect(Set(partitions) == Set(scoped.map { Array($0.utf8) }))
+                #expect(try await cartRowsNotMatchingStreams(schema, streams: scoped.map { ($0, cartStreamId($0)) }).isEmpty)
+            }
+        }
+    }
+
+    @Test("ids at the store's 1,000-byte limit overflow the carts key index: a typed error, no row, the runner goes on")
+    func maximalIdsOverflowTheCartsKey() async throws {
+        try await withCartsSchema { schema in
+            // Incompressible text, so PostgreSQL cannot shrink the index entry below its limit.
+            var generator = SystemRandomNumberGenerator()
+            func random(_ count: Int) -> String {
+                String((0..<count).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789'\\;\"".randomElement(using: &generator)! })
+            }
+            let partition = random(1_000)
+            let stream = cartStreamId(random(995))
+            let handler = CartCommandHandler.carts()
+            let runner = ProjectionRunner(store: schema.store)
+            let projection = try CartsReadModel.projection()
+            try await handler.handle(.create(tenantId: "t", cartId: "c", currency: "EUR"), streamId: stream, in: schema.store, partition: partition)
+            #expect(try await schema.store.streamVersion(stream, partition: partition) == 1, "the store itself takes them")
+
+            let error = await #expect(throws: EventStoreError.self) {
+                try await runner.projectEvents(projection, streamId: stream, partition: partition)
+            }
+            guard case .database(operation: "project carts", sqlState: "54000", let message) = error else {
+                Issue.record("expected the index-size database error, got \(String(describing: error))")
+                return
+            }
+            #expect(message.contains("carts_pkey"), "\(message)")
+            #expect(try await schema.count("SELECT count(*) FROM carts") == 0)
+
+            try await handler.handle(.create(tenantId: "t", cartId: "short", currency: "EUR"), streamId: cartStreamId("short"), in: schema.store)
+            #expect(try await runner.projectEvents(projection, streamId: cartStreamId("short")).eventsProcessed == 1)
+        }
+    }
+
     @Test("a 1 MiB item name is projected into the snapshot and the items column")
     func largeEventThroughProjection() async throws {
         try await withCartsSchema { schema in
