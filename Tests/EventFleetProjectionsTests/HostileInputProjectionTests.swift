@@ -97,6 +97,36 @@ struct HostileInputProjectionTests {
         }
     }
 
+    @Test("a handler error with NUL bytes is parked in ef_dead_letters and the consumer goes on")
+    func nulInParkedError() async throws {
+        try await withCartsSchema { schema in
+            let store = schema.store
+            var registry = try CartsReadModel.registry()
+            registry.subscribe(to: ["CartCancelled"], name: "nul-error") { message, _ in
+                if message.streamId == cartStreamId("bad") { throw NulError() }
+            }
+            var configuration = consumerConfiguration("nul-error")
+            configuration.failurePolicy = .init(
+                maxAttempts: 2, backoff: RetryPolicy(maxRetries: 10, initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)),
+                whenExhausted: .deadLetter
+            )
+            let consumer = EventConsumer(configuration: configuration, store: store, registry: registry)
+            for name in ["bad", "after"] {
+                try await store.appendToStream(cartStreamId(name), events: [
+                    CartEvent.created(CartCreated(tenantId: "default", cartId: name, currency: "EUR")),
+                    CartEvent.cancelled(CartCancelled(reason: "test")),
+                ])
+            }
+            try await withRunning([consumer]) { try await consumer.whenCaughtUp() }
+            var errors: [String] = []
+            for try await error in try await schema.client.query("SELECT error FROM ef_dead_letters").decode(String.self) {
+                errors.append(error)
+            }
+            #expect(errors == ["bad\u{FFFD}byte"])
+            #expect(try await cartRows(schema).map(\.cartId).sorted() == ["after", "bad"])
+        }
+    }
+
     @Test("ids at the store's 1,000-byte limit overflow the carts key index: a typed error, no row, the runner goes on")
     func maximalIdsOverflowTheCartsKey() async throws {
         try await withCartsSchema { schema in
@@ -286,6 +316,11 @@ private let hostileTexts: [String] = [
     "line\nbreak\ttab",
     String(repeating: #"'\;🛒"#, count: 40),
 ]
+
+/// An error whose description holds a NUL byte.
+private struct NulError: Error, CustomStringConvertible {
+    var description: String { "bad\u{0}byte" }
+}
 
 /// A carts-table projection with the given key columns and columns.
 private func projection(
