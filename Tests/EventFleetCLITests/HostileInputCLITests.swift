@@ -46,6 +46,48 @@ struct HostileInputCLITests {
         }
     }
 
+    @Test("read prints hostile ids and data as valid JSON lines, one per event")
+    func readHostile() async throws {
+        try await TestDatabase.withSchema { schema in
+            let name = "line\nbreak \"quoted\" \\ \u{2028} \u{1} 🛒 '; --"
+            let data = #"{"text":"a\nb\u2028c\u0001 \"q\" \\","big":123456789012345678901234567890}"#
+            try await schema.store.appendToStream(
+                name, messages: [ProposedMessage(type: name, data: Data(data.utf8), metadata: Data(#"{"by":"\u00e9"}"#.utf8))],
+                options: AppendOptions(partition: name)
+            )
+            let run = try await runProcess(
+                try builtProduct("eventfleet"), arguments: ["read", "--stream", name, "--partition", name],
+                environment: childEnvironment(url: schema.url)
+            )
+            #expect(run.status == 0, "\(run.stderr)")
+            let lines = run.stdout.split(separator: "\n", omittingEmptySubsequences: true)
+            #expect(lines.count == 1, "\(run.stdout)")
+            let line = try #require(lines.first)
+            let event = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            for key in ["streamId", "partition", "type"] {
+                #expect((event[key] as? String).map { Array($0.utf8) } == Array(name.utf8), "\(key)")
+            }
+            let expected = try #require(try JSONSerialization.jsonObject(with: Data(data.utf8)) as? NSDictionary)
+            #expect((event["data"] as? NSDictionary) == expected)
+            #expect(line.contains("123456789012345678901234567890"), "numbers keep their digits")
+            #expect((event["metadata"] as? [String: String]) == ["by": "\u{E9}"])
+        }
+    }
+
+    @Test(
+        "read refuses positions and counts below their minimum with exit 2 naming the option",
+        arguments: [(["--from", "0"], "from"), (["--from=-9223372036854775808"], "from"), (["--max-count=-1"], "maxCount"), (["--to", "0"], "to")]
+    )
+    func readBounds(arguments: [String], field: String) async throws {
+        try await TestDatabase.withSchema { schema in
+            let run = try await runProcess(
+                try builtProduct("eventfleet"), arguments: ["read", "--stream", "s"] + arguments, environment: childEnvironment(url: schema.url)
+            )
+            #expect(run.status == 2, "\(run.stderr)")
+            #expect(run.stderr.contains("invalid \(field)"), "\(run.stderr)")
+        }
+    }
+
     @Test("Int64.max as the expected version is a conflict (exit 3) that creates nothing")
     func maximalExpectedVersion() async throws {
         try await TestDatabase.withSchema { schema in
