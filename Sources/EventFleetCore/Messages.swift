@@ -29,8 +29,9 @@ public struct ProposedMessage: Sendable, Hashable {
     ///   - messageId: Optional idempotency id.
     ///   - encoder: The encoder of the data and the metadata.
     /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` naming `data` or `metadata` when
-    ///   either cannot be encoded as JSON (for example when it nests deeper than
-    ///   ``JSONValue/maximumNestingDepth``).
+    ///   `JSONEncoder` refuses either (for example when it nests deeper than
+    ///   ``JSONValue/maximumNestingDepth``); an error the payload's own `encode(to:)` throws passes
+    ///   through unchanged.
     public init<E: Event>(
         _ event: E,
         metadata: [String: JSONValue]? = nil,
@@ -40,7 +41,8 @@ public struct ProposedMessage: Sendable, Hashable {
         self.type = event.eventType
         do {
             self.data = try event.encodedData(using: encoder)
-        } catch {
+        } catch let error as EncodingError {
+            // Only the encoder's own complaint is replaced; a payload's own error keeps its type.
             throw EventStoreError.invalidArgument(
                 field: "data", reason: "event '\(event.eventType)' cannot be encoded as JSON: \(JSONValue.describe(error))"
             )
