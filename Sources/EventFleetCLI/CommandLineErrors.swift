@@ -18,6 +18,10 @@ public enum EventFleetExitCode {
 /// 1 anything else. Apps that build their own fleet binary call this from their `@main`.
 public enum CommandLineRunner {
     public static func main<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
+        if arguments == nil, let problem = invalidUTF8Argument() {
+            FileHandle.standardError.write(Data("error: \(problem); nothing was written\n".utf8))
+            exit(EventFleetExitCode.invalidInput)
+        }
         do {
             var command = try root.parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -29,6 +33,25 @@ public enum CommandLineRunner {
         } catch {
             exit(report(error, root: root))
         }
+    }
+
+    /// Describes the first process argument that is not valid UTF-8, if any.
+    ///
+    /// `CommandLine.arguments` repairs such bytes with U+FFFD, so `--data` would be stored altered
+    /// without a word; the raw `argv` is checked instead and the command refused.
+    static func invalidUTF8Argument() -> String? {
+        func argument(_ index: Int) -> String? {
+            guard let pointer = CommandLine.unsafeArgv[index] else { return nil }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: strlen(pointer))
+            return String(validating: bytes, as: UTF8.self)
+        }
+        for index in 1..<max(1, Int(CommandLine.argc)) where argument(index) == nil {
+            if index > 1, let option = argument(index - 1), option.hasPrefix("--") {
+                return "the value of \(option) is not valid UTF-8"
+            }
+            return "command-line argument \(index) is not valid UTF-8"
+        }
+        return nil
     }
 
     /// Prints `error` to standard error (or help to standard output) and returns the exit code.

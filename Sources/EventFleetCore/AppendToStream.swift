@@ -46,6 +46,7 @@ extension AppendOptions {
         try IdentifierValidation.validate(streamId, field: "streamId")
         try IdentifierValidation.validate(partition, field: "partition")
         if let streamType { try IdentifierValidation.validate(streamType, field: "streamType") }
+        if let streamMetadata { try JSONValue.checkNesting(of: .object(streamMetadata), field: "streamMetadata") }
         if case .exact(let version) = expectedVersion, version < 0 {
             throw .invalidArgument(field: "expectedVersion", reason: "must not be negative (got \(version))")
         }

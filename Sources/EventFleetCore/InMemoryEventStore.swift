@@ -27,7 +27,8 @@ public actor InMemoryEventStore: EventStore {
     @discardableResult
     public func appendToStream(_ streamId: String, messages: [ProposedMessage], options: AppendOptions) throws -> AppendResult {
         try options.validate(streamId: streamId, messages: messages)
-        for message in messages {
+        for (index, message) in messages.enumerated() {
+            _ = try message.jsonText(streamId: streamId, partition: options.partition, position: index + 1)
             try Self.validateJSON(message.data, streamId: streamId, partition: options.partition)
             if let metadata = message.metadata {
                 try Self.validateJSON(metadata, streamId: streamId, partition: options.partition)

@@ -27,6 +27,11 @@ public struct ProposedMessage: Sendable, Hashable {
     ///   - event: The event.
     ///   - metadata: Optional metadata object.
     ///   - messageId: Optional idempotency id.
+    ///   - encoder: The encoder of the data and the metadata.
+    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` naming `data` or `metadata` when
+    ///   `JSONEncoder` refuses either (for example when it nests deeper than
+    ///   ``JSONValue/maximumNestingDepth``); an error the payload's own `encode(to:)` throws passes
+    ///   through unchanged.
     public init<E: Event>(
         _ event: E,
         metadata: [String: JSONValue]? = nil,
@@ -34,10 +39,75 @@ public struct ProposedMessage: Sendable, Hashable {
         encoder: JSONEncoder = JSONEncoder()
     ) throws {
         self.type = event.eventType
-        self.data = try event.encodedData(using: encoder)
-        self.metadata = try metadata.map { try encoder.encode($0) }
+        do {
+            self.data = try event.encodedData(using: encoder)
+        } catch let error as EncodingError {
+            // Only the encoder's own complaint is replaced; a payload's own error keeps its type.
+            throw EventStoreError.invalidArgument(
+                field: "data", reason: "event '\(event.eventType)' cannot be encoded as JSON: \(JSONValue.describe(error))"
+            )
+        }
+        if let metadata {
+            try JSONValue.checkNesting(of: .object(metadata), field: "metadata")
+            do {
+                self.metadata = try encoder.encode(metadata)
+            } catch {
+                throw EventStoreError.invalidArgument(field: "metadata", reason: "cannot be encoded as JSON: \(JSONValue.describe(error))")
+            }
+        } else {
+            self.metadata = nil
+        }
         self.messageId = messageId
         self.schemaVersion = 1
+    }
+}
+
+extension ProposedMessage {
+    /// The data and metadata as UTF-8 text, for stores that hand JSON to the database as text.
+    ///
+    /// Nothing is repaired: invalid UTF-8 would otherwise turn into U+FFFD and store altered data,
+    /// so it is an error, and so are NUL bytes (never valid JSON, and PostgreSQL text cannot hold
+    /// them) and empty metadata (not JSON; `nil` means none). Metadata must be an object nested at
+    /// most ``JSONValue/maximumNestingDepth`` levels, or typed reads would silently see none.
+    ///
+    /// - Parameter position: The event's 1-based place in its append, for the message.
+    /// - Throws: ``EventStoreError/invalidJSON(streamId:partition:reason:)`` naming the event and the field.
+    package func jsonText(
+        streamId: String, partition: String, position: Int
+    ) throws(EventStoreError) -> (data: String, metadata: String?) {
+        func text(_ bytes: Data, _ field: String) throws(EventStoreError) -> String {
+            let what = "the \(field) of event \(position) ('\(type)')"
+            if bytes.isEmpty {
+                throw .invalidJSON(streamId: streamId, partition: partition, reason: "\(what) is empty")
+            }
+            if let offset = bytes.firstIndex(of: 0) {
+                throw .invalidJSON(
+                    streamId: streamId, partition: partition,
+                    reason: "\(what) holds a NUL byte at offset \(offset - bytes.startIndex)"
+                )
+            }
+            guard let text = String(validating: bytes, as: UTF8.self) else {
+                throw .invalidJSON(streamId: streamId, partition: partition, reason: "\(what) is not valid UTF-8")
+            }
+            return text
+        }
+        let dataText = try text(data, "data")
+        guard let metadata else { return (dataText, nil) }
+        let metadataText = try text(metadata, "metadata")
+        // Typed reads decode metadata as an object: anything else would read back as no metadata.
+        let what = "the metadata of event \(position) ('\(type)')"
+        let whitespace: Set<UInt8> = [0x20, 0x09, 0x0A, 0x0D]
+        guard metadata.first(where: { !whitespace.contains($0) }) == UInt8(ascii: "{") else {
+            throw .invalidJSON(streamId: streamId, partition: partition, reason: "\(what) must be a JSON object")
+        }
+        let depth = JSONValue.nestingDepth(ofJSONText: metadata)
+        if depth > JSONValue.maximumNestingDepth {
+            throw .invalidJSON(
+                streamId: streamId, partition: partition,
+                reason: "\(what) nests \(depth) levels deep; the limit is \(JSONValue.maximumNestingDepth)"
+            )
+        }
+        return (dataText, metadataText)
     }
 }
 

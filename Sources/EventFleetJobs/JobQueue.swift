@@ -185,7 +185,8 @@ public struct JobQueue: Sendable {
     }
 
     /// Fails a job (fenced), recording the error: ready again after `retryDelay`, or `dead` after
-    /// its last attempt.
+    /// its last attempt. NUL characters in `error` are recorded as U+FFFD (PostgreSQL text cannot
+    /// hold them), so any error can be recorded.
     ///
     /// - Throws: ``JobQueueError/claimLost(jobId:worker:fencingToken:)`` when the claim was lost.
     public func fail(_ job: Job, worker: String, error: String, retryDelay: Duration) async throws -> Failure {
@@ -196,7 +197,7 @@ public struct JobQueue: Sendable {
                    run_at = CASE WHEN attempt >= max_attempts THEN run_at ELSE now() + \(delayMilliseconds) * interval '1 millisecond' END,
                    owner = NULL, claimed_at = NULL, rerun = false, updated = now(),
                    errors = errors || jsonb_build_array(jsonb_build_object(
-                       'attempt', attempt, 'worker', \(worker)::text, 'error', \(error)::text, 'at', now()))
+                       'attempt', attempt, 'worker', \(worker)::text, 'error', \(DiagnosticText.storable(error))::text, 'at', now()))
              WHERE id = \(job.id) AND owner = \(worker) AND fencing_token = \(job.fencingToken) AND state = 'running'
             RETURNING state, run_at
             """

@@ -45,8 +45,9 @@ package enum PostgresErrorMapping {
                 var message = info?[.message] ?? "unknown server error"
                 if let detail = info?[.detail] { message += " (\(detail))" }
                 let state = info?[.sqlState] ?? ""
-                // Authentication failures and a missing database are connection problems to the user.
-                if state.hasPrefix("28") || state == "3D000" {
+                // Authentication failures, a missing database and a server that is starting up or
+                // shutting down ("cannot connect now") are connection problems to the user.
+                if state.hasPrefix("28") || state == "3D000" || state == "57P03" {
                     return EventStoreError.connectionFailed(target: target, reason: message)
                 }
                 return EventStoreError.database(operation: operation, sqlState: info?[.sqlState], message: message)

@@ -22,11 +22,21 @@ extension PostgresEventStore {
         let idsSupplied = messages.first?.messageId != nil
         let ids = messages.map { $0.messageId ?? UUID().uuidString.lowercased() }
         let types = messages.map(\.type)
-        let data = messages.map { String(decoding: $0.data, as: UTF8.self) }
+        var data: [String] = []
         // An empty string stands for "no metadata": postgres-nio binds arrays of non-optional elements.
-        let metadata = messages.map { $0.metadata.map { String(decoding: $0, as: UTF8.self) } ?? "" }
+        var metadata: [String] = []
+        for (index, message) in messages.enumerated() {
+            let text = try message.jsonText(streamId: streamId, partition: partition, position: index + 1)
+            data.append(text.data)
+            metadata.append(text.metadata ?? "")
+        }
         let schemaVersions = messages.map(\.schemaVersion)
-        let streamMetadata = try appendOptions.streamMetadata.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        let streamMetadata: String?
+        do {
+            streamMetadata = try appendOptions.streamMetadata.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
+        } catch {
+            throw EventStoreError.invalidArgument(field: "streamMetadata", reason: "cannot be encoded as JSON: \(JSONValue.describe(error))")
+        }
         let (kind, expected) = Self.encode(appendOptions.expectedVersion)
 
         let query: PostgresQuery = """

@@ -179,7 +179,7 @@ extension EventConsumer {
                                              transaction_id, message_id, message_type, error, attempts)
                 VALUES (\(configuration.name), \(configuration.scopeKey), \(message.partition), \(message.streamId),
                         \(message.streamPosition), \(message.globalPosition), \(String(message.transactionId))::xid8,
-                        \(message.messageId), \(message.type), \(String(describing: error)), \(attempts))
+                        \(message.messageId), \(message.type), \(DiagnosticText.storable(String(describing: error))), \(attempts))
                 """
             for try await _ in try await context.connection.checkedQuery(query, logger: logger) {}
             try await advanceCheckpoint(from: from, to: message.checkpoint, lease: lease, on: context.connection)

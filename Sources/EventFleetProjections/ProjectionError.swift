@@ -6,6 +6,10 @@ public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible 
     case misconfigured(projection: String, table: String, problems: [String])
     /// A stream's events did not continue at the row's `last_stream_position + 1`.
     case positionGap(projection: String, streamId: String, partition: String, expected: Int64, found: Int64)
+    /// A stored snapshot cannot be decoded into the projection's state type, for example after the
+    /// state type changed incompatibly or when the row was written by something else. Rebuild the
+    /// row (delete it and project the stream again) or make the state's decoding accept the old form.
+    case malformedSnapshot(projection: String, table: String, streamId: String, partition: String, reason: String)
     /// A handler kept failing on an event and the consumer's policy is to stop.
     case handlerFailed(consumer: String, streamId: String, partition: String, streamPosition: Int64, attempts: Int, error: String)
     /// Another instance holds the consumer's lease (or took it over): this one must not write.
@@ -25,6 +29,8 @@ public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible 
             "projection '\(projection)' cannot use table \(table): \(problems.joined(separator: "; "))"
         case .positionGap(let projection, let streamId, let partition, let expected, let found):
             "projection '\(projection)' expected stream '\(streamId)' in partition '\(partition)' to continue at position \(expected) but found \(found)"
+        case .malformedSnapshot(let projection, let table, let streamId, let partition, let reason):
+            "projection '\(projection)' cannot decode the snapshot in \(table) of stream '\(streamId)' in partition '\(partition)': \(reason)"
         case .handlerFailed(let consumer, let streamId, let partition, let position, let attempts, let error):
             "consumer '\(consumer)' stopped: the handler failed \(attempts) times on position \(position) of stream '\(streamId)' in partition '\(partition)': \(error)"
         case .leaseLost(let consumer, let scope):

@@ -26,7 +26,7 @@ extension SnapshotProjection {
             var from = (row?.position ?? 0) + 1
             if let position, position < from { return 0 }
 
-            var state = try row.map { try JSONDecoder().decode(State.self, from: Data($0.snapshot.utf8)) } ?? initialState()
+            var state = try row.map { try decodeSnapshot($0.snapshot, streamId: streamId, partition: partition) } ?? initialState()
             var keyEvent: RecordedEvent<E>?
             var last: RecordedMessage?
             var applied = 0

@@ -91,15 +91,30 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     }
 
     /// The current state of a stream's row, or `nil` when there is none.
+    ///
+    /// - Throws: ``ProjectionError/malformedSnapshot(projection:table:streamId:partition:reason:)``
+    ///   when the stored snapshot does not decode as `State`.
     public func load(streamId: String, partition: String, on connection: PostgresConnection, logger: Logger) async throws -> (state: State, lastStreamPosition: Int64)? {
         let query = PostgresQuery(
             unsafeSQL: "SELECT last_stream_position, snapshot::text FROM \(table.quoted) WHERE partition = $1 AND stream_id = $2",
             binds: Self.binds(partition, streamId)
         )
         for try await (position, snapshot) in try await connection.checkedQuery(query, logger: logger).decode((Int64, String).self) {
-            return (try JSONDecoder().decode(State.self, from: Data(snapshot.utf8)), position)
+            return (try decodeSnapshot(snapshot, streamId: streamId, partition: partition), position)
         }
         return nil
+    }
+
+    /// Decodes a stored snapshot, naming the row when it does not fit `State`.
+    func decodeSnapshot(_ snapshot: String, streamId: String, partition: String) throws(ProjectionError) -> State {
+        do {
+            return try JSONDecoder().decode(State.self, from: Data(snapshot.utf8))
+        } catch {
+            throw .malformedSnapshot(
+                projection: name, table: table.description, streamId: streamId, partition: partition,
+                reason: JSONValue.describe(error)
+            )
+        }
     }
 
     static func binds(_ values: String...) -> PostgresBindings {
