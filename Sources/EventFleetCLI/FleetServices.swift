@@ -22,7 +22,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
 }
 
 /// Runs a fleet service with its client (and a metrics endpoint) until SIGTERM or SIGINT, which
-/// shut it down gracefully.
+/// shut it down gracefully within `shutdownTimeout`.
 enum FleetProcess {
     /// Metrics go to one Prometheus registry per process; bootstrapping twice is a programming error,
     /// so it happens once here.
@@ -37,6 +37,7 @@ enum FleetProcess {
         service options: ServiceOptions,
         poolSize: Int?,
         label: String,
+        shutdownTimeout: Duration = .seconds(30),
         makeService: @Sendable (PostgresEventStore) -> any Service & Sendable
     ) async throws {
         let registry = Self.registry
@@ -56,13 +57,15 @@ enum FleetProcess {
         if let port = options.metricsPort {
             services.append(MetricsServer(port: port, registry: registry, logger: logger))
         }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
-            )
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         )
-        try await group.run()
+        // A process always ends after SIGTERM: a graceful shutdown that overruns is escalated to
+        // cancellation, and a cancellation that overruns ends the process.
+        groupConfiguration.maximumGracefulShutdownDuration = shutdownTimeout
+        groupConfiguration.maximumCancellationDuration = .seconds(10)
+        try await ServiceGroup(configuration: groupConfiguration).run()
     }
 }

@@ -93,7 +93,10 @@ public struct WorkerCommand<Provider: ProjectionsProvider>: AsyncParsableCommand
         let configuration = try worker.configuration()
         let registry = try Provider.registry()
         // One connection per job slot, plus heartbeat, claims and LISTEN.
-        try await FleetProcess.run(database: database, service: service, poolSize: configuration.concurrency + 3, label: "eventfleet.worker") { store in
+        try await FleetProcess.run(
+            database: database, service: service, poolSize: configuration.concurrency + 3, label: "eventfleet.worker",
+            shutdownTimeout: configuration.drainTimeout + .seconds(15)
+        ) { store in
             ProjectionWorker(configuration: configuration, store: store, registry: registry, logger: Logger(label: "eventfleet.worker"))
         }
     }

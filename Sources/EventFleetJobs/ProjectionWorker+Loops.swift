@@ -191,19 +191,24 @@ extension ProjectionWorker {
     func listenForJobs() async {
         var failures = 0
         while !Task.isCancelled {
+            let attempt = ContinuousClock.now
             do {
-                try await store.client.withConnection { connection in
-                    try await connection.listen(on: JobQueue.notifyChannel) { notifications in
-                        wakeup.signal()
-                        for try await _ in notifications {
-                            failures = 0
+                try await store.client.withConnection { [wakeup] connection in
+                    // A LISTEN sent on a connection that just closed would never return.
+                    guard !connection.isClosed else { throw ConnectionClosedError() }
+                    try await abandoningIfClosed(connection, grace: .seconds(1)) {
+                        try await connection.listen(on: JobQueue.notifyChannel) { notifications in
                             wakeup.signal()
+                            for try await _ in notifications {
+                                wakeup.signal()
+                            }
                         }
                     }
                 }
             } catch {
                 if Task.isCancelled { return }
-                failures += 1
+                // A connection that listened for a while starts the backoff over.
+                failures = ContinuousClock.now - attempt > .seconds(10) ? 1 : failures + 1
                 logger.debug("LISTEN connection lost; polling continues", metadata: ["eventfleet.error": "\(error)"])
             }
             try? await Task.sleep(for: RetryPolicy().delay(beforeRetry: min(failures, 8)))

@@ -48,7 +48,8 @@ extension PostgresClient {
 }
 
 /// Runs `operation` and returns its result, unless `connection` is closed for `grace` first: then
-/// it throws ``ConnectionClosedError`` and cancels (and leaves behind) the operation.
+/// it throws ``ConnectionClosedError`` and cancels (and leaves behind) the operation. When the
+/// caller is cancelled, so is the operation, and it is left behind if it does not end within 2 s.
 package func abandoningIfClosed<T: Sendable>(
     _ connection: PostgresConnection, grace: Duration, checkEvery: Duration = .milliseconds(250),
     _ operation: @escaping @Sendable () async throws -> T
@@ -123,11 +124,17 @@ private final class Race<T: Sendable>: Sendable {
         continuation.resume(with: result)
     }
 
+    /// Cancels the operation; one that does not end within 2 s (a driver call that never returns)
+    /// is left behind and the caller gets `CancellationError`.
     func cancelWork() {
         let work = state.withLock { state in
             state.cancelled = true
             return state.work
         }
         work?.cancel()
+        Task {
+            try? await Task.sleep(for: .seconds(2))
+            self.finish(.failure(CancellationError()))
+        }
     }
 }

@@ -48,15 +48,20 @@ extension PostgresEventStore {
             """
         let row: (String, Int64, Int64?, Int64?, Bool?)
         do {
-            let rows = if let connection {
-                try await connection.checkedQuery(query, logger: logger)
+            if let connection {
+                row = try await Self.appendRow(try await connection.checkedQuery(query, logger: logger))
             } else {
-                try await client.query(query, logger: logger)
+                row = try await client.withConnection { [logger] connection in
+                    let row = try await Self.appendRow(try await connection.checkedQuery(query, logger: logger))
+                    // postgres-nio ends a statement's rows at CommandComplete, but a statement outside
+                    // a transaction block commits later, at Sync, before ReadyForQuery. A crash in
+                    // between would lose an append the caller saw succeed (the chaos soak caught
+                    // this across database restarts). The next statement on the same connection
+                    // runs only after that commit, so its answer confirms the append is durable.
+                    for try await _ in try await connection.checkedQuery("SELECT 1", logger: logger) {}
+                    return row
+                }
             }
-            guard let first = try await rows.decode((String, Int64, Int64?, Int64?, Bool?).self).first(where: { _ in true }) else {
-                throw EventStoreError.database(operation: "append", sqlState: nil, message: "ef_append_to_stream returned no row")
-            }
-            row = first
         } catch {
             throw mapAppendError(error, streamId: streamId, partition: partition, ids: ids)
         }
@@ -76,6 +81,19 @@ extension PostgresEventStore {
         default:
             throw EventStoreError.database(operation: "append", sqlState: nil, message: "unexpected append outcome '\(outcome)'")
         }
+    }
+
+    /// The one row `ef_append_to_stream` returns, reading the rows to their end (errors surface
+    /// only there).
+    private static func appendRow(_ rows: PostgresRowSequence) async throws -> (String, Int64, Int64?, Int64?, Bool?) {
+        var row: (String, Int64, Int64?, Int64?, Bool?)?
+        for try await value in rows.decode((String, Int64, Int64?, Int64?, Bool?).self) where row == nil {
+            row = value
+        }
+        guard let row else {
+            throw EventStoreError.database(operation: "append", sqlState: nil, message: "ef_append_to_stream returned no row")
+        }
+        return row
     }
 
     private static func encode(_ version: ExpectedVersion) -> (Int16, Int64) {

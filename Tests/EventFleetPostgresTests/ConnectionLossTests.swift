@@ -54,3 +54,31 @@ struct ConnectionLossTests {
         }
     }
 }
+
+/// An append is reported successful only once it committed.
+@Suite("Append durability", .timeLimit(.minutes(1)))
+struct AppendDurabilityTests {
+    @Test("an append whose commit fails is an error, never a success (the row arrives before the commit)")
+    func commitFailureIsAnError() async throws {
+        try await TestDatabase.withSchema { schema in
+            // A deferred constraint trigger fails the implicit transaction at commit time, after the
+            // append's result row was sent: the moment a server crash would also hit.
+            try await schema.execute("""
+                CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN RAISE EXCEPTION 'refused at commit'; END $$
+                """)
+            try await schema.execute("""
+                CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON ef_messages
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()
+                """)
+            await #expect(throws: (any Error).self) {
+                try await schema.store.appendToStream("s-1", messages: [message("A")], options: AppendOptions())
+            }
+            #expect(try await schema.count("SELECT count(*) FROM ef_messages") == 0)
+            // The store goes on working once the trigger is gone.
+            try await schema.execute("DROP TRIGGER refuse_at_commit ON ef_messages")
+            let result = try await schema.store.appendToStream("s-1", messages: [message("A")], options: AppendOptions())
+            #expect(result.nextExpectedVersion == 1)
+        }
+    }
+}

@@ -12,7 +12,6 @@ final class ChaosChild: Sendable {
     let name: String
     let pid: pid_t
     private let status = ExitStatus()
-    private let exited: AsyncStream<Int32>
 
     /// Starts `executable` with `arguments`; `log` receives its standard error.
     init(name: String, executable: String, arguments: [String], environment: [String: String], log: String) throws {
@@ -33,8 +32,6 @@ final class ChaosChild: Sendable {
         guard spawned == 0 else { throw ChaosError.spawnFailed(name: name, errno: spawned) }
         self.name = name
         self.pid = pid
-        let (stream, continuation) = AsyncStream<Int32>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        self.exited = stream
         let status = self.status
         let child = pid
         Thread.detachNewThread {
@@ -43,8 +40,6 @@ final class ChaosChild: Sendable {
             // The exit code, or 128 + the signal that ended it (as a shell reports it).
             let code = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
             status.value.withLock { $0 = code }
-            continuation.yield(code)
-            continuation.finish()
         }
     }
 
@@ -58,20 +53,11 @@ final class ChaosChild: Sendable {
 
     /// Waits for the exit; `nil` when it is still running after `timeout`.
     func waitForExit(timeout: Duration) async -> Int32? {
-        if let exitCode { return exitCode }
-        let exited = self.exited
-        return await withTaskGroup(of: Int32?.self) { group in
-            group.addTask {
-                for await code in exited { return code }
-                return self.exitCode
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            return await group.next() ?? nil
+        let deadline = ContinuousClock.now + timeout
+        while exitCode == nil, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
         }
+        return exitCode
     }
 
     /// SIGTERM, then SIGKILL after `grace`; returns the exit code.
