@@ -311,7 +311,7 @@ final class CapSampler: Sendable {
                 // The database is restarting: no sample.
                 state.withLock { state in
                     state.failures += 1
-                    state.lastError = String(reflecting: error)
+                    state.lastError = String(String(reflecting: error).prefix(120))
                 }
             }
             try? await Task.sleep(for: .milliseconds(200))
