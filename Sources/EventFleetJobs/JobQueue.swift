@@ -232,18 +232,16 @@ public struct JobQueue: Sendable {
 
     // MARK: Helpers
 
-    func run<T>(
+    func run<T: Sendable>(
         _ operation: String, on connection: PostgresConnection?,
-        _ consume: (PostgresRowSequence) async throws -> T,
+        _ consume: @escaping @Sendable (PostgresRowSequence) async throws -> T,
         query: () -> PostgresQuery
     ) async throws -> T {
         do {
-            let rows = if let connection {
-                try await connection.checkedQuery(query(), logger: logger)
-            } else {
-                try await client.query(query(), logger: logger)
+            if let connection {
+                return try await consume(try await connection.checkedQuery(query(), logger: logger))
             }
-            return try await consume(rows)
+            return try await client.guardedQuery(query(), logger: logger, consume)
         } catch {
             throw PostgresErrorMapping.map(error, operation: operation, target: databaseTarget)
         }

@@ -138,3 +138,28 @@ private final class Race<T: Sendable>: Sendable {
         }
     }
 }
+
+extension PostgresClient {
+    /// Runs `query` on a pooled connection and hands its rows to `consume` before the connection
+    /// goes back, like `query(_:logger:)`; but a connection that closes under it (or had closed the
+    /// instant it was leased) fails with ``ConnectionClosedError`` instead of hanging.
+    package func guardedQuery<T: Sendable>(
+        _ query: PostgresQuery, logger: Logger, grace: Duration = .seconds(1),
+        _ consume: @escaping @Sendable (PostgresRowSequence) async throws -> T
+    ) async throws -> T {
+        try await withGuardedConnection(grace: grace) { connection in
+            try await consume(try await connection.checkedQuery(query, logger: logger))
+        }
+    }
+
+    /// Runs `body` with a pooled connection, giving up with ``ConnectionClosedError`` when the
+    /// connection closes under it and `body` does not return by itself within `grace`.
+    package func withGuardedConnection<T: Sendable>(
+        grace: Duration = .seconds(1), _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await withConnection { connection in
+            guard !connection.isClosed else { throw ConnectionClosedError() }
+            return try await abandoningIfClosed(connection, grace: grace) { try await body(connection) }
+        }
+    }
+}

@@ -26,33 +26,35 @@ extension PostgresEventStore {
              LIMIT \(Int64(readOptions.batchSize))
             """
         return try await mapErrors("read global log") {
-            var messages: [RecordedMessage] = []
-            let rows = try await client.query(query, logger: logger)
-            for try await (partition, streamId, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
-                in rows.decode((String, String, Int64, Int64, String, String, String, String, String, Int32, Date).self)
-            {
-                messages.append(
-                    RecordedMessage(
-                        streamId: streamId, partition: partition, streamPosition: position, globalPosition: global,
-                        transactionId: UInt64(transaction) ?? 0, messageId: messageId, type: type,
-                        data: Data(data.utf8), metadata: Data(metadata.utf8), schemaVersion: schemaVersion, created: created
+            try await client.withGuardedConnection { [logger] connection in
+                var messages: [RecordedMessage] = []
+                let rows = try await connection.checkedQuery(query, logger: logger)
+                for try await (partition, streamId, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
+                    in rows.decode((String, String, Int64, Int64, String, String, String, String, String, Int32, Date).self)
+                {
+                    messages.append(
+                        RecordedMessage(
+                            streamId: streamId, partition: partition, streamPosition: position, globalPosition: global,
+                            transactionId: UInt64(transaction) ?? 0, messageId: messageId, type: type,
+                            data: Data(data.utf8), metadata: Data(metadata.utf8), schemaVersion: schemaVersion, created: created
+                        )
                     )
-                )
+                }
+                guard messages.isEmpty else { return GlobalLogBatch(messages: messages, checkpoint: messages.last!.checkpoint) }
+                // Only on an empty batch, so the busy path stays one round trip. Any matching event past
+                // the checkpoint now is held back or committed since the read: either way, look again soon.
+                let heldBack: PostgresQuery = """
+                    SELECT EXISTS (
+                        SELECT 1 FROM ef_messages m
+                         WHERE (m.transaction_id, m.global_position) > (\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition))
+                           AND (\(partitions)::text[] IS NULL OR m.partition = ANY (\(partitions)::text[]))
+                           AND (\(readOptions.types)::text[] IS NULL OR m.message_type = ANY (\(readOptions.types)::text[]))
+                    )
+                    """
+                var isHeldBack = false
+                for try await exists in try await connection.checkedQuery(heldBack, logger: logger).decode(Bool.self) { isHeldBack = exists }
+                return GlobalLogBatch(messages: [], checkpoint: checkpoint, isHeldBack: isHeldBack)
             }
-            guard messages.isEmpty else { return GlobalLogBatch(messages: messages, checkpoint: messages.last!.checkpoint) }
-            // Only on an empty batch, so the busy path stays one round trip. Any matching event past
-            // the checkpoint now is held back or committed since the read: either way, look again soon.
-            let heldBack: PostgresQuery = """
-                SELECT EXISTS (
-                    SELECT 1 FROM ef_messages m
-                     WHERE (m.transaction_id, m.global_position) > (\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition))
-                       AND (\(partitions)::text[] IS NULL OR m.partition = ANY (\(partitions)::text[]))
-                       AND (\(readOptions.types)::text[] IS NULL OR m.message_type = ANY (\(readOptions.types)::text[]))
-                )
-                """
-            var isHeldBack = false
-            for try await exists in try await client.query(heldBack, logger: logger).decode(Bool.self) { isHeldBack = exists }
-            return GlobalLogBatch(messages: [], checkpoint: checkpoint, isHeldBack: isHeldBack)
         }
     }
 
@@ -67,14 +69,15 @@ extension PostgresEventStore {
              LIMIT 1
             """
         return try await mapErrors("report global log stall") {
-            let rows = try await client.query(query, logger: logger)
-            for try await (pid, age, state, applicationName, statement) in rows.decode((Int32, Double?, String?, String?, String?).self) {
-                return GlobalLogStall(
-                    pid: pid, age: .milliseconds(Int64((age ?? 0) * 1000)), state: state,
-                    applicationName: applicationName, query: statement
-                )
+            try await client.guardedQuery(query, logger: logger) { rows in
+                for try await (pid, age, state, applicationName, statement) in rows.decode((Int32, Double?, String?, String?, String?).self) {
+                    return GlobalLogStall(
+                        pid: pid, age: .milliseconds(Int64((age ?? 0) * 1000)), state: state,
+                        applicationName: applicationName, query: statement
+                    )
+                }
+                return nil
             }
-            return nil
         }
     }
 }
@@ -97,10 +100,12 @@ extension PostgresEventStore {
              LIMIT 1
             """
         return try await mapErrors("read global log head") {
-            for try await (transaction, position) in try await client.query(query, logger: logger).decode((String, Int64).self) {
-                return GlobalCheckpoint(transactionId: UInt64(transaction) ?? 0, globalPosition: position)
+            try await client.guardedQuery(query, logger: logger) { rows in
+                for try await (transaction, position) in rows.decode((String, Int64).self) {
+                    return GlobalCheckpoint(transactionId: UInt64(transaction) ?? 0, globalPosition: position)
+                }
+                return nil
             }
-            return nil
         }
     }
 }

@@ -36,14 +36,9 @@ extension PostgresEventStore {
                    ) m ON true
              WHERE s.partition = \(partition) AND s.stream_id = \(streamId)
             """
-        return try await mapErrors("read stream") {
+        let consume: @Sendable (PostgresRowSequence) async throws -> ReadStreamResult<RecordedMessage> = { rows in
             var version: Int64?
             var events: [RecordedMessage] = []
-            let rows = if let connection {
-                try await connection.checkedQuery(query, logger: logger)
-            } else {
-                try await client.query(query, logger: logger)
-            }
             for try await (streamVersion, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
                 in rows.decode((Int64, Int64?, Int64?, String?, String?, String?, String?, String?, Int32?, Date?).self)
             {
@@ -61,17 +56,24 @@ extension PostgresEventStore {
             }
             return ReadStreamResult(currentStreamVersion: version ?? 0, streamExists: version != nil, events: events)
         }
+        return try await mapErrors("read stream") {
+            if let connection {
+                return try await consume(try await connection.checkedQuery(query, logger: logger))
+            }
+            return try await client.guardedQuery(query, logger: logger, consume)
+        }
     }
 
     /// The stream's current version, or `nil` when it does not exist.
     public func streamVersion(_ streamId: String, partition: String = defaultPartition) async throws -> Int64? {
         try await mapErrors("read stream version") {
-            let rows = try await client.query(
+            try await client.guardedQuery(
                 "SELECT stream_position FROM ef_streams WHERE partition = \(partition) AND stream_id = \(streamId)",
                 logger: logger
-            )
-            for try await version in rows.decode(Int64.self) { return version }
-            return nil
+            ) { rows in
+                for try await version in rows.decode(Int64.self) { return version }
+                return nil
+            }
         }
     }
 }

@@ -34,14 +34,16 @@ extension EventConsumer {
             RETURNING fencing_token, last_transaction_id::text, last_global_position
             """
         return try await mapErrors("acquire consumer lease") {
-            for try await (token, transaction, position) in try await store.client.query(query, logger: logger).decode((Int64, String, Int64).self) {
-                return ConsumerLease(
-                    fencingToken: token,
-                    checkpoint: GlobalCheckpoint(transactionId: UInt64(transaction) ?? 0, globalPosition: position),
-                    renewedAt: .now
-                )
+            try await store.client.guardedQuery(query, logger: logger) { rows in
+                for try await (token, transaction, position) in rows.decode((Int64, String, Int64).self) {
+                    return ConsumerLease(
+                        fencingToken: token,
+                        checkpoint: GlobalCheckpoint(transactionId: UInt64(transaction) ?? 0, globalPosition: position),
+                        renewedAt: .now
+                    )
+                }
+                return nil
             }
-            return nil
         }
     }
 
@@ -56,8 +58,10 @@ extension EventConsumer {
             RETURNING 1
             """
         return try await mapErrors("renew consumer lease") {
-            for try await _ in try await store.client.query(query, logger: logger) { return true }
-            return false
+            try await store.client.guardedQuery(query, logger: logger) { rows in
+                for try await _ in rows { return true }
+                return false
+            }
         }
     }
 
@@ -70,7 +74,7 @@ extension EventConsumer {
                AND fencing_token = \(lease.fencingToken)
             """
         do {
-            for try await _ in try await store.client.query(query, logger: logger) {}
+            try await store.client.guardedQuery(query, logger: logger) { rows in for try await _ in rows {} }
         } catch {
             logger.warning("could not release the lease; it expires on its own", metadata: ["eventfleet.error": "\(error)"])
         }
