@@ -3,7 +3,6 @@ import EventFleetCore
 import EventFleetPostgres
 import Foundation
 import PostgresNIO
-import Synchronization
 
 /// Workloads 1 and 2: appends of one event per command (new streams and one hot stream) and of
 /// batches, against plain INSERTs of the same rows into a table of the same shape.
@@ -54,9 +53,9 @@ struct AppendBenchmark: Sendable {
         let run = UUID().uuidString.prefix(8).lowercased()
         let store = database.store
         let database = self.database
-        let hotPosition = Atomic<Int64>(0)
+        let hotPosition = Locked<Int64>(0)
         let duration = settings.runDuration / 2
-        return try await measurePair(duration: settings.runDuration) { half in
+        return try await measurePair { half in
             try await runLoad(workers: writers, duration: duration) { worker, iteration in
                 let stream = hot ? "hot-\(run)" : "new-\(run)-\(half)-\(worker)-\(iteration)"
                 try await store.appendToStream(
@@ -67,7 +66,10 @@ struct AppendBenchmark: Sendable {
         } baseline: { half in
             try await runLoad(workers: writers, duration: duration) { worker, iteration in
                 let stream = hot ? "hot-\(run)" : "new-\(run)-\(half)-\(worker)-\(iteration)"
-                let position = hot ? hotPosition.add(1, ordering: .relaxed).newValue : 1
+                let position = hot ? hotPosition.withLock { position in
+                    position += 1
+                    return position
+                } : 1
                 let query: PostgresQuery = """
                     INSERT INTO bench_raw_messages (partition, stream_id, stream_position, message_type, message_data, message_id)
                     VALUES (\(Self.partition), \(stream), \(position), \(Self.eventType), \(Self.eventData)::jsonb, \(UUID().uuidString.lowercased()))
@@ -88,7 +90,7 @@ struct AppendBenchmark: Sendable {
         let types = Array(repeating: Self.eventType, count: size)
         let data = Array(repeating: Self.eventData, count: size)
         let duration = settings.runDuration / 2
-        return try await measurePair(duration: settings.runDuration) { half in
+        return try await measurePair { half in
             try await runLoad(workers: writers, duration: duration) { worker, iteration in
                 try await store.appendToStream(
                     "batch-\(run)-\(half)-\(worker)-\(iteration)", events: events,

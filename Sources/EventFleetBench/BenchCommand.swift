@@ -55,6 +55,7 @@ struct BenchRunCommand: AsyncParsableCommand {
         var logger = Logger(label: "eventfleet.bench")
         logger.logLevel = .warning
         let settings = quick ? BenchSettings.quick : BenchSettings.full
+        let mode = quick ? "quick" : "full"
         let workloads = try self.workloads()
         guard let baseURL = database.databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !baseURL.isEmpty else {
             throw ValidationError("no database: pass --database-url or set DATABASE_URL")
@@ -65,7 +66,7 @@ struct BenchRunCommand: AsyncParsableCommand {
         let started = ContinuousClock.now
         var report = try await BenchDatabase.with(baseURL: baseURL, poolSize: 24, logger: logger) { database in
             var report = BenchReport(
-                mode: quick ? "quick" : "full", started: Date(), host: ProcessInfo.processInfo.hostName,
+                mode: mode, started: Date(), host: ProcessInfo.processInfo.hostName,
                 processors: ProcessInfo.processInfo.activeProcessorCount,
                 memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
                 serverVersion: try await database.serverVersion()

@@ -51,7 +51,8 @@ struct BenchDatabase: Sendable {
                 return nil
             }
             defer { group.cancelAll() }
-            for try await _ in try await admin.query("CREATE SCHEMA \(unescaped: "\"\(schema)\"")", logger: logger) {}
+            let quoted = "\"\(schema)\""
+            for try await _ in try await admin.query("CREATE SCHEMA \(unescaped: quoted)", logger: logger) {}
             let result: Result<T, any Error>
             do {
                 try await database.prepare()
@@ -60,7 +61,7 @@ struct BenchDatabase: Sendable {
                 result = .failure(error)
             }
             do {
-                for try await _ in try await admin.query("DROP SCHEMA \(unescaped: "\"\(schema)\"") CASCADE", logger: logger) {}
+                for try await _ in try await admin.query("DROP SCHEMA \(unescaped: quoted) CASCADE", logger: logger) {}
             } catch {
                 logger.error("could not drop the bench schema; drop it by hand", metadata: ["eventfleet.schema": "\(schema)", "eventfleet.error": "\(error)"])
             }

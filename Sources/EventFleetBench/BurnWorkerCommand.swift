@@ -73,7 +73,11 @@ struct JobBurner: Sendable {
             switch mode {
             case .library:
                 let jobs = try await queue.claim(worker: worker, lanes: [.live], partitions: nil, slots: batch)
-                burnt = jobs.isEmpty ? 0 : try await queue.complete(jobs, worker: worker).completed.count
+                if jobs.isEmpty {
+                    burnt = 0
+                } else {
+                    burnt = try await queue.complete(jobs, worker: worker).completed.count
+                }
             case .libraryEach:
                 let jobs = try await queue.claim(worker: worker, lanes: [.live], partitions: nil, slots: batch)
                 for job in jobs { try await queue.complete(job, worker: worker) }

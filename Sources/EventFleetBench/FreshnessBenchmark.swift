@@ -6,7 +6,6 @@ import Foundation
 import Logging
 import PostgresNIO
 import ServiceLifecycle
-import Synchronization
 
 /// Workload 6: under a steady write load, the time from an append's commit to the `carts` row
 /// showing it, with the scheduler and 2 workers woken by `NOTIFY`, and with polling alone.
@@ -17,7 +16,7 @@ struct FreshnessBenchmark: Sendable {
 
     func run(into report: inout BenchReport) async throws {
         for notify in [true, false] {
-            let (latency, appended) = try await BenchDatabase.with(baseURL: baseURL, poolSize: 24, logger: logger) { database in
+            let (latency, appended) = try await BenchDatabase.with(baseURL: baseURL, poolSize: 32, logger: logger) { database in
                 try await measure(database: database, notify: notify)
             }
             let p50 = latency.milliseconds(atPercentile: 50) ?? .infinity
@@ -80,10 +79,10 @@ struct FreshnessBenchmark: Sendable {
 
     /// Appends at the configured rate over many streams while timing when each append shows.
     private func load(store: PostgresEventStore, database: BenchDatabase) async throws -> (LatencyHistogram, Int) {
-        let pending = Mutex<[Pending]>([])
-        let appended = Atomic<Int>(0)
-        let latency = Mutex(LatencyHistogram())
-        let finished = Atomic<Bool>(false)
+        let pending = Locked<[Pending]>([])
+        let appended = Locked(0)
+        let latency = Locked(LatencyHistogram())
+        let finished = Locked(false)
         let settings = self.settings
         let tenants = (1...4).map { "tenant-\($0)" }
         let run = UUID().uuidString.prefix(6).lowercased()
@@ -116,7 +115,7 @@ struct FreshnessBenchmark: Sendable {
                                 "cart-\(cartId)", events: [event], options: AppendOptions(partition: tenant, streamType: "cart")
                             )
                             let now = clock.now
-                            appended.add(1, ordering: .relaxed)
+                            appended.withLock { $0 += 1 }
                             pending.withLock {
                                 $0.append(Pending(
                                     partition: tenant, streamId: "cart-\(cartId)", version: result.nextExpectedVersion,
@@ -134,24 +133,24 @@ struct FreshnessBenchmark: Sendable {
             while pending.withLock({ !$0.isEmpty }), ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
-            finished.store(true, ordering: .relaxed)
+            finished.withLock { $0 = true }
             try await group.waitForAll()
         }
-        let left = pending.withLock { $0.count }
+        let left = pending.value.count
         guard left == 0 else {
             throw BenchError.timedOut(workload: "6 freshness", waitingFor: "\(left) appended events to show in their carts rows")
         }
-        return (latency.withLock { $0 }, appended.load(ordering: .relaxed))
+        return (latency.value, appended.value)
     }
 
     /// Every 5 ms, looks up the rows of the streams with pending events and times those now shown.
     private static func watch(
-        pending: Mutex<[Pending]>, latency: Mutex<LatencyHistogram>, finished: Atomic<Bool>, database: BenchDatabase
+        pending: Locked<[Pending]>, latency: Locked<LatencyHistogram>, finished: Locked<Bool>, database: BenchDatabase
     ) async throws {
         let clock = ContinuousClock()
-        while !finished.load(ordering: .relaxed) {
+        while !finished.value {
             try await clock.sleep(for: .milliseconds(5))
-            let waiting = pending.withLock { $0 }
+            let waiting = pending.value
             guard !waiting.isEmpty else { continue }
             var keys = Set<[String]>()
             for item in waiting { keys.insert([item.partition, item.streamId]) }

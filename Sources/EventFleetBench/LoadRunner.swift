@@ -64,10 +64,9 @@ extension LoadResult {
     }
 }
 
-/// Measures EventFleet and its baseline in the order A B B A, each for half of `duration`, so that
-/// a machine that gets busier or quieter during the run does not favour either side.
+/// Measures EventFleet and its baseline in the order A B B A (each closure runs for half of the
+/// run's duration and is told which half), so that a machine that gets busier or quieter during the run does not favour either side.
 func measurePair(
-    duration: Duration,
     library: @Sendable (_ half: Int) async throws -> LoadResult,
     baseline: @Sendable (_ half: Int) async throws -> LoadResult
 ) async throws -> (library: LoadResult, baseline: LoadResult) {

@@ -27,7 +27,7 @@ struct ReadBenchmark: Sendable {
         let client = database.client
         let logger = database.logger
         let duration = settings.runDuration / 2
-        let (library, baseline) = try await measurePair(duration: settings.runDuration) { _ in
+        let (library, baseline) = try await measurePair { _ in
             try await runLoad(workers: 1, duration: duration) { _, _ in
                 let result = try await store.aggregateStream(
                     stream, as: CartEvent.self, options: AggregateStreamOptions(partition: partition),
