@@ -66,7 +66,7 @@ struct AppendBenchmark: Sendable {
         } baseline: { half in
             try await runLoad(workers: writers, duration: duration) { worker, iteration in
                 let stream = hot ? "hot-\(run)" : "new-\(run)-\(half)-\(worker)-\(iteration)"
-                let position = hot ? hotPosition.withLock { position in
+                let position: Int64 = hot ? hotPosition.withLock { position in
                     position += 1
                     return position
                 } : 1
