@@ -56,7 +56,12 @@ struct BenchDatabase: Sendable {
             let result: Result<T, any Error>
             do {
                 try await database.prepare()
-                result = .success(try await body(database))
+                let serverStarted = try await database.serverStarted()
+                let value = try await body(database)
+                if try await database.serverStarted() != serverStarted {
+                    print("warning: the server restarted during this part of the run; its figures are not comparable")
+                }
+                result = .success(value)
             } catch {
                 result = .failure(error)
             }
@@ -83,6 +88,14 @@ struct BenchDatabase: Sendable {
             return "PostgreSQL \(version.split(separator: " ").first ?? "")"
         }
         return "PostgreSQL"
+    }
+
+    /// When the server last started, to notice a restart (by other work on a shared server) mid-run.
+    func serverStarted() async throws -> String {
+        for try await started in try await client.query("SELECT pg_postmaster_start_time()::text", logger: logger).decode(String.self) {
+            return started
+        }
+        return ""
     }
 
     /// Runs a statement and discards its rows.

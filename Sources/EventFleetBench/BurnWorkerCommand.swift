@@ -38,7 +38,10 @@ struct BurnWorkerCommand: AsyncParsableCommand {
         logger.logLevel = .warning
         var configuration = try database.configuration(applicationName: "eventfleet-bench-burn")
         configuration.poolSize = loops + 1
-        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: logger)
+        // The pool's own warnings (a first query racing `run()`) are noise here; failures reach us as errors.
+        var backgroundLogger = logger
+        backgroundLogger.logLevel = .error
+        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: backgroundLogger)
         let (mode, batch, loops) = (self.mode, self.batch, self.loops)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }

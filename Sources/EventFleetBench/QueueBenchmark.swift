@@ -62,14 +62,30 @@ struct QueueBenchmark: Sendable {
         }
         let started = ContinuousClock.now
         for child in children { try child.send("go") }
-        var done = 0
-        for child in children {
-            let line = await child.readLine() ?? ""
-            guard line.hasPrefix("done "), let count = Int(line.dropFirst(5)) else {
-                throw BenchError.childFailed(command: command, reason: "said '\(line)' instead of done")
+        let running = children
+        let done: Int? = try await withThrowingTaskGroup(of: Int?.self) { group in
+            group.addTask {
+                try await Task.sleep(for: .seconds(300))
+                return nil
             }
-            done += count
+            group.addTask {
+                var done = 0
+                for child in running {
+                    let line = await child.readLine() ?? ""
+                    guard line.hasPrefix("done "), let count = Int(line.dropFirst(5)) else {
+                        throw BenchError.childFailed(command: command, reason: "said '\(line)' instead of done")
+                    }
+                    done += count
+                }
+                return done
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            // A hung process (the server restarted under it, say) is stopped, which ends its output.
+            if first == nil { for child in running { await child.stop() } }
+            return first
         }
+        guard let done else { throw BenchError.timedOut(workload: "4 burn-down", waitingFor: "\(command) to finish") }
         let elapsed = ContinuousClock.now - started
         for child in children { await child.waitForExit() }
         guard done == settings.burnJobs else {
