@@ -96,8 +96,12 @@ struct JobBurner: Sendable {
                 burnt = rows
             }
             done += burnt
-            // An empty claim can also mean that other claimers hold every tenant with work.
-            if burnt == 0, try await !workLeft(baseline: mode == .baseline) { return done }
+            // An empty claim can also mean that other claimers hold every tenant with work: like a
+            // worker, wait a moment rather than spin on the database.
+            if burnt == 0 {
+                guard try await workLeft(baseline: mode == .baseline) else { return done }
+                try await Task.sleep(for: .milliseconds(1))
+            }
         }
     }
 
