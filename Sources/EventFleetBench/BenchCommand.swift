@@ -69,7 +69,7 @@ struct BenchRunCommand: AsyncParsableCommand {
                 mode: mode, started: Date(), host: ProcessInfo.processInfo.hostName,
                 processors: ProcessInfo.processInfo.activeProcessorCount,
                 memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
-                serverVersion: try await database.serverVersion()
+                serverVersion: try await database.serverVersion(), loadAverageStart: BenchReport.loadAverage()
             )
             print("EventFleet bench (\(report.mode)) on \(report.processors) cores, \(report.serverVersion); schema \(database.schema)")
             print(BenchReport.header)
@@ -92,6 +92,7 @@ struct BenchRunCommand: AsyncParsableCommand {
             }
         }
         report.finished = Date()
+        report.loadAverageEnd = BenchReport.loadAverage()
         print("")
         print(report.table())
         print(String(format: "\nfinished in %.0f s", (ContinuousClock.now - started).seconds))

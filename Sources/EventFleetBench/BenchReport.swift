@@ -31,7 +31,16 @@ struct BenchReport: Codable, Sendable {
     var processors: Int
     var memoryGiB: Double
     var serverVersion: String
+    /// The 1-minute load average when the run started and ended: other work on the machine.
+    var loadAverageStart: Double?
+    var loadAverageEnd: Double?
     var rows: [BenchRow] = []
+
+    /// The machine's 1-minute load average.
+    static func loadAverage() -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return nil }
+        return text.split(separator: " ").first.flatMap { Double($0) }
+    }
 
     mutating func add(_ row: BenchRow) {
         rows.append(row)
@@ -41,7 +50,9 @@ struct BenchReport: Codable, Sendable {
     /// The table, one row per line, in the order the rows were measured.
     func table() -> String {
         var lines = [
-            "EventFleet bench (\(mode)): \(processors) cores, \(String(format: "%.0f", memoryGiB)) GiB, \(serverVersion)",
+            "EventFleet bench (\(mode)): \(processors) cores, \(String(format: "%.0f", memoryGiB)) GiB, \(serverVersion); "
+                + "load average \(loadAverageStart.map { String(format: "%.1f", $0) } ?? "?") at the start, "
+                + "\(loadAverageEnd.map { String(format: "%.1f", $0) } ?? "?") at the end",
             Self.header,
             String(repeating: "-", count: Self.header.count),
         ]

@@ -11,6 +11,8 @@ struct BenchSettings: Sendable {
     var readStreamLength = 1_000
     /// No-op jobs burnt down per configuration of workload 4.
     var burnJobs: Int
+    /// Whether to also burn down with one completion statement per job.
+    var burnCompletingEach: Bool
     var burnProcesses = [1, 2]
     var burnBatchSizes = [1, 10, 100]
     /// Concurrent claim loops in each burn-down process (each holds one connection).
@@ -29,18 +31,20 @@ struct BenchSettings: Sendable {
     var freshnessStreams = 1_000
     var freshnessDuration: Duration
     var freshnessWarmup: Duration = .seconds(2)
-    /// Workload 7: jobs pushed through the queue between the fresh and the worn measurement.
+    /// Workload 7: jobs pushed through the queue between the fresh and the worn measurement, and
+    /// the most time that may take (a loaded machine stops short of the count, and says so).
     var historyJobs: Int
+    var historyTimeLimit: Duration
     /// Claims timed in each claim-latency measurement.
     var claimSamples: Int
 
     static let quick = BenchSettings(
-        runDuration: .seconds(2), burnJobs: 4_000, catchUpEvents: 20_000, catchUpStreams: 2_000,
-        freshnessDuration: .seconds(8), historyJobs: 100_000, claimSamples: 1_000
+        runDuration: .seconds(2), burnJobs: 1_000, burnCompletingEach: false, catchUpEvents: 10_000, catchUpStreams: 1_000,
+        freshnessDuration: .seconds(8), historyJobs: 100_000, historyTimeLimit: .seconds(30), claimSamples: 500
     )
 
     static let full = BenchSettings(
-        runDuration: .seconds(8), burnJobs: 20_000, catchUpEvents: 100_000, catchUpStreams: 10_000,
-        freshnessDuration: .seconds(30), historyJobs: 1_000_000, claimSamples: 3_000
+        runDuration: .seconds(8), burnJobs: 5_000, burnCompletingEach: true, catchUpEvents: 50_000, catchUpStreams: 5_000,
+        freshnessDuration: .seconds(30), historyJobs: 1_000_000, historyTimeLimit: .seconds(300), claimSamples: 2_000
     )
 }
