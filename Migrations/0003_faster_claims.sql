@@ -3,6 +3,12 @@
 -- concurrent claimers (other workers, other slots) found all of them locked and claimed nothing:
 -- across the fleet, claims ran one at a time. The order, the shares and the exact caps are as before:
 -- a tenant's running jobs are still counted under its quota row's lock.
+--
+-- A claim also commits without waiting for its WAL flush (synchronous_commit off, for the claim's
+-- own transaction only): claims are many and cheap, and on a busy disk the flush dominated them.
+-- Nothing is at risk: a claim lost in a server crash leaves the job as it was before the claim, and
+-- the worker's fence (owner and token) then fails, so it commits nothing for that job. Any job work
+-- that does commit flushes the WAL up to its own commit, and with it every earlier claim.
 CREATE OR REPLACE FUNCTION ef_claim_jobs(
     p_worker     text,
     p_lanes      text[],
@@ -32,6 +38,7 @@ BEGIN
     IF p_slots <= 0 THEN
         RETURN;
     END IF;
+    PERFORM set_config('synchronous_commit', 'off', true);
     -- The candidates in claim order: least loaded (running / weight) first, then least recently served.
     FOR t IN
         SELECT q.partition, q.lane
