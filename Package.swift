@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -89,10 +90,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "EventFleetBench",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                "EventFleetProjections",
+                "EventFleetJobs",
+                "EventFleetCLI",
+                "CartsExample",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "eventfleet",
             dependencies: [
                 "EventFleetCLI",
+                "EventFleetBench",
                 "CartsExample",
                 "EventFleetPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

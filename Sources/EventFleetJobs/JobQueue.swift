@@ -176,6 +176,60 @@ public struct JobQueue: Sendable {
         }
     }
 
+    /// What a batch completion did with each job.
+    public struct Completions: Sendable, Hashable {
+        /// Jobs done and gone.
+        public var completed: [Int64] = []
+        /// Jobs made ready again because new events arrived while they ran.
+        public var requeued: [Int64] = []
+        /// Jobs no longer claimed by the worker with their token (rescued, or finished elsewhere):
+        /// nothing was changed for them.
+        public var lost: [Int64] = []
+
+        public init() {}
+    }
+
+    /// Completes many jobs (each fenced by its own token) in one statement, for work that needs no
+    /// transaction of its own per job. ``complete(_:worker:on:)`` is the per-job form the projection
+    /// worker uses, committing each completion with the job's last batch.
+    ///
+    /// - Parameter connection: A transaction to complete in, or `nil` to use the pool.
+    /// - Returns: Which jobs completed, which were requeued and which were no longer this worker's.
+    public func complete(_ jobs: [Job], worker: String, on connection: PostgresConnection? = nil) async throws -> Completions {
+        var completions = Completions()
+        guard !jobs.isEmpty else { return completions }
+        let query: PostgresQuery = """
+            WITH job AS (
+                SELECT j.id, j.rerun FROM ef_jobs j
+                  JOIN unnest(\(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[]) AS r(id, token)
+                    ON j.id = r.id AND j.fencing_token = r.token
+                 WHERE j.owner = \(worker) AND j.state = 'running'
+                 ORDER BY j.id
+                   FOR UPDATE OF j
+            ), requeued AS (
+                UPDATE ef_jobs j
+                   SET state = 'ready', owner = NULL, claimed_at = NULL, rerun = false, attempt = 0, run_at = now(), updated = now()
+                  FROM job WHERE j.id = job.id AND job.rerun
+                RETURNING j.id, 'requeued'::text
+            ), deleted AS (
+                DELETE FROM ef_jobs j USING job WHERE j.id = job.id AND NOT job.rerun
+                RETURNING j.id, 'completed'::text
+            )
+            SELECT * FROM requeued UNION ALL SELECT * FROM deleted
+            """
+        let outcomes = try await run("complete jobs", on: connection) { rows in
+            var outcomes: [(Int64, String)] = []
+            for try await row in rows.decode((Int64, String).self) { outcomes.append(row) }
+            return outcomes
+        } query: { query }
+        for (id, outcome) in outcomes {
+            if outcome == "requeued" { completions.requeued.append(id) } else { completions.completed.append(id) }
+        }
+        let settled = Set(outcomes.map(\.0))
+        completions.lost = jobs.map(\.id).filter { !settled.contains($0) }
+        return completions
+    }
+
     /// How a failure ended.
     public enum Failure: Sendable, Hashable {
         /// Ready again at `runAt`.

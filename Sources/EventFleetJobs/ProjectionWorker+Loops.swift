@@ -9,7 +9,9 @@ import ServiceLifecycle
 extension ProjectionWorker {
     /// Claims while there are free slots; on graceful shutdown stops claiming and drains.
     func claimLoop() async {
-        await withTaskGroup(of: Void.self) { jobs in
+        // A discarding group: a plain task group keeps every finished job's task until it is
+        // awaited, so a long-running worker grew with every job it ran.
+        await withDiscardingTaskGroup { jobs in
             var failures = 0
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let free = configuration.concurrency - state.withLock { $0.inFlight.count }
@@ -49,7 +51,7 @@ extension ProjectionWorker {
     }
 
     /// Lets in-flight jobs finish within the drain timeout, then cancels and hands back the rest.
-    private func drain(jobs: inout TaskGroup<Void>) async {
+    private func drain(jobs: inout DiscardingTaskGroup) async {
         let deadline = ContinuousClock.now + configuration.drainTimeout
         while state.withLock({ !$0.inFlight.isEmpty }), ContinuousClock.now < deadline {
             await wakeup.wait(timeout: min(.milliseconds(100), deadline - ContinuousClock.now))
@@ -58,7 +60,10 @@ extension ProjectionWorker {
         guard !unfinished.isEmpty else { return }
         logger.warning("drain timeout: handing unfinished jobs back", metadata: ["eventfleet.jobs": "\(unfinished.map(\.id))"])
         jobs.cancelAll()
-        await jobs.waitForAll()
+        // Each job leaves `inFlight` when its task ends: wait for the cancelled ones to stop.
+        while state.withLock({ !$0.inFlight.isEmpty }) {
+            await wakeup.wait(timeout: .milliseconds(50))
+        }
         do {
             try await queue.release(unfinished, worker: configuration.workerId)
         } catch {

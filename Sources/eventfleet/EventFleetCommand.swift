@@ -1,5 +1,6 @@
 import ArgumentParser
 import CartsExample
+import EventFleetBench
 import EventFleetCLI
 import EventFleetPostgres
 import EventFleetProjections
@@ -16,7 +17,7 @@ struct EventFleetCommand: AsyncParsableCommand {
             MigrateCommand<CartsMigrations>.self, AppendCommand.self, ReadCommand.self,
             ProjectCommand<CartsProjections>.self, SchedulerCommand.self, WorkerCommand<CartsProjections>.self,
             LaunchCommand.self, BackfillCommand<CartsProjections>.self, MonitorCommand.self, ScaleCommand.self,
-            JobsCommand.self, DemoCommand.self, ChaosCommand.self,
+            JobsCommand.self, DemoCommand.self, ChaosCommand.self, BenchCommand.self,
         ]
     )
 }

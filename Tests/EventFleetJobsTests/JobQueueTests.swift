@@ -28,6 +28,26 @@ struct JobQueueTests {
         }
     }
 
+    @Test("a batch completion fences each job by its token: completed, requeued and lost")
+    func batchCompletion() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.enqueue((1...3).map { JobRequest(projection: "carts", partition: "a", streamId: "s\($0)") })
+            try await schema.register("w1")
+            let claimed = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 5).sorted { $0.streamId < $1.streamId }
+            #expect(claimed.map(\.streamId) == ["s1", "s2", "s3"])
+            try await queue.enqueue([JobRequest(projection: "carts", partition: "a", streamId: "s2")])
+            var stale = claimed[2]
+            stale.fencingToken += 1
+            let completions = try await queue.complete([claimed[0], claimed[1], stale], worker: "w1")
+            #expect(completions.completed == [claimed[0].id])
+            #expect(completions.requeued == [claimed[1].id])
+            #expect(completions.lost == [claimed[2].id])
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'ready'") == 1)
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'running'") == 1, "the lost job is left as it was")
+        }
+    }
+
     @Test("a live request promotes a ready backfill job to the live lane")
     func promotion() async throws {
         try await TestDatabase.withSchema { schema in

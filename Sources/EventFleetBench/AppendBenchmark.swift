@@ -1,0 +1,114 @@
+import CartsExample
+import EventFleetCore
+import EventFleetPostgres
+import Foundation
+import PostgresNIO
+
+/// Workloads 1 and 2: appends of one event per command (new streams and one hot stream) and of
+/// batches, against plain INSERTs of the same rows into a table of the same shape.
+struct AppendBenchmark: Sendable {
+    let database: BenchDatabase
+    let settings: BenchSettings
+    static let partition = "bench"
+
+    /// An event of a realistic size, typed for the library and pre-encoded for the baseline.
+    static let event = CartEvent.itemAdded(ItemAddedToCart(sku: "SKU-123", name: "Mug with a long name", unitPrice: 2_500, quantity: 2))
+    static let eventType = ItemAddedToCart.eventType
+    static let eventData: String = {
+        let message = try? ProposedMessage(event)
+        return message.map { String(decoding: $0.data, as: UTF8.self) } ?? "{}"
+    }()
+
+    func run(into report: inout BenchReport) async throws {
+        for hot in [false, true] {
+            for writers in settings.appendConcurrencies {
+                let (library, baseline) = try await single(writers: writers, hot: hot)
+                let ratio = library.itemsPerSecond / baseline.itemsPerSecond
+                report.add(BenchRow(
+                    workload: "1 append", variant: "\(hot ? "hot stream" : "new streams"), \(writers) writer\(writers == 1 ? "" : "s")",
+                    unit: "events/s", value: library.itemsPerSecond, baseline: baseline.itemsPerSecond, ratio: ratio,
+                    p50Milliseconds: library.latency.milliseconds(atPercentile: 50), p99Milliseconds: library.latency.milliseconds(atPercentile: 99),
+                    baselineP50Milliseconds: baseline.latency.milliseconds(atPercentile: 50),
+                    baselineP99Milliseconds: baseline.latency.milliseconds(atPercentile: 99),
+                    target: "ratio >= 0.8", targetMet: ratio >= 0.8
+                ))
+            }
+        }
+        for size in settings.batchSizes {
+            let (library, baseline) = try await batches(of: size, writers: settings.batchWriters)
+            let ratio = library.itemsPerSecond / baseline.itemsPerSecond
+            report.add(BenchRow(
+                workload: "2 batch", variant: "\(size) events per append, \(settings.batchWriters) writers",
+                unit: "events/s", value: library.itemsPerSecond, baseline: baseline.itemsPerSecond, ratio: ratio,
+                p50Milliseconds: library.latency.milliseconds(atPercentile: 50), p99Milliseconds: library.latency.milliseconds(atPercentile: 99),
+                baselineP50Milliseconds: baseline.latency.milliseconds(atPercentile: 50),
+                baselineP99Milliseconds: baseline.latency.milliseconds(atPercentile: 99),
+                target: size >= 100 ? ">= 50000 events/s" : nil, targetMet: size >= 100 ? library.itemsPerSecond >= 50_000 : nil
+            ))
+        }
+    }
+
+    /// One event per append (and per transaction), from `writers` concurrent writers.
+    private func single(writers: Int, hot: Bool) async throws -> (LoadResult, LoadResult) {
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let store = database.store
+        let database = self.database
+        let hotPosition = Locked<Int64>(0)
+        let duration = settings.runDuration / 2
+        return try await measurePair { half in
+            try await runLoad(workers: writers, duration: duration) { worker, iteration in
+                let stream = hot ? "hot-\(run)" : "new-\(run)-\(half)-\(worker)-\(iteration)"
+                try await store.appendToStream(
+                    stream, events: [Self.event], options: AppendOptions(partition: Self.partition, streamType: "cart")
+                )
+                return 1
+            }
+        } baseline: { half in
+            try await runLoad(workers: writers, duration: duration) { worker, iteration in
+                let stream = hot ? "hot-\(run)" : "new-\(run)-\(half)-\(worker)-\(iteration)"
+                let position: Int64 = hot ? hotPosition.withLock { position in
+                    position += 1
+                    return position
+                } : 1
+                let query: PostgresQuery = """
+                    INSERT INTO bench_raw_messages (partition, stream_id, stream_position, message_type, message_data, message_id)
+                    VALUES (\(Self.partition), \(stream), \(position), \(Self.eventType), \(Self.eventData)::jsonb, \(UUID().uuidString.lowercased()))
+                    """
+                try await database.execute(query)
+                return 1
+            }
+        }
+    }
+
+    /// `size` events per append to a new stream, against one `unnest` INSERT of the same rows.
+    private func batches(of size: Int, writers: Int) async throws -> (LoadResult, LoadResult) {
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let store = database.store
+        let database = self.database
+        let events = Array(repeating: Self.event, count: size)
+        let positions = (1...Int64(size)).map { $0 }
+        let types = Array(repeating: Self.eventType, count: size)
+        let data = Array(repeating: Self.eventData, count: size)
+        let duration = settings.runDuration / 2
+        return try await measurePair { half in
+            try await runLoad(workers: writers, duration: duration) { worker, iteration in
+                try await store.appendToStream(
+                    "batch-\(run)-\(half)-\(worker)-\(iteration)", events: events,
+                    options: AppendOptions(partition: Self.partition, streamType: "cart")
+                )
+                return size
+            }
+        } baseline: { half in
+            try await runLoad(workers: writers, duration: duration) { worker, iteration in
+                let ids = (0..<size).map { _ in UUID().uuidString.lowercased() }
+                let query: PostgresQuery = """
+                    INSERT INTO bench_raw_messages (partition, stream_id, stream_position, message_type, message_data, message_id)
+                    SELECT \(Self.partition), \("batch-\(run)-\(half)-\(worker)-\(iteration)"), m.position, m.type, m.data::jsonb, m.id
+                      FROM unnest(\(positions)::bigint[], \(types)::text[], \(data)::text[], \(ids)::text[]) AS m(position, type, data, id)
+                    """
+                try await database.execute(query)
+                return size
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import EventFleetCLI
+import Foundation
+import Logging
+
+/// `eventfleet bench`: measures each hot path of EventFleet and, in the same run on the same
+/// database, a raw SQL baseline doing the same database work, and prints the ratios.
+///
+/// Every run works in a schema of its own (dropped at the end), so it can share a server with
+/// other work; figures from a shared or noisy machine are best compared as ratios within one run.
+public struct BenchCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmark EventFleet's hot paths against raw SQL baselines (use a release build).",
+        subcommands: [BenchRunCommand.self, BurnWorkerCommand.self],
+        defaultSubcommand: BenchRunCommand.self
+    )
+
+    public init() {}
+}
+
+/// The workloads a run can be limited to with `--only`.
+enum Workload: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case append, read, burn, catchup, freshness, history
+}
+
+/// The benchmark run itself (the default of `eventfleet bench`).
+struct BenchRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the workloads and print one table (`--json FILE` writes the same figures as JSON)."
+    )
+
+    @OptionGroup var database: DatabaseOptions
+    @Flag(help: "A smoke check (under 3 minutes) with smaller sizes and shorter runs.") var quick = false
+    @Option(help: "Also write the figures as JSON to this file.") var json: String?
+    @Option(help: "Run only these workloads (comma-separated: \(Workload.allCases.map(\.rawValue).joined(separator: ","))).")
+    var only: String?
+
+    func validate() throws {
+        _ = try workloads()
+    }
+
+    private func workloads() throws -> [Workload] {
+        guard let only else { return Workload.allCases }
+        return try only.split(separator: ",").map { name in
+            guard let workload = Workload(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--only: '\(name)' is not a workload (\(Workload.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return workload
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "eventfleet.bench")
+        logger.logLevel = .warning
+        let settings = quick ? BenchSettings.quick : BenchSettings.full
+        let mode = quick ? "quick" : "full"
+        let workloads = try self.workloads()
+        guard let baseURL = database.databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !baseURL.isEmpty else {
+            throw ValidationError("no database: pass --database-url or set DATABASE_URL")
+        }
+        #if DEBUG
+        print("warning: this is a debug build; benchmark figures come from release builds (swift build -c release)")
+        #endif
+        let started = ContinuousClock.now
+        var report = try await BenchDatabase.with(baseURL: baseURL, poolSize: 24, logger: logger) { database in
+            var report = BenchReport(
+                mode: mode, started: Date(), host: ProcessInfo.processInfo.hostName,
+                processors: ProcessInfo.processInfo.activeProcessorCount,
+                memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
+                serverVersion: try await database.serverVersion(), loadAverageStart: BenchReport.loadAverage()
+            )
+            print("EventFleet bench (\(report.mode)) on \(report.processors) cores, \(report.serverVersion); schema \(database.schema)")
+            print(BenchReport.header)
+            if workloads.contains(.append) { try await AppendBenchmark(database: database, settings: settings).run(into: &report) }
+            if workloads.contains(.read) { try await ReadBenchmark(database: database, settings: settings).run(into: &report) }
+            if workloads.contains(.burn) { try await QueueBenchmark(database: database, settings: settings).runBurnDown(into: &report) }
+            return report
+        }
+        if workloads.contains(.catchup) {
+            try await CatchUpBenchmark(baseURL: baseURL, settings: settings, logger: logger).run(into: &report)
+        }
+        if workloads.contains(.freshness) {
+            try await FreshnessBenchmark(baseURL: baseURL, settings: settings, logger: logger).run(into: &report)
+        }
+        if workloads.contains(.history) {
+            report = try await BenchDatabase.with(baseURL: baseURL, poolSize: 8, logger: logger) { [report] database in
+                var report = report
+                try await QueueBenchmark(database: database, settings: settings).runHistory(into: &report)
+                return report
+            }
+        }
+        report.finished = Date()
+        report.loadAverageEnd = BenchReport.loadAverage()
+        print("")
+        print(report.table())
+        print(String(format: "\nfinished in %.0f s", (ContinuousClock.now - started).seconds))
+        if let json {
+            try report.write(to: json)
+            print("wrote \(json)")
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import CartsExample
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import Foundation
+import PostgresNIO
+
+/// Cart streams of a known shape for the fleet workloads, and the check that their `carts` rows
+/// equal `aggregateStream` of each stream.
+struct CartsPreload: Sendable {
+    let database: BenchDatabase
+
+    /// The events of one cart: created, items added, checked out; `length` of them (at least 2).
+    static func events(tenant: String, cartId: String, length: Int) -> [CartEvent] {
+        var events: [CartEvent] = [.created(CartCreated(tenantId: tenant, cartId: cartId, currency: "EUR"))]
+        var total = 0
+        for item in 0..<max(0, length - 2) {
+            let price = 100 + (item % 7) * 25
+            total += price
+            events.append(.itemAdded(ItemAddedToCart(sku: "SKU-\(item % 7)", name: "Item \(item % 7)", unitPrice: price, quantity: 1)))
+        }
+        events.append(.checkedOut(CartCheckedOut(orderId: "order-\(cartId)", total: total)))
+        return events
+    }
+
+    /// Registers the `carts` projection as a worker would, so that the scheduler makes jobs for the
+    /// events appended from now on and the workers find nothing new to backfill.
+    func registerCartsProjection() async throws {
+        let projection = try CartsReadModel.projection()
+        let queue = JobQueue(client: database.client, logger: database.logger)
+        try await queue.registerProjections([(projection.name, 1, Array(projection.eventTypes ?? []).sorted())])
+    }
+
+    /// Appends `streams` carts of `eventsPerStream` events each, spread over `tenants`, one append
+    /// per stream from 8 concurrent writers.
+    ///
+    /// - Returns: The (tenant, stream) pairs and the events appended per second.
+    func load(streams: Int, eventsPerStream: Int, tenants: [String]) async throws -> (streams: [(String, String)], eventsPerSecond: Double) {
+        let run = UUID().uuidString.prefix(6).lowercased()
+        let work = (0..<streams).map { index in (tenants[index % tenants.count], "\(run)-\(index)") }
+        let store = database.store
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<8 {
+                group.addTask {
+                    for index in stride(from: writer, to: work.count, by: 8) {
+                        let (tenant, cartId) = work[index]
+                        try await store.appendToStream(
+                            "cart-\(cartId)", events: Self.events(tenant: tenant, cartId: cartId, length: eventsPerStream),
+                            options: AppendOptions(partition: tenant, expectedVersion: .noStream, streamType: "cart")
+                        )
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = ContinuousClock.now - started
+        return (work.map { ($0.0, "cart-\($0.1)") }, Double(streams * eventsPerStream) / elapsed.seconds)
+    }
+
+    /// How many of the schema's streams have a `carts` row at their current version.
+    func upToDateRows() async throws -> Int {
+        try await database.count("""
+            SELECT count(*) FROM ef_streams s
+              JOIN carts c ON c.partition = s.partition AND c.stream_id = s.stream_id AND c.last_stream_position = s.stream_position
+            """)
+    }
+
+    /// The streams whose row differs from the fold of their events, checked 8 at a time.
+    func mismatches(_ streams: [(String, String)]) async throws -> [String] {
+        var rows: [String: (String, Int64)] = [:]
+        for try await (partition, stream, snapshot, position) in try await database.client.query(
+            "SELECT partition, stream_id, snapshot::text, last_stream_position FROM carts", logger: database.logger
+        ).decode((String, String, String, Int64).self) {
+            rows["\(partition)/\(stream)"] = (snapshot, position)
+        }
+        let found = rows
+        let store = database.store
+        return try await withThrowingTaskGroup(of: [String].self) { group in
+            for checker in 0..<8 {
+                group.addTask {
+                    var wrong: [String] = []
+                    for index in stride(from: checker, to: streams.count, by: 8) {
+                        let (tenant, stream) = streams[index]
+                        let folded = try await store.aggregateStream(
+                            stream, as: CartEvent.self, options: AggregateStreamOptions(partition: tenant),
+                            evolve: CartState.evolve, initialState: CartState.initialState
+                        )
+                        guard let row = found["\(tenant)/\(stream)"],
+                              row.1 == folded.currentStreamVersion,
+                              try JSONDecoder().decode(CartState.self, from: Data(row.0.utf8)) == folded.state
+                        else {
+                            wrong.append("\(tenant)/\(stream)")
+                            continue
+                        }
+                    }
+                    return wrong
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import CartsExample
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Workload 6: under a steady write load, the time from an append's commit to the `carts` row
+/// showing it, with the scheduler and 2 workers woken by `NOTIFY`, and with polling alone.
+struct FreshnessBenchmark: Sendable {
+    let baseURL: String
+    let settings: BenchSettings
+    let logger: Logger
+
+    func run(into report: inout BenchReport) async throws {
+        for notify in [true, false] {
+            let (latency, appended, unshown) = try await BenchDatabase.with(baseURL: baseURL, poolSize: 32, logger: logger) { database in
+                try await measure(database: database, notify: notify)
+            }
+            let p50 = latency.milliseconds(atPercentile: 50) ?? .infinity
+            let p99 = latency.milliseconds(atPercentile: 99) ?? .infinity
+            report.add(BenchRow(
+                workload: "6 freshness",
+                variant: notify ? "\(settings.freshnessRate) ev/s, NOTIFY wake-ups" : "\(settings.freshnessRate) ev/s, polling only",
+                unit: "ms p50", value: p50, p50Milliseconds: p50, p99Milliseconds: p99,
+                target: notify ? "p50 <= 50, p99 <= 250" : nil, targetMet: notify ? p50 <= 50 && p99 <= 250 : nil,
+                note: "\(latency.count) events timed of \(appended) appended; scheduler and 2 workers (\(settings.workerConcurrency) slots each) in the bench process"
+                    + (notify ? "" : "; polls at the defaults: scheduler 20-500 ms, worker 1 s")
+                    + (unshown > 0 ? "; \(unshown) events not shown 30 s after the load stopped, timed as waited so far (a lower bound): the fleet fell behind" : "")
+            ))
+        }
+    }
+
+    /// One event appended, waiting to show in its row.
+    struct Pending: Sendable {
+        var partition: String
+        var streamId: String
+        var version: Int64
+        var committed: ContinuousClock.Instant
+        var timed: Bool
+    }
+
+    private func measure(database: BenchDatabase, notify: Bool) async throws -> (LatencyHistogram, Int, Int) {
+        try await CartsPreload(database: database).registerCartsProjection()
+        let store = notify ? database.notifyingStore : database.store
+        var schedulerConfiguration = FleetScheduler.Configuration()
+        schedulerConfiguration.notifyChannel = notify ? PostgresEventStore.Options.defaultNotifyChannel : nil
+        var quiet = logger
+        quiet.logLevel = .error
+        let scheduler = FleetScheduler(configuration: schedulerConfiguration, store: store, logger: quiet)
+        var workerConfiguration = ProjectionWorker.Configuration()
+        workerConfiguration.listenForJobs = notify
+        workerConfiguration.concurrency = settings.workerConcurrency
+        let registry = try CartsReadModel.registry()
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: scheduler)]
+        for _ in 0..<2 {
+            var configuration = workerConfiguration
+            configuration.workerId = "bench-\(UUID().uuidString.prefix(8).lowercased())"
+            services.append(.init(service: ProjectionWorker(configuration: configuration, store: store, registry: registry, logger: quiet)))
+        }
+        let fleet = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: quiet))
+        return try await withThrowingTaskGroup(of: (LatencyHistogram, Int, Int)?.self) { group in
+            group.addTask {
+                try await fleet.run()
+                return nil
+            }
+            do {
+                try await scheduler.whenCaughtUp(timeout: .seconds(60))
+                let result = try await load(store: store, database: database)
+                await fleet.triggerGracefulShutdown()
+                for try await _ in group {}
+                return result
+            } catch {
+                await fleet.triggerGracefulShutdown()
+                throw error
+            }
+        }
+    }
+
+    /// Appends at the configured rate over many streams while timing when each append shows.
+    /// - Returns: The latencies, the events appended, and how many never showed in time.
+    private func load(store: PostgresEventStore, database: BenchDatabase) async throws -> (LatencyHistogram, Int, Int) {
+        let pending = Locked<[Pending]>([])
+        let appended = Locked(0)
+        let latency = Locked(LatencyHistogram())
+        let finished = Locked(false)
+        let settings = self.settings
+        let tenants = (1...4).map { "tenant-\($0)" }
+        let run = UUID().uuidString.prefix(6).lowercased()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await Self.watch(pending: pending, latency: latency, finished: finished, database: database)
+            }
+            try await withThrowingTaskGroup(of: Void.self) { writers in
+                let clock = ContinuousClock()
+                let started = clock.now
+                let timedFrom = started + settings.freshnessWarmup
+                let end = timedFrom + settings.freshnessDuration
+                let tick = Duration.milliseconds(10)
+                let perTick = max(1, settings.freshnessRate / 100)
+                var sequence = 0
+                var next = started
+                while next < end {
+                    try await clock.sleep(until: next)
+                    for _ in 0..<perTick {
+                        let index = sequence
+                        sequence += 1
+                        writers.addTask {
+                            let streamNumber = index % settings.freshnessStreams
+                            let tenant = tenants[streamNumber % tenants.count]
+                            let cartId = "\(run)-\(streamNumber)"
+                            let event: CartEvent = index < settings.freshnessStreams
+                                ? .created(CartCreated(tenantId: tenant, cartId: cartId, currency: "EUR"))
+                                : .itemAdded(ItemAddedToCart(sku: "SKU-\(index % 5)", name: "Item", unitPrice: 100, quantity: 1))
+                            let result = try await store.appendToStream(
+                                "cart-\(cartId)", events: [event], options: AppendOptions(partition: tenant, streamType: "cart")
+                            )
+                            let now = clock.now
+                            appended.withLock { $0 += 1 }
+                            pending.withLock {
+                                $0.append(Pending(
+                                    partition: tenant, streamId: "cart-\(cartId)", version: result.nextExpectedVersion,
+                                    committed: now, timed: now >= timedFrom
+                                ))
+                            }
+                        }
+                    }
+                    next += tick
+                }
+                try await writers.waitForAll()
+            }
+            // Let the last appends show, then stop watching.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while pending.withLock({ !$0.isEmpty }), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            finished.withLock { $0 = true }
+            try await group.waitForAll()
+        }
+        let now = ContinuousClock.now
+        let unshown = pending.value
+        latency.withLock { histogram in
+            for item in unshown where item.timed { histogram.record(now - item.committed) }
+        }
+        return (latency.value, appended.value, unshown.count)
+    }
+
+    /// Every 5 ms, looks up the rows of the streams with pending events and times those now shown.
+    private static func watch(
+        pending: Locked<[Pending]>, latency: Locked<LatencyHistogram>, finished: Locked<Bool>, database: BenchDatabase
+    ) async throws {
+        let clock = ContinuousClock()
+        while !finished.value {
+            try await clock.sleep(for: .milliseconds(5))
+            let waiting = pending.value
+            guard !waiting.isEmpty else { continue }
+            var keys = Set<[String]>()
+            for item in waiting { keys.insert([item.partition, item.streamId]) }
+            let partitions = keys.map { $0[0] }
+            let streams = keys.map { $0[1] }
+            let query: PostgresQuery = """
+                SELECT c.partition, c.stream_id, c.last_stream_position FROM carts c
+                  JOIN unnest(\(partitions)::text[], \(streams)::text[]) AS p(partition, stream_id)
+                    ON c.partition = p.partition AND c.stream_id = p.stream_id
+                """
+            var positions: [[String]: Int64] = [:]
+            for try await (partition, stream, position) in try await database.client.query(query, logger: database.logger)
+                .decode((String, String, Int64).self)
+            {
+                positions[[partition, stream]] = position
+            }
+            let seen = clock.now
+            let shown = pending.withLock { pending in
+                var shown: [Pending] = []
+                pending.removeAll { item in
+                    guard let position = positions[[item.partition, item.streamId]], position >= item.version else { return false }
+                    shown.append(item)
+                    return true
+                }
+                return shown
+            }
+            latency.withLock { histogram in
+                for item in shown where item.timed { histogram.record(seen - item.committed) }
+            }
+        }
+    }
+}
