@@ -68,36 +68,6 @@ struct CartsPreload: Sendable {
 
     /// The streams whose row differs from the fold of their events, checked 8 at a time.
     func mismatches(_ streams: [(String, String)]) async throws -> [String] {
-        var rows: [String: (String, Int64)] = [:]
-        for try await (partition, stream, snapshot, position) in try await database.client.query(
-            "SELECT partition, stream_id, snapshot::text, last_stream_position FROM carts", logger: database.logger
-        ).decode((String, String, String, Int64).self) {
-            rows["\(partition)/\(stream)"] = (snapshot, position)
-        }
-        let found = rows
-        let store = database.store
-        return try await withThrowingTaskGroup(of: [String].self) { group in
-            for checker in 0..<8 {
-                group.addTask {
-                    var wrong: [String] = []
-                    for index in stride(from: checker, to: streams.count, by: 8) {
-                        let (tenant, stream) = streams[index]
-                        let folded = try await store.aggregateStream(
-                            stream, as: CartEvent.self, options: AggregateStreamOptions(partition: tenant),
-                            evolve: CartState.evolve, initialState: CartState.initialState
-                        )
-                        guard let row = found["\(tenant)/\(stream)"],
-                              row.1 == folded.currentStreamVersion,
-                              try JSONDecoder().decode(CartState.self, from: Data(row.0.utf8)) == folded.state
-                        else {
-                            wrong.append("\(tenant)/\(stream)")
-                            continue
-                        }
-                    }
-                    return wrong
-                }
-            }
-            return try await group.reduce(into: []) { $0 += $1 }
-        }
+        try await CartsReadModel.rowsNotMatchingStreams(streams, store: database.store, concurrency: 8, logger: database.logger)
     }
 }

@@ -192,34 +192,6 @@ extension ProjectionWorker {
         }
     }
 
-    /// Turns the scheduler's `NOTIFY` into wake-ups; reconnects with backoff.
-    func listenForJobs() async {
-        var failures = 0
-        while !Task.isCancelled {
-            let attempt = ContinuousClock.now
-            do {
-                try await store.client.withConnection { [wakeup] connection in
-                    // A LISTEN sent on a connection that just closed would never return.
-                    guard !connection.isClosed else { throw ConnectionClosedError() }
-                    try await abandoningIfClosed(connection, grace: .seconds(1)) {
-                        try await connection.listen(on: JobQueue.notifyChannel) { notifications in
-                            wakeup.signal()
-                            for try await _ in notifications {
-                                wakeup.signal()
-                            }
-                        }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                // A connection that listened for a while starts the backoff over.
-                failures = ContinuousClock.now - attempt > .seconds(10) ? 1 : failures + 1
-                logger.debug("LISTEN connection lost; polling continues", metadata: ["eventfleet.error": "\(error)"])
-            }
-            try? await Task.sleep(for: RetryPolicy().delay(beforeRetry: min(failures, 8)))
-        }
-    }
-
     /// Runs a job batch in a transaction on one connection.
     func inTransaction<T: Sendable>(_ body: @Sendable @escaping (ProjectionContext) async throws -> T) async throws -> T {
         do {

@@ -98,7 +98,7 @@ public final class ProjectionWorker: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.heartbeatLoop() }
             if configuration.listenForJobs {
-                group.addTask { await self.listenForJobs() }
+                group.addTask { await self.wakeup.listen(on: JobQueue.notifyChannel, client: self.store.client, logger: self.logger) }
             }
             await withGracefulShutdownHandler {
                 await self.claimLoop()

@@ -37,11 +37,9 @@ extension PostgresClient {
         logger: Logger, grace: Duration = .seconds(1),
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
-        try await withConnection { connection in
-            try await abandoningIfClosed(connection, grace: grace) {
-                try await connection.withTransaction(logger: logger) { connection in
-                    try await body(connection)
-                }
+        try await withGuardedConnection(grace: grace) { connection in
+            try await connection.withTransaction(logger: logger) { connection in
+                try await body(connection)
             }
         }
     }

@@ -51,7 +51,7 @@ extension PostgresEventStore {
             if let connection {
                 row = try await Self.appendRow(try await connection.checkedQuery(query, logger: logger))
             } else {
-                row = try await client.withConnection { [logger] connection in
+                row = try await client.withGuardedConnection { [logger] connection in
                     let row = try await Self.appendRow(try await connection.checkedQuery(query, logger: logger))
                     // postgres-nio ends a statement's rows at CommandComplete, but a statement outside
                     // a transaction block commits later, at Sync, before ReadyForQuery. A crash in

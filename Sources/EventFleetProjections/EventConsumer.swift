@@ -137,7 +137,7 @@ public final class EventConsumer: Service, Sendable {
             try await validateProjections()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 if let channel = configuration.notifyChannel {
-                    group.addTask { await self.listen(on: channel) }
+                    group.addTask { await self.wakeup.listen(on: channel, client: self.store.client, logger: self.logger) }
                 }
                 group.addTask {
                     try await withGracefulShutdownHandler {
@@ -192,38 +192,6 @@ public final class EventConsumer: Service, Sendable {
                     try await projection.validate(on: connection, logger: logger)
                 }
             }
-        }
-    }
-
-    /// Turns `NOTIFY` messages into wake-ups; reconnects with backoff when the connection drops.
-    private func listen(on channel: String) async {
-        var failures = 0
-        while !Task.isCancelled {
-            let attempt = ContinuousClock.now
-            do {
-                try await store.client.withConnection { [wakeup, logger] connection in
-                    // A LISTEN sent on a connection that just closed would never return.
-                    guard !connection.isClosed else { throw ConnectionClosedError() }
-                    try await abandoningIfClosed(connection, grace: .seconds(1)) {
-                        try await connection.listen(on: channel) { notifications in
-                            // Events committed before LISTEN took effect sent no notification we could
-                            // see: poll once now so they do not wait for the next poll interval.
-                            wakeup.signal()
-                            logger.trace("listening")
-                            for try await _ in notifications {
-                                logger.trace("notified")
-                                wakeup.signal()
-                            }
-                        }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                // A connection that listened for a while starts the backoff over.
-                failures = ContinuousClock.now - attempt > .seconds(10) ? 1 : failures + 1
-                logger.debug("LISTEN connection lost; polling continues", metadata: ["eventfleet.error": "\(error)"])
-            }
-            try? await Task.sleep(for: RetryPolicy().delay(beforeRetry: min(failures, 8)))
         }
     }
 

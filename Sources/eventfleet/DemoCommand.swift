@@ -116,7 +116,7 @@ struct DemoRun: Sendable {
         let events = appended.count
         print("")
         print("wrote \(events) events to \(streams.count) streams in \(tenants.count) tenants")
-        let mismatches = try await verify(streams)
+        let mismatches = try await CartsReadModel.rowsNotMatchingStreams(streams, store: store)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         print(String(format: "elapsed %.1f s, %.0f events/s end to end (written, scheduled, projected)", seconds, Double(events) / max(seconds, 0.001)))
         if mismatches.isEmpty {
@@ -184,26 +184,6 @@ struct DemoRun: Sendable {
             return (ready + running, done)
         }
         return (0, 0)
-    }
-
-    /// The streams whose row differs from the fold of their events.
-    private func verify(_ streams: [(String, String)]) async throws -> [String] {
-        var mismatches: [String] = []
-        for (tenant, stream) in streams {
-            let folded = try await store.aggregateStream(
-                stream, options: AggregateStreamOptions(partition: tenant), evolve: CartState.evolve, initialState: CartState.initialState
-            )
-            var row: (CartState, Int64)?
-            for try await (snapshot, position) in try await store.client.query(
-                "SELECT snapshot::text, last_stream_position FROM carts WHERE partition = \(tenant) AND stream_id = \(stream)"
-            ).decode((String, Int64).self) {
-                row = (try JSONDecoder().decode(CartState.self, from: Data(snapshot.utf8)), position)
-            }
-            if row?.0 != folded.state || row?.1 != folded.currentStreamVersion {
-                mismatches.append("\(tenant)/\(stream)")
-            }
-        }
-        return mismatches
     }
 }
 

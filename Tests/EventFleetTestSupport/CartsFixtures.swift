@@ -48,22 +48,7 @@ public func writeCarts(
 
 /// The streams whose carts row is missing or differs from `aggregateStream` (state or position).
 public func cartRowsNotMatchingStreams(_ schema: TestSchema, streams: [(String, String)]) async throws -> [String] {
-    var mismatches: [String] = []
-    for (partition, stream) in streams {
-        let folded = try await schema.store.aggregateStream(
-            stream, options: AggregateStreamOptions(partition: partition), evolve: CartState.evolve, initialState: CartState.initialState
-        )
-        var row: (CartState, Int64)?
-        for try await (snapshot, position) in try await schema.client.query(
-            "SELECT snapshot::text, last_stream_position FROM carts WHERE partition = \(partition) AND stream_id = \(stream)"
-        ).decode((String, Int64).self) {
-            row = (try JSONDecoder().decode(CartState.self, from: Data(snapshot.utf8)), position)
-        }
-        if row?.0 != folded.state || row?.1 != folded.currentStreamVersion {
-            mismatches.append("\(partition)/\(stream)")
-        }
-    }
-    return mismatches
+    try await CartsReadModel.rowsNotMatchingStreams(streams, store: schema.store)
 }
 
 extension TestSchema {

@@ -95,11 +95,12 @@ actor ChaosFleet {
 
     /// The scheduler process holding the leader lease, if it is one of ours and alive.
     func leader(client: PostgresClient) async throws -> ChaosChild? {
-        var owner: String?
-        for try await value in try await client.query(
-            "SELECT owner FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler' AND lease_expires_at > now()"
-        ).decode(String?.self) {
-            owner = value
+        let owner = try await client.guardedQuery(
+            "SELECT owner FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler' AND lease_expires_at > now()",
+            logger: Logger(label: "eventfleet.chaos")
+        ) { rows -> String? in
+            for try await value in rows.decode(String?.self) { return value }
+            return nil
         }
         guard let owner else { return nil }
         return running(schedulers).first { owner.contains("-\($0.pid)-") }

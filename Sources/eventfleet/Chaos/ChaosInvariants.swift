@@ -24,22 +24,7 @@ struct ChaosInvariants: Sendable {
         ).decode((String, String).self) {
             streams.append((partition, stream))
         }
-        var mismatches: [String] = []
-        for (partition, stream) in streams {
-            let folded = try await store.aggregateStream(
-                stream, options: AggregateStreamOptions(partition: partition), evolve: CartState.evolve, initialState: CartState.initialState
-            )
-            var row: (String, Int64)?
-            for try await value in try await client.query(
-                "SELECT snapshot::text, last_stream_position FROM carts WHERE partition = \(partition) AND stream_id = \(stream)"
-            ).decode((String, Int64).self) {
-                row = value
-            }
-            let state = try row.map { try JSONDecoder().decode(CartState.self, from: Data($0.0.utf8)) }
-            if state != folded.state || row?.1 != folded.currentStreamVersion {
-                mismatches.append("\(partition)/\(stream) (row at \(row.map { String($0.1) } ?? "none"), stream at \(folded.currentStreamVersion))")
-            }
-        }
+        let mismatches = try await CartsReadModel.rowsNotMatchingStreams(streams, store: store)
         return InvariantResult(
             name: "every carts row equals aggregateStream of its stream",
             held: mismatches.isEmpty,

@@ -241,8 +241,9 @@ struct ChaosSoak: Sendable {
                 """
             var busy = true
             do {
-                for try await (pending, caughtUp) in try await client.query(query).decode((Int64, Bool).self) {
-                    busy = pending > 0 || !caughtUp
+                busy = try await client.guardedQuery(query, logger: logger) { rows in
+                    for try await (pending, caughtUp) in rows.decode((Int64, Bool).self) { return pending > 0 || !caughtUp }
+                    return true
                 }
             } catch {
                 continue
@@ -262,8 +263,10 @@ struct ChaosSoak: Sendable {
                    (SELECT count(*) FROM ef_jobs WHERE state = 'running'), (SELECT count(*) FROM ef_jobs WHERE state = 'dead')
             """
         do {
-            for try await (events, ready, running, dead) in try await client.query(query).decode((Int64, Int64, Int64, Int64).self) {
-                injector.say("progress: \(events) events, jobs ready \(ready) running \(running) dead \(dead)")
+            try await client.guardedQuery(query, logger: logger) { rows in
+                for try await (events, ready, running, dead) in rows.decode((Int64, Int64, Int64, Int64).self) {
+                    injector.say("progress: \(events) events, jobs ready \(ready) running \(running) dead \(dead)")
+                }
             }
         } catch where !(error is CancellationError) {
             injector.say("progress: database unavailable (\(error))")
@@ -297,8 +300,12 @@ final class CapSampler: Sendable {
             """
         while !Task.isCancelled {
             do {
-                var rows: [(String, String, Int32, Int64)] = []
-                for try await row in try await client.query(query).decode((String, String, Int32, Int64).self) { rows.append(row) }
+                // Guarded: a query sent the instant a restart cuts its connection would never return.
+                let rows = try await client.guardedQuery(query, logger: Logger(label: "eventfleet.chaos")) { rows in
+                    var collected: [(String, String, Int32, Int64)] = []
+                    for try await row in rows.decode((String, String, Int32, Int64).self) { collected.append(row) }
+                    return collected
+                }
                 state.withLock { state in
                     state.samples += 1
                     for (partition, lane, cap, running) in rows {
