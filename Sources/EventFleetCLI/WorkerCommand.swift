@@ -7,7 +7,9 @@ import Logging
 
 /// Options of `worker` (and of `launch`, which passes them on).
 public struct WorkerOptions: ParsableArguments, Sendable {
-    @Option(help: "Jobs to run at the same time.") public var concurrency: Int = 4
+    @Option(help: "Jobs to run at the same time.") public var concurrency: Int = 16
+    @Option(name: .customLong("jobs-per-transaction"), help: "Jobs of one projection that share a transaction (1: one job per transaction).")
+    public var jobsPerTransaction: Int = 8
     @Option(help: "Lanes to work, comma-separated: live,backfill.") public var lanes: String = "live,backfill"
     @Option(help: "Tenants to work for, comma-separated (default: all).") public var partitions: String?
     @Option(name: .customLong("drain-timeout"), help: "Seconds in-flight jobs may run on after SIGTERM.") public var drainTimeout: Int = 30
@@ -23,6 +25,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
 
     public func validate() throws {
         guard concurrency > 0 else { throw ValidationError("--concurrency must be positive") }
+        guard jobsPerTransaction > 0 else { throw ValidationError("--jobs-per-transaction must be positive") }
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
         guard heartbeatIntervalMilliseconds > 0, pollIntervalMilliseconds > 0, idleTransactionTimeoutMilliseconds > 0, retryDelayMilliseconds > 0 else {
@@ -50,6 +53,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
     func configuration() throws -> ProjectionWorker.Configuration {
         var configuration = ProjectionWorker.Configuration()
         configuration.concurrency = concurrency
+        configuration.jobsPerTransaction = jobsPerTransaction
         configuration.lanes = try laneList()
         configuration.partitions = partitions.map(partitionList)
         configuration.drainTimeout = .seconds(drainTimeout)
@@ -65,7 +69,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
     /// The options as command-line arguments, for `launch` to start workers with.
     var arguments: [String] {
         var arguments = [
-            "--concurrency", "\(concurrency)", "--lanes", lanes, "--drain-timeout", "\(drainTimeout)", "--batch-size", "\(batchSize)",
+            "--concurrency", "\(concurrency)", "--jobs-per-transaction", "\(jobsPerTransaction)", "--lanes", lanes, "--drain-timeout", "\(drainTimeout)", "--batch-size", "\(batchSize)",
             "--heartbeat-interval-ms", "\(heartbeatIntervalMilliseconds)", "--poll-interval-ms", "\(pollIntervalMilliseconds)",
             "--idle-transaction-timeout-ms", "\(idleTransactionTimeoutMilliseconds)", "--retry-delay-ms", "\(retryDelayMilliseconds)",
         ]
@@ -92,7 +96,7 @@ public struct WorkerCommand<Provider: ProjectionsProvider>: AsyncParsableCommand
     public func run() async throws {
         let configuration = try worker.configuration()
         let registry = try Provider.registry()
-        // One connection per job slot, plus heartbeat, claims and LISTEN.
+        // At most one connection per job slot (a group of jobs shares one), plus heartbeat, claims and LISTEN.
         try await FleetProcess.run(
             database: database, service: service, poolSize: configuration.concurrency + 3, label: "eventfleet.worker",
             shutdownTimeout: configuration.drainTimeout + .seconds(15)

@@ -121,17 +121,32 @@ public struct JobQueue: Sendable {
     ///
     /// - Throws: ``JobQueueError/claimLost(jobId:worker:fencingToken:)``.
     public func fence(_ job: Job, worker: String, on connection: PostgresConnection, idleTimeout: Duration = .seconds(10)) async throws {
+        let held = try await fence([job], worker: worker, on: connection, idleTimeout: idleTimeout)
+        if held.isEmpty { throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken) }
+    }
+
+    /// Fences several jobs in one statement (see ``fence(_:worker:on:idleTimeout:)``), for a worker
+    /// that runs them in one transaction.
+    ///
+    /// - Returns: The jobs `worker` still holds, now locked; the others were lost (rescued or finished
+    ///   elsewhere) and must not be worked on.
+    public func fence(_ jobs: [Job], worker: String, on connection: PostgresConnection, idleTimeout: Duration = .seconds(10)) async throws -> [Job] {
+        guard !jobs.isEmpty else { return [] }
         let idleMilliseconds = String(idleTimeout.components.seconds * 1_000 + idleTimeout.components.attoseconds / 1_000_000_000_000_000)
         let query: PostgresQuery = """
-            SELECT set_config('idle_in_transaction_session_timeout', \(idleMilliseconds), true) FROM ef_jobs
-             WHERE id = \(job.id) AND owner = \(worker) AND fencing_token = \(job.fencingToken) AND state = 'running'
-               FOR NO KEY UPDATE
+            SELECT j.id, set_config('idle_in_transaction_session_timeout', \(idleMilliseconds), true) FROM ef_jobs j
+              JOIN unnest(\(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[]) AS r(id, token)
+                ON j.id = r.id AND j.fencing_token = r.token
+             WHERE j.owner = \(worker) AND j.state = 'running'
+             ORDER BY j.id
+               FOR NO KEY UPDATE OF j
             """
-        let held = try await run("fence job", on: connection) { rows in
-            for try await _ in rows { return true }
-            return false
+        let held = try await run("fence jobs", on: connection) { rows in
+            var held = Set<Int64>()
+            for try await (id, _) in rows.decode((Int64, String).self) { held.insert(id) }
+            return held
         } query: { query }
-        if !held { throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken) }
+        return jobs.filter { held.contains($0.id) }
     }
 
     /// How a completion ended.

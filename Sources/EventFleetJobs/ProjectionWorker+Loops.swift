@@ -22,12 +22,14 @@ extension ProjectionWorker {
                         )
                         failures = 0
                         metrics.claimed.increment(by: claimed.count)
-                        for job in claimed {
-                            state.withLock { $0.inFlight[job.id] = job }
+                        state.withLock { state in
+                            for job in claimed { state.inFlight[job.id] = job }
+                        }
+                        for group in Self.transactionGroups(claimed, size: configuration.jobsPerTransaction) {
                             jobs.addTask {
-                                await self.execute(job)
+                                await self.execute(group)
                                 let running = self.state.withLock { state in
-                                    state.inFlight[job.id] = nil
+                                    for job in group { state.inFlight[job.id] = nil }
                                     return state.inFlight.count
                                 }
                                 self.metrics.running.record(running)
@@ -71,63 +73,122 @@ extension ProjectionWorker {
         }
     }
 
-    /// Runs one job to completion, failure or loss of the claim.
-    func execute(_ job: Job) async {
-        var logger = self.logger
-        logger[metadataKey: "eventfleet.job_id"] = "\(job.id)"
-        logger[metadataKey: "eventfleet.stream_id"] = "\(job.streamId)"
-        logger[metadataKey: "eventfleet.partition"] = "\(job.partition)"
+    /// Splits claimed jobs into groups that share transactions: jobs of one projection, at most
+    /// `size` in a group.
+    package static func transactionGroups(_ jobs: [Job], size: Int) -> [[Job]] {
+        var byProjection: [String: [Job]] = [:]
+        var order: [String] = []
+        for job in jobs {
+            if byProjection[job.projection] == nil { order.append(job.projection) }
+            byProjection[job.projection, default: []].append(job)
+        }
+        return order.flatMap { projection in
+            let group = byProjection[projection]!
+            return stride(from: 0, to: group.count, by: max(1, size)).map { Array(group[$0..<min($0 + max(1, size), group.count)]) }
+        }
+    }
+
+    /// Runs a group of jobs of one projection to completion, failure or loss of their claims.
+    ///
+    /// Their streams are projected together, batch after batch, each batch one fenced transaction
+    /// that also completes the jobs it finished. When a batch fails for a reason other than the
+    /// database being away, one of the jobs is at fault: each then runs alone, so that only the
+    /// job at fault fails (and retries or ends dead) while the others complete.
+    func execute(_ group: [Job]) async {
+        guard let first = group.first else { return }
         let started = ContinuousClock.now
-        guard let projection = projections[job.projection] else {
-            await settleFailure(job, error: JobQueueError.unknownProjection(jobId: job.id, projection: job.projection), logger: logger)
+        var logger = self.logger
+        if group.count == 1 {
+            logger[metadataKey: "eventfleet.job_id"] = "\(first.id)"
+            logger[metadataKey: "eventfleet.stream_id"] = "\(first.streamId)"
+            logger[metadataKey: "eventfleet.partition"] = "\(first.partition)"
+        } else {
+            logger[metadataKey: "eventfleet.job_ids"] = "\(group.map(\.id))"
+        }
+        guard let projection = projections[first.projection] else {
+            for job in group {
+                await settleFailure(job, error: JobQueueError.unknownProjection(jobId: job.id, projection: job.projection), logger: logger)
+            }
             return
         }
+        var remaining = group
         var transientFailures = 0
-        while !Task.isCancelled {
+        while !remaining.isEmpty && !Task.isCancelled {
             do {
-                try await runBatches(job, projection: projection, logger: logger)
-                state.withLock { $0.counts.recordCompleted(job) }
-                metrics.completed.increment()
-                metrics.jobDuration.record(duration: ContinuousClock.now - started)
-                return
+                let batch = try await runBatch(remaining, projection: projection, logger: logger)
+                metrics.eventsProjected.increment(by: batch.applied)
+                if !batch.lost.isEmpty {
+                    logger.info("claim lost (rescued or finished elsewhere); nothing committed", metadata: ["eventfleet.lost_job_ids": "\(batch.lost.map(\.id))"])
+                }
+                state.withLock { state in
+                    for job in batch.finished { state.counts.recordCompleted(job) }
+                }
+                metrics.completed.increment(by: batch.finished.count)
+                let duration = ContinuousClock.now - started
+                for _ in batch.finished { metrics.jobDuration.record(duration: duration) }
+                remaining = batch.unfinished
+                transientFailures = 0
             } catch is CancellationError {
                 return
-            } catch JobQueueError.claimLost {
-                logger.info("claim lost (rescued or finished elsewhere); nothing committed")
-                return
             } catch where PostgresErrorMapping.isTransient(error) && !Task.isCancelled {
-                // The database is away: keep the claim (heartbeats hold it) and try again.
+                // The database is away: keep the claims (heartbeats hold them) and try again.
                 transientFailures += 1
                 logger.warning("database unavailable during job; retrying", metadata: ["eventfleet.error": "\(error)"])
                 try? await Task.sleep(for: RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(5)).delay(beforeRetry: min(transientFailures, 10)))
             } catch {
-                logger.debug("job failed", metadata: ["eventfleet.error": "\(error)"])
-                await settleFailure(job, error: error, logger: logger)
+                guard remaining.count > 1 else {
+                    logger.debug("job failed", metadata: ["eventfleet.error": "\(error)"])
+                    await settleFailure(remaining[0], error: error, logger: logger)
+                    return
+                }
+                logger.debug("a batch of several jobs failed; running them one by one", metadata: ["eventfleet.error": "\(error)"])
+                for job in remaining where !Task.isCancelled {
+                    await execute([job])
+                }
                 return
             }
         }
-        logger.debug("job cancelled")
+        if Task.isCancelled { logger.debug("job cancelled") }
     }
 
-    /// Projects batch after batch, each in a fenced transaction; the last one completes the job.
-    private func runBatches(_ job: Job, projection: any StreamProjection, logger: Logger) async throws {
-        while true {
-            try Task.checkCancellation()
-            let (applied, finished) = try await inTransaction { [self] context in
-                logger.trace("batch: fencing")
-                try await queue.fence(job, worker: configuration.workerId, on: context.connection, idleTimeout: configuration.idleTransactionTimeout)
-                logger.trace("batch: projecting")
-                let applied = try await projection.project(
-                    streamId: job.streamId, partition: job.partition, upTo: nil, batchSize: configuration.batchSize, context: context
-                )
-                logger.trace("batch: projected", metadata: ["eventfleet.events": "\(applied)"])
-                guard applied < configuration.batchSize else { return (applied, false) }
-                try await queue.complete(job, worker: configuration.workerId, on: context.connection)
-                return (applied, true)
+    /// What one batch of a group did.
+    struct GroupBatch: Sendable {
+        var applied = 0
+        /// Completed (or requeued because new events came) in the batch's transaction.
+        var finished: [Job] = []
+        /// Held, with more events to project.
+        var unfinished: [Job] = []
+        /// No longer this worker's.
+        var lost: [Job] = []
+    }
+
+    /// Projects one batch of each job's stream in a fenced transaction that completes the jobs
+    /// whose streams it caught up.
+    private func runBatch(_ jobs: [Job], projection: any StreamProjection, logger: Logger) async throws -> GroupBatch {
+        try Task.checkCancellation()
+        return try await inTransaction { [self] context in
+            var batch = GroupBatch()
+            logger.trace("batch: fencing")
+            let held = try await queue.fence(jobs, worker: configuration.workerId, on: context.connection, idleTimeout: configuration.idleTransactionTimeout)
+            let heldIds = Set(held.map(\.id))
+            batch.lost = jobs.filter { !heldIds.contains($0.id) }
+            guard !held.isEmpty else { return batch }
+            logger.trace("batch: projecting")
+            let outcomes = try await projection.project(
+                streams: held.map { StreamTarget(partition: $0.partition, streamId: $0.streamId) },
+                batchSize: configuration.batchSize, context: context
+            )
+            var caughtUp: [Job] = []
+            for (job, outcome) in zip(held, outcomes) {
+                batch.applied += outcome.applied
+                if outcome.caughtUp { caughtUp.append(job) } else { batch.unfinished.append(job) }
             }
-            logger.trace("batch: committed")
-            metrics.eventsProjected.increment(by: applied)
-            if finished { return }
+            logger.trace("batch: projected", metadata: ["eventfleet.events": "\(batch.applied)"])
+            let completions = try await queue.complete(caughtUp, worker: configuration.workerId, on: context.connection)
+            let settled = Set(completions.completed + completions.requeued)
+            batch.finished = caughtUp.filter { settled.contains($0.id) }
+            batch.lost += caughtUp.filter { !settled.contains($0.id) }
+            return batch
         }
     }
 

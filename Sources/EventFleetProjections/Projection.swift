@@ -50,4 +50,56 @@ public protocol StreamProjection: Projection {
     func project(
         streamId: String, partition: String, upTo position: Int64?, batchSize: Int, context: ProjectionContext
     ) async throws -> Int
+
+    /// Brings several streams' rows forward in the transaction of `context`: at most `batchSize`
+    /// events of each stream, up to its target's position.
+    ///
+    /// A failure on any stream fails the call (the caller rolls back and can retry the streams one
+    /// by one to find the one at fault). The default applies ``project(streamId:partition:upTo:batchSize:context:)``
+    /// to each stream in turn; ``SnapshotProjection`` does all of them in a few statements.
+    ///
+    /// - Returns: One outcome per target, in the order of `targets`.
+    func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome]
+}
+
+extension StreamProjection {
+    public func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
+        var outcomes: [StreamOutcome] = []
+        outcomes.reserveCapacity(targets.count)
+        for target in targets {
+            let applied = try await project(
+                streamId: target.streamId, partition: target.partition, upTo: target.upTo, batchSize: batchSize, context: context
+            )
+            outcomes.append(StreamOutcome(applied: applied, caughtUp: applied < batchSize))
+        }
+        return outcomes
+    }
+}
+
+/// A stream a stream projection is to bring its row forward for.
+public struct StreamTarget: Sendable, Hashable {
+    public var partition: String
+    public var streamId: String
+    /// The last position to apply; `nil` for the end of the stream.
+    public var upTo: Int64?
+
+    public init(partition: String, streamId: String, upTo: Int64? = nil) {
+        self.partition = partition
+        self.streamId = streamId
+        self.upTo = upTo
+    }
+}
+
+/// What ``StreamProjection/project(streams:batchSize:context:)`` did for one stream.
+public struct StreamOutcome: Sendable, Hashable {
+    /// Events the row moved past (handled or not).
+    public var applied: Int
+    /// Whether the row reached the target (or the stream's end): `false` when a full batch was
+    /// applied and more events may follow.
+    public var caughtUp: Bool
+
+    public init(applied: Int, caughtUp: Bool) {
+        self.applied = applied
+        self.caughtUp = caughtUp
+    }
 }

@@ -10,6 +10,8 @@ public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible 
     /// state type changed incompatibly or when the row was written by something else. Rebuild the
     /// row (delete it and project the stream again) or make the state's decoding accept the old form.
     case malformedSnapshot(projection: String, table: String, streamId: String, partition: String, reason: String)
+    /// A value ``SnapshotProjection``'s `mapToColumns` (or key) produced cannot be stored in its column.
+    case invalidColumnValue(projection: String, table: String, column: String, streamId: String, partition: String, reason: String)
     /// A handler kept failing on an event and the consumer's policy is to stop.
     case handlerFailed(consumer: String, streamId: String, partition: String, streamPosition: Int64, attempts: Int, error: String)
     /// Another instance holds the consumer's lease (or took it over): this one must not write.
@@ -31,6 +33,8 @@ public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible 
             "projection '\(projection)' expected stream '\(streamId)' in partition '\(partition)' to continue at position \(expected) but found \(found)"
         case .malformedSnapshot(let projection, let table, let streamId, let partition, let reason):
             "projection '\(projection)' cannot decode the snapshot in \(table) of stream '\(streamId)' in partition '\(partition)': \(reason)"
+        case .invalidColumnValue(let projection, let table, let column, let streamId, let partition, let reason):
+            "projection '\(projection)' cannot write column \(column) of \(table) for stream '\(streamId)' in partition '\(partition)': \(reason)"
         case .handlerFailed(let consumer, let streamId, let partition, let position, let attempts, let error):
             "consumer '\(consumer)' stopped: the handler failed \(attempts) times on position \(position) of stream '\(streamId)' in partition '\(partition)': \(error)"
         case .leaseLost(let consumer, let scope):

@@ -7,137 +7,258 @@ extension SnapshotProjection {
     public func project(
         streamId: String, partition: String, upTo position: Int64?, batchSize: Int, context: ProjectionContext
     ) async throws -> Int {
-        let connection = context.connection
-        var lostInsertRaces = 0
-        while true {
-            // Lock the row so concurrent runners apply each event once; without a row, a concurrent
-            // insert is caught by ON CONFLICT below and the loop starts over on the committed row.
-            let locked = PostgresQuery(
-                unsafeSQL: """
-                    SELECT last_stream_position, snapshot::text FROM \(table.quoted)
-                     WHERE partition = $1 AND stream_id = $2 FOR UPDATE
-                    """,
-                binds: Self.binds(partition, streamId)
-            )
-            var row: (position: Int64, snapshot: String)?
-            for try await (lastPosition, snapshot) in try await connection.checkedQuery(locked, logger: context.logger).decode((Int64, String).self) {
-                row = (lastPosition, snapshot)
-            }
-            var from = (row?.position ?? 0) + 1
-            if let position, position < from { return 0 }
+        try await project(streams: [StreamTarget(partition: partition, streamId: streamId, upTo: position)], batchSize: batchSize, context: context)[0].applied
+    }
 
-            var state = try row.map { try decodeSnapshot($0.snapshot, streamId: streamId, partition: partition) } ?? initialState()
-            var keyEvent: RecordedEvent<E>?
-            var last: RecordedMessage?
-            var applied = 0
-            var pageWasFull = false
-            // One page, except before the row exists while no handled event has come: those events
-            // change nothing, so read on to the first handled one rather than stop short of it.
-            repeat {
-                let read = try await context.store.readStream(
-                    streamId,
-                    options: ReadStreamOptions(partition: partition, from: from, to: position, maxCount: batchSize),
-                    connection: connection
-                )
-                guard let first = read.events.first else { break }
-                guard first.streamPosition == from else {
-                    throw ProjectionError.positionGap(
-                        projection: name, streamId: streamId, partition: partition, expected: from, found: first.streamPosition
+    /// Brings many rows forward in three statements whatever their number: one locks the rows, one
+    /// reads a page of each stream, one writes every row (updates and inserts).
+    public func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
+        guard batchSize > 0 else { throw EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive (got \(batchSize))") }
+        // One entry per stream, with the furthest target of its duplicates.
+        var slot: [StreamKey: Int] = [:]
+        var streams: [StreamTarget] = []
+        for target in targets {
+            let key = StreamKey(partition: target.partition, streamId: target.streamId)
+            if let index = slot[key] {
+                if let current = streams[index].upTo, let upTo = target.upTo { streams[index].upTo = max(current, upTo) } else { streams[index].upTo = nil }
+            } else {
+                slot[key] = streams.count
+                streams.append(target)
+            }
+        }
+        var outcomes = [StreamOutcome](repeating: StreamOutcome(applied: 0, caughtUp: true), count: streams.count)
+        var pending = Array(streams.indices)
+        var lostInsertRaces = [Int](repeating: 0, count: streams.count)
+        while !pending.isEmpty {
+            // Lock the rows so concurrent runners apply each event once; a stream without a row whose
+            // insert meets a concurrent one (ON CONFLICT below) goes round again on the committed row.
+            let rows = try await lockRows(pending.map { streams[$0] }, context: context)
+            var folds: [Fold] = []
+            for index in pending {
+                let target = streams[index]
+                let row = rows[StreamKey(partition: target.partition, streamId: target.streamId)]
+                let from = (row?.position ?? 0) + 1
+                if let upTo = target.upTo, upTo < from { continue }
+                let state = try row.map { try decodeSnapshot($0.snapshot, streamId: target.streamId, partition: target.partition) } ?? initialState()
+                folds.append(Fold(index: index, target: target, hasRow: row != nil, state: state, from: from))
+            }
+            try await read(&folds, batchSize: batchSize, context: context)
+
+            var updates = RowsDocument()
+            var inserts = RowsDocument()
+            var inserting: [Int: Int] = [:]
+            for fold in folds {
+                // Nothing read, or (without a row) nothing this projection handles yet: no row to write.
+                guard let last = fold.last, fold.hasRow || fold.keyEvent != nil else { continue }
+                outcomes[fold.index] = StreamOutcome(applied: fold.applied, caughtUp: !fold.pageWasFull)
+                if fold.hasRow {
+                    try updates.append(updateValues(fold, last: last), trustedColumn: "snapshot", problem: problem(fold.target))
+                } else if let keyEvent = fold.keyEvent {
+                    inserting[fold.index] = inserts.count
+                    try inserts.append(
+                        insertValues(fold, key: key(keyEvent, fold.target.partition), last: last),
+                        trustedColumn: "snapshot", problem: problem(fold.target)
                     )
                 }
-                for message in read.events where handles(message.type) {
-                    guard let recorded = try message.decode(as: E.self, unknownTypes: .skip) else { continue }
-                    keyEvent = keyEvent ?? recorded
-                    state = try evolve(state, recorded.event)
+            }
+            pending = []
+            guard updates.count + inserts.count > 0 else { break }
+            let inserted = try await write(updates: updates, inserts: inserts, context: context)
+            for (index, _) in inserting where !inserted.contains(StreamKey(partition: streams[index].partition, streamId: streams[index].streamId)) {
+                lostInsertRaces[index] += 1
+                if lostInsertRaces[index] > 1 {
+                    // The insert conflicts, yet no row has this stream: another stream holds the same key.
+                    throw ProjectionError.misconfigured(
+                        projection: name, table: table.description,
+                        problems: ["the key of stream '\(streams[index].streamId)' in partition '\(streams[index].partition)' is already used by another stream's row"]
+                    )
                 }
-                applied += read.events.count
-                last = read.events.last
-                from = read.events[read.events.count - 1].streamPosition + 1
-                pageWasFull = read.events.count == batchSize
-            } while row == nil && keyEvent == nil && pageWasFull
+                outcomes[index] = StreamOutcome(applied: 0, caughtUp: true)
+                pending.append(index)
+            }
+            pending.sort()
+        }
+        return targets.map { outcomes[slot[StreamKey(partition: $0.partition, streamId: $0.streamId)]!] }
+    }
 
-            guard let last else { return 0 }
-            let snapshot = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
-            if row != nil {
-                try await update(streamId: streamId, partition: partition, state: state, snapshot: snapshot, last: last, context: context)
-                return applied
-            }
-            // Nothing this projection handles yet: no row to write.
-            guard let keyEvent else { return 0 }
-            if try await insert(
-                key: key(keyEvent, partition), streamId: streamId, partition: partition, state: state,
-                snapshot: snapshot, last: last, context: context
-            ) {
-                return applied
-            }
-            lostInsertRaces += 1
-            if lostInsertRaces > 1 {
-                // The insert conflicts, yet no row has this stream: another stream holds the same key.
-                throw ProjectionError.misconfigured(
-                    projection: name, table: table.description,
-                    problems: ["the key of stream '\(streamId)' in partition '\(partition)' is already used by another stream's row"]
-                )
+    /// One stream's fold in progress.
+    struct Fold {
+        var index: Int
+        var target: StreamTarget
+        var hasRow: Bool
+        var state: State
+        var from: Int64
+        var keyEvent: RecordedEvent<E>?
+        var last: RecordedMessage?
+        var applied = 0
+        var pageWasFull = false
+        /// Whether another page is to be read in this call.
+        var readsOn = true
+
+        init(index: Int, target: StreamTarget, hasRow: Bool, state: State, from: Int64) {
+            self.index = index
+            self.target = target
+            self.hasRow = hasRow
+            self.state = state
+            self.from = from
+        }
+    }
+
+    /// Locks the rows of `streams` (in key order, as every runner does, so they cannot deadlock)
+    /// and returns their positions and snapshots.
+    private func lockRows(_ streams: [StreamTarget], context: ProjectionContext) async throws -> [StreamKey: (position: Int64, snapshot: String)] {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(streams.map(\.partition))
+        bindings.append(streams.map(\.streamId))
+        let query = PostgresQuery(
+            unsafeSQL: """
+                SELECT ef_row.partition, ef_row.stream_id, ef_row.last_stream_position, ef_row.snapshot::text
+                  FROM \(table.quoted) AS ef_row
+                 WHERE (ef_row.partition, ef_row.stream_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+                 ORDER BY ef_row.partition, ef_row.stream_id
+                   FOR UPDATE OF ef_row
+                """,
+            binds: bindings
+        )
+        var rows: [StreamKey: (position: Int64, snapshot: String)] = [:]
+        for try await (partition, streamId, position, snapshot)
+            in try await context.connection.checkedQuery(query, logger: context.logger).decode((String, String, Int64, String).self)
+        {
+            rows[StreamKey(partition: partition, streamId: streamId)] = (position, snapshot)
+        }
+        return rows
+    }
+
+    /// Folds a page of each stream. Before a row exists, events of types this projection does not
+    /// handle change nothing, so such a stream reads on to its first handled event rather than stop
+    /// short of it.
+    private func read(_ folds: inout [Fold], batchSize: Int, context: ProjectionContext) async throws {
+        while true {
+            let reading = folds.indices.filter { folds[$0].readsOn }
+            guard !reading.isEmpty else { return }
+            let pages = try await context.store.readStreams(
+                reading.map { StreamRange(partition: folds[$0].target.partition, streamId: folds[$0].target.streamId, from: folds[$0].from, to: folds[$0].target.upTo) },
+                maxCountPerStream: batchSize, connection: context.connection
+            )
+            for (position, index) in reading.enumerated() {
+                try apply(pages[position], to: &folds[index], batchSize: batchSize)
             }
         }
     }
 
-    private func update(
-        streamId: String, partition: String, state: State, snapshot: String, last: RecordedMessage, context: ProjectionContext
-    ) async throws {
-        var bindings = PostgresBindings()
-        var assignments = [
-            "snapshot = \(SQLValue.json(snapshot).bind(into: &bindings))",
-            "last_stream_position = \(SQLValue.int(last.streamPosition).bind(into: &bindings))",
-            "last_global_position = \(SQLValue.int(last.globalPosition).bind(into: &bindings))",
+    private func apply(_ page: [RecordedMessage], to fold: inout Fold, batchSize: Int) throws {
+        guard let first = page.first else {
+            fold.readsOn = false
+            fold.pageWasFull = false
+            return
+        }
+        guard first.streamPosition == fold.from else {
+            throw ProjectionError.positionGap(
+                projection: name, streamId: fold.target.streamId, partition: fold.target.partition, expected: fold.from, found: first.streamPosition
+            )
+        }
+        for message in page where handles(message.type) {
+            guard let recorded = try message.decode(as: E.self, unknownTypes: .skip) else { continue }
+            fold.keyEvent = fold.keyEvent ?? recorded
+            fold.state = try evolve(fold.state, recorded.event)
+        }
+        fold.applied += page.count
+        fold.last = page[page.count - 1]
+        fold.from = page[page.count - 1].streamPosition + 1
+        fold.pageWasFull = page.count == batchSize
+        fold.readsOn = !fold.hasRow && fold.keyEvent == nil && fold.pageWasFull
+    }
+
+    private func snapshotText(_ state: State) throws -> String {
+        String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+    }
+
+    /// The columns every row write sets.
+    private func snapshotValues(_ fold: Fold, last: RecordedMessage) throws -> [(column: String, value: SQLValue)] {
+        [
+            ("partition", .text(fold.target.partition)),
+            ("stream_id", .text(fold.target.streamId)),
+            ("last_stream_position", .int(last.streamPosition)),
+            ("last_global_position", .int(last.globalPosition)),
+            ("snapshot", .json(try snapshotText(fold.state))),
         ]
-        let mapped = mapToColumns?(state) ?? [:]
-        for column in columns where !keyColumns.contains(column) {
-            assignments.append("\(column.quoted) = \((mapped[column.name] ?? .null).bind(into: &bindings))")
-        }
-        let partitionPlaceholder = SQLValue.text(partition).bind(into: &bindings)
-        let streamPlaceholder = SQLValue.text(streamId).bind(into: &bindings)
-        let sql = """
-            UPDATE \(table.quoted) SET \(assignments.joined(separator: ", "))
-             WHERE partition = \(partitionPlaceholder) AND stream_id = \(streamPlaceholder)
-            """
-        for try await _ in try await context.connection.checkedQuery(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: context.logger) {}
     }
 
-    /// Inserts the row; `false` when a concurrent transaction inserted it first.
-    private func insert(
-        key: [SQLValue], streamId: String, partition: String, state: State, snapshot: String,
-        last: RecordedMessage, context: ProjectionContext
-    ) async throws -> Bool {
+    private func updateValues(_ fold: Fold, last: RecordedMessage) throws -> [(column: String, value: SQLValue)] {
+        var values = try snapshotValues(fold, last: last)
+        let mapped = mapToColumns?(fold.state) ?? [:]
+        for column in updatedColumns {
+            values.append((column.name, mapped[column.name] ?? .null))
+        }
+        return values
+    }
+
+    private func insertValues(_ fold: Fold, key: [SQLValue], last: RecordedMessage) throws -> [(column: String, value: SQLValue)] {
         guard key.count == keyColumns.count else {
             throw ProjectionError.misconfigured(
                 projection: name, table: table.description,
                 problems: ["the key function returned \(key.count) values for \(keyColumns.count) key columns"]
             )
         }
-        var values: [(column: String, value: SQLValue)] = [
-            ("stream_id", .text(streamId)),
-            ("partition", .text(partition)),
-            ("last_stream_position", .int(last.streamPosition)),
-            ("last_global_position", .int(last.globalPosition)),
-            ("snapshot", .json(snapshot)),
-        ]
+        var values = try snapshotValues(fold, last: last)
         for (column, value) in zip(keyColumns, key) where !values.contains(where: { $0.column == column.name }) {
             values.append((column.name, value))
         }
-        let mapped = mapToColumns?(state) ?? [:]
+        let mapped = mapToColumns?(fold.state) ?? [:]
         for column in columns where !values.contains(where: { $0.column == column.name }) {
             values.append((column.name, mapped[column.name] ?? .null))
         }
-        var bindings = PostgresBindings()
-        let placeholders = values.map { $0.value.bind(into: &bindings) }
-        let columnList = values.map { "\"\($0.column)\"" }.joined(separator: ", ")
-        let sql = """
-            INSERT INTO \(table.quoted) (\(columnList)) VALUES (\(placeholders.joined(separator: ", ")))
-            ON CONFLICT DO NOTHING RETURNING 1
-            """
-        var inserted = false
-        for try await _ in try await context.connection.checkedQuery(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: context.logger) {
-            inserted = true
+        return values
+    }
+
+    /// The denormalized columns an update sets (key and snapshot columns stay as they are or are set apart).
+    private var updatedColumns: [SQLIdentifier] {
+        columns.filter { column in !keyColumns.contains(column) && !Self.snapshotColumns.contains(column.name) }
+    }
+
+    /// The columns an insert writes (``insertValues(_:key:last:)`` gives a value for each).
+    private var insertedColumns: [String] {
+        var names = Self.snapshotColumns
+        for column in keyColumns + columns where !names.contains(column.name) { names.append(column.name) }
+        return names
+    }
+
+    private func problem(_ target: StreamTarget) -> (String, String) -> ProjectionError {
+        { [name, table] column, reason in
+            .invalidColumnValue(
+                projection: name, table: table.description, column: column, streamId: target.streamId, partition: target.partition, reason: reason
+            )
+        }
+    }
+
+    /// Updates the existing rows and inserts the new ones in one statement; PostgreSQL converts each
+    /// JSON value to its column's type. Returns the streams whose insert went in (the others met a
+    /// concurrent insert of the same row, or another stream's key).
+    private func write(updates: RowsDocument, inserts: RowsDocument, context: ProjectionContext) async throws -> Set<StreamKey> {
+        let assignments = (["last_stream_position", "last_global_position", "snapshot"] + updatedColumns.map(\.name))
+            .map { "\"\($0)\" = ef_new.\"\($0)\"" }
+            .joined(separator: ", ")
+        let columnList = insertedColumns.map { "\"\($0)\"" }.joined(separator: ", ")
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(updates.text)
+        bindings.append(inserts.text)
+        let query = PostgresQuery(
+            unsafeSQL: """
+                WITH updated AS (
+                    UPDATE \(table.quoted) AS ef_row SET \(assignments)
+                      FROM json_populate_recordset(NULL::\(table.quoted), $1::json) AS ef_new
+                     WHERE ef_row.partition = ef_new.partition AND ef_row.stream_id = ef_new.stream_id
+                )
+                INSERT INTO \(table.quoted) (\(columnList))
+                SELECT \(columnList) FROM json_populate_recordset(NULL::\(table.quoted), $2::json)
+                ON CONFLICT DO NOTHING
+                RETURNING partition, stream_id
+                """,
+            binds: bindings
+        )
+        var inserted = Set<StreamKey>()
+        for try await (partition, streamId) in try await context.connection.checkedQuery(query, logger: context.logger).decode((String, String).self) {
+            inserted.insert(StreamKey(partition: partition, streamId: streamId))
         }
         return inserted
     }

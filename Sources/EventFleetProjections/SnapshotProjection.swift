@@ -80,13 +80,10 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
             if targets[key] == nil { order.append(key) }
             targets[key] = max(targets[key] ?? 0, message.streamPosition)
         }
-        for key in order {
-            var applied = 0
-            repeat {
-                applied = try await project(
-                    streamId: key.streamId, partition: key.partition, upTo: targets[key], batchSize: 1_000, context: context
-                )
-            } while applied == 1_000
+        var pending = order.map { StreamTarget(partition: $0.partition, streamId: $0.streamId, upTo: targets[$0]) }
+        while !pending.isEmpty {
+            let outcomes = try await project(streams: pending, batchSize: 1_000, context: context)
+            pending = zip(pending, outcomes).filter { !$0.1.caughtUp }.map(\.0)
         }
     }
 

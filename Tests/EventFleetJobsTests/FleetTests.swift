@@ -57,6 +57,50 @@ struct FleetTests {
         }
     }
 
+    @Test("a poison job in a shared transaction fails alone: the other jobs of its group complete, each failure recorded once")
+    func poisonInSharedTransaction() async throws {
+        try await withCartsSchema(poolSize: 20) { schema in
+            let streams = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 7)
+            try await schema.store.appendToStream(cartStreamId("poison"), events: [
+                CartEvent.created(CartCreated(tenantId: "a", cartId: "poison", currency: "EUR")),
+                CartEvent.itemAdded(ItemAddedToCart(sku: "POISON", name: "p", unitPrice: 1, quantity: 1)),
+            ], options: AppendOptions(partition: "a"))
+            let queue = JobQueue(client: schema.client)
+            try await queue.registerProjections([("carts", 1, CartEvent.eventTypes)])
+            // All eight ready before the worker starts, so that its first claim takes them into one group.
+            let requests = (streams + [("a", cartStreamId("poison"))]).map { JobRequest(projection: "carts", partition: $0.0, streamId: $0.1, maxAttempts: 1) }
+            #expect(try await queue.enqueue(requests) == 8)
+            var configuration = fastWorker()
+            configuration.concurrency = 8
+            configuration.jobsPerTransaction = 8
+            let worker = ProjectionWorker(configuration: configuration, store: schema.store, registry: try poisonedRegistry())
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await worker.run() }
+                try await waitUntil(timeout: .seconds(30), "the poison job is dead and the others are done") {
+                    let dead = try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'dead'")
+                    let others = try await schema.count("SELECT count(*) FROM ef_jobs WHERE state <> 'dead'")
+                    return dead == 1 && others == 0
+                }
+                group.cancelAll()
+            }
+            let dead = try #require(try await queue.deadJobs().first)
+            #expect(dead.streamId == cartStreamId("poison"))
+            #expect(dead.errors.components(separatedBy: "poisoned").count == 2, "one failure, recorded once: \(dead.errors)")
+            try await expectRowsMatchStreams(schema, streams: streams)
+        }
+    }
+
+    @Test("claimed jobs share transactions by projection, at most the group size in each")
+    func transactionGroups() {
+        func job(_ id: Int64, _ projection: String) -> Job {
+            Job(id: id, projection: projection, partition: "p", streamId: "s\(id)", lane: .live, attempt: 1, maxAttempts: 3, fencingToken: 1)
+        }
+        let jobs = [job(1, "a"), job(2, "b"), job(3, "a"), job(4, "a"), job(5, "b"), job(6, "a")]
+        #expect(ProjectionWorker.transactionGroups(jobs, size: 3).map { $0.map(\.id) } == [[1, 3, 4], [6], [2, 5]])
+        #expect(ProjectionWorker.transactionGroups(jobs, size: 1).map { $0.map(\.id) } == [[1], [3], [4], [6], [2], [5]])
+        #expect(ProjectionWorker.transactionGroups([], size: 8).isEmpty)
+    }
+
     @Test("when the leading scheduler stops, another takes over and nothing is missed")
     func schedulerFailover() async throws {
         try await withCartsSchema(poolSize: 30) { schema in

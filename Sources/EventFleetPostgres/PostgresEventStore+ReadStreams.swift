@@ -1,0 +1,82 @@
+import EventFleetCore
+import Foundation
+import PostgresNIO
+
+/// One stream's range in a multi-stream read (``PostgresEventStore/readStreams(_:maxCountPerStream:connection:)``).
+public struct StreamRange: Sendable, Hashable {
+    public var partition: String
+    public var streamId: String
+    /// First stream position to return, inclusive.
+    public var from: Int64
+    /// Last stream position to return, inclusive; `nil` reads to the end.
+    public var to: Int64?
+
+    public init(partition: String, streamId: String, from: Int64 = 1, to: Int64? = nil) {
+        self.partition = partition
+        self.streamId = streamId
+        self.from = from
+        self.to = to
+    }
+}
+
+extension PostgresEventStore {
+    /// Reads a page of each of several streams in one statement (one snapshot), as a projection
+    /// worker bringing many rows up to date in one transaction does.
+    ///
+    /// - Parameters:
+    ///   - ranges: The streams and their ranges.
+    ///   - maxCountPerStream: At most this many events of each stream.
+    ///   - connection: A connection with an open transaction, or `nil` to use the pool.
+    /// - Returns: The events of each range, in stream order, at the index of its range.
+    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` for an invalid id or range, and
+    ///   the errors of ``readStream(_:options:)``.
+    public func readStreams(
+        _ ranges: [StreamRange], maxCountPerStream: Int, connection: PostgresConnection?
+    ) async throws -> [[RecordedMessage]] {
+        guard maxCountPerStream > 0 else {
+            throw EventStoreError.invalidArgument(field: "maxCountPerStream", reason: "must be positive (got \(maxCountPerStream))")
+        }
+        for range in ranges {
+            try ReadStreamOptions(partition: range.partition, from: range.from, to: range.to).validate(streamId: range.streamId)
+        }
+        guard !ranges.isEmpty else { return [] }
+        let query: PostgresQuery = """
+            SELECT r.ordinal, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
+                   m.message_type, m.message_data::text, m.message_metadata::text, m.message_schema_version, m.created
+              FROM unnest(\(ranges.map(\.partition))::text[], \(ranges.map(\.streamId))::text[],
+                          \(ranges.map(\.from))::bigint[], \(ranges.map { $0.to ?? Int64.max })::bigint[])
+                   WITH ORDINALITY AS r(partition, stream_id, from_position, to_position, ordinal)
+             CROSS JOIN LATERAL (
+                    SELECT * FROM ef_messages m
+                     WHERE m.partition = r.partition AND m.stream_id = r.stream_id
+                       AND m.stream_position >= r.from_position AND m.stream_position <= r.to_position
+                     ORDER BY m.stream_position
+                     LIMIT \(Int64(maxCountPerStream))
+                   ) m
+             ORDER BY r.ordinal, m.stream_position
+            """
+        let consume: @Sendable (PostgresRowSequence) async throws -> [[RecordedMessage]] = { rows in
+            var pages = [[RecordedMessage]](repeating: [], count: ranges.count)
+            for try await (ordinal, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
+                in rows.decode((Int64, Int64, Int64, String, String, String, String, String, Int32, Date).self)
+            {
+                let index = Int(ordinal) - 1
+                let range = ranges[index]
+                pages[index].append(
+                    RecordedMessage(
+                        streamId: range.streamId, partition: range.partition, streamPosition: position, globalPosition: global,
+                        transactionId: UInt64(transaction) ?? 0, messageId: messageId, type: type,
+                        data: Data(data.utf8), metadata: Data(metadata.utf8), schemaVersion: schemaVersion, created: created
+                    )
+                )
+            }
+            return pages
+        }
+        return try await mapErrors("read streams") {
+            if let connection {
+                return try await consume(try await connection.checkedQuery(query, logger: logger))
+            }
+            return try await client.guardedQuery(query, logger: logger, consume)
+        }
+    }
+}

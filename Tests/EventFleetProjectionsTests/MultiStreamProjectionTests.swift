@@ -1,0 +1,173 @@
+import CartsExample
+import EventFleetCore
+import EventFleetPostgres
+import EventFleetProjections
+import EventFleetTestSupport
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// `project(streams:)`: many rows brought forward in one transaction with a few statements.
+@Suite("Multi-stream projection")
+struct MultiStreamProjectionTests {
+    @Test("one call brings many streams forward: new and existing rows, targets, streams with nothing to do, full pages")
+    func manyStreamsInOneCall() async throws {
+        try await withCartsSchema { schema in
+            let store = schema.store
+            let projection = try CartsReadModel.projection()
+            let runner = ProjectionRunner(store: store)
+            func created(_ cart: String, tenant: String) -> CartEvent { .created(CartCreated(tenantId: tenant, cartId: cart, currency: "EUR")) }
+            func added(_ sku: String) -> CartEvent { .itemAdded(ItemAddedToCart(sku: sku, name: "n", unitPrice: 3, quantity: 1)) }
+
+            // existing: a row at 2, then 2 more events. current: a row already up to date.
+            try await store.appendToStream(cartStreamId("existing"), events: [created("existing", tenant: "t1"), added("A")], options: AppendOptions(partition: "t1"))
+            try await runner.projectEvents(projection, streamId: cartStreamId("existing"), partition: "t1")
+            try await store.appendToStream(cartStreamId("existing"), events: [added("B"), added("C")], options: AppendOptions(partition: "t1"))
+            try await store.appendToStream(cartStreamId("current"), events: [created("current", tenant: "t2")], options: AppendOptions(partition: "t2"))
+            try await runner.projectEvents(projection, streamId: cartStreamId("current"), partition: "t2")
+            // new: no row yet. unhandled: only events the projection does not handle.
+            try await store.appendToStream(cartStreamId("new"), events: [created("new", tenant: "t2"), added("A")], options: AppendOptions(partition: "t2"))
+            try await store.appendToStream(cartStreamId("unhandled"), messages: [message("SomethingElse"), message("SomethingElse")], options: AppendOptions(partition: "t1"))
+            // targeted: projected up to position 2 of 4. long: 7 events, more than a batch of 3.
+            try await store.appendToStream(cartStreamId("targeted"), events: [created("targeted", tenant: "t1"), added("A"), added("B"), added("C")], options: AppendOptions(partition: "t1"))
+            try await store.appendToStream(cartStreamId("long"), events: [created("long", tenant: "t1")] + (1...6).map { added("S\($0)") }, options: AppendOptions(partition: "t1"))
+            // late: unhandled events first, then a handled one past the first page: read on to it.
+            try await store.appendToStream(cartStreamId("late"), messages: (1...4).map { _ in message("SomethingElse") }, options: AppendOptions(partition: "t1"))
+            try await store.appendToStream(cartStreamId("late"), events: [created("late", tenant: "t1")], options: AppendOptions(partition: "t1"))
+
+            let targets = [
+                StreamTarget(partition: "t1", streamId: cartStreamId("existing")),
+                StreamTarget(partition: "t2", streamId: cartStreamId("current")),
+                StreamTarget(partition: "t2", streamId: cartStreamId("new")),
+                StreamTarget(partition: "t1", streamId: cartStreamId("unhandled")),
+                StreamTarget(partition: "t1", streamId: cartStreamId("targeted"), upTo: 2),
+                StreamTarget(partition: "t1", streamId: cartStreamId("long")),
+                StreamTarget(partition: "t1", streamId: cartStreamId("late")),
+                StreamTarget(partition: "t1", streamId: cartStreamId("missing")),
+            ]
+            let outcomes = try await schema.client.withTransaction(logger: Logger(label: "test")) { connection in
+                try await projection.project(
+                    streams: targets, batchSize: 3, context: ProjectionContext(connection: connection, store: store, logger: Logger(label: "test"))
+                )
+            }
+            #expect(outcomes == [
+                StreamOutcome(applied: 2, caughtUp: true),
+                StreamOutcome(applied: 0, caughtUp: true),
+                StreamOutcome(applied: 2, caughtUp: true),
+                StreamOutcome(applied: 0, caughtUp: true),
+                StreamOutcome(applied: 2, caughtUp: true),
+                StreamOutcome(applied: 3, caughtUp: false),
+                StreamOutcome(applied: 5, caughtUp: true),
+                StreamOutcome(applied: 0, caughtUp: true),
+            ])
+            #expect(try await cartRow(schema, stream: cartStreamId("existing"), partition: "t1")?.items.map(\.sku) == ["A", "B", "C"])
+            #expect(try await cartRow(schema, stream: cartStreamId("unhandled"), partition: "t1") == nil)
+            #expect(try await cartRow(schema, stream: cartStreamId("missing"), partition: "t1") == nil)
+            let targeted = try #require(try await cartRow(schema, stream: cartStreamId("targeted"), partition: "t1"))
+            #expect(targeted.lastStreamPosition == 2)
+            #expect(targeted.items.map(\.sku) == ["A"])
+            #expect(try await cartRow(schema, stream: cartStreamId("long"), partition: "t1")?.lastStreamPosition == 3)
+            let late = try #require(try await cartRow(schema, stream: cartStreamId("late"), partition: "t1"))
+            #expect(late.lastStreamPosition == 5)
+            #expect(late.cartId == "late")
+            #expect(late.currency == "EUR")
+
+            // The rest through the runner; every row then equals its stream's fold.
+            for (partition, stream) in [("t1", "targeted"), ("t1", "long")] {
+                try await runner.projectEvents(projection, streamId: cartStreamId(stream), partition: partition)
+            }
+            let mismatches = try await cartRowsNotMatchingStreams(schema, streams: [
+                ("t1", cartStreamId("existing")), ("t2", cartStreamId("current")), ("t2", cartStreamId("new")),
+                ("t1", cartStreamId("targeted")), ("t1", cartStreamId("long")),
+            ])
+            #expect(mismatches.isEmpty, "\(mismatches)")
+        }
+    }
+
+    @Test("values of every kind reach their columns with their types; NULL where nothing is mapped")
+    func typedColumnValues() async throws {
+        try await withCartsSchema { schema in
+            try await schema.execute(Self.typedTable)
+            try await schema.execute(Self.typedIndex)
+            let moment = Date(timeIntervalSince1970: 1_764_300_000.123456)
+            let projection = try Self.typedProjection { _ in
+                [
+                    "d": .double(0.1), "inf": .double(-.infinity), "n": .int(Int64.min), "flag": .bool(true), "t": .text("quote \" backslash \\ tab \t é 🚀"),
+                    "j": .json(#"{"a": [1, 2.5, null]}"#), "ts": .timestamp(moment),
+                ]
+            }
+            let stream = cartStreamId("typed")
+            try await schema.store.appendToStream(stream, events: [CartEvent.created(CartCreated(tenantId: "default", cartId: "typed", currency: "EUR"))])
+            try await ProjectionRunner(store: schema.store).projectEvents(projection, streamId: stream)
+            let rows = try await schema.client.query(
+                """
+                SELECT d, inf, n, flag, t, j::text, extract(epoch FROM ts)::text, nothing IS NULL, last_stream_position FROM typed_rows
+                """
+            )
+            var found = false
+            for try await (d, inf, n, flag, t, j, epoch, nothingIsNull, position)
+                in rows.decode((Double, Double, Int64, Bool, String, String, String, Bool, Int64).self)
+            {
+                found = true
+                #expect(d == 0.1)
+                #expect(inf == -.infinity)
+                #expect(n == Int64.min)
+                #expect(flag)
+                #expect(t == "quote \" backslash \\ tab \t é 🚀")
+                #expect(j == #"{"a": [1, 2.5, null]}"#)
+                #expect(epoch == "1764300000.123456")
+                #expect(nothingIsNull)
+                #expect(position == 1)
+            }
+            #expect(found)
+        }
+    }
+
+    @Test("a mapped value PostgreSQL cannot hold is a typed error naming the column and the stream; nothing is written",
+          arguments: [
+              ("t", SQLValue.text("nul \u{0} inside")),
+              ("j", SQLValue.json(#"1, "stream_id": "someone else's""#)),
+              ("j", SQLValue.json("{")),
+              ("ts", SQLValue.timestamp(Date(timeIntervalSince1970: 1e12))),
+          ])
+    func unstorableColumnValues(column: String, value: SQLValue) async throws {
+        try await withCartsSchema { schema in
+            try await schema.execute(Self.typedTable)
+            try await schema.execute(Self.typedIndex)
+            let projection = try Self.typedProjection { _ in [column: value] }
+            let stream = cartStreamId("unstorable")
+            try await schema.store.appendToStream(stream, events: [CartEvent.created(CartCreated(tenantId: "default", cartId: "unstorable", currency: "EUR"))])
+            let error = await #expect(throws: ProjectionError.self) {
+                try await ProjectionRunner(store: schema.store).projectEvents(projection, streamId: stream)
+            }
+            guard case .invalidColumnValue(_, let table, let named, let streamId, _, _) = error else {
+                Issue.record("expected invalidColumnValue, got \(String(describing: error))")
+                return
+            }
+            #expect(table == "typed_rows")
+            #expect(named == column)
+            #expect(streamId == stream)
+            #expect(try await schema.count("SELECT count(*) FROM typed_rows") == 0)
+        }
+    }
+
+    static let typedTable: PostgresQuery = """
+        CREATE TABLE typed_rows (
+            stream_id text NOT NULL, partition text NOT NULL, last_stream_position bigint NOT NULL,
+            last_global_position bigint NOT NULL, snapshot jsonb NOT NULL, cart_id text NOT NULL,
+            d double precision, inf double precision, n bigint, flag boolean, t text, j jsonb, ts timestamptz, nothing text,
+            PRIMARY KEY (partition, cart_id)
+        )
+        """
+    static let typedIndex: PostgresQuery = "CREATE UNIQUE INDEX typed_rows_stream ON typed_rows (partition, stream_id)"
+
+    static func typedProjection(_ columns: @escaping @Sendable (CartState) -> [String: SQLValue]) throws -> SnapshotProjection<CartState, CartEvent> {
+        try SnapshotProjection(
+            name: "typed", table: "typed_rows", keyColumns: ["partition", "cart_id"],
+            key: { recorded, partition in [.text(partition), .text(CartsReadModel.cartId(fromStreamId: recorded.message.streamId))] },
+            evolve: CartState.evolve, initialState: CartState.initialState,
+            columns: ["d", "inf", "n", "flag", "t", "j", "ts", "nothing"], mapToColumns: columns
+        )
+    }
+}
