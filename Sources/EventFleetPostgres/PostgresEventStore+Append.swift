@@ -39,28 +39,31 @@ extension PostgresEventStore {
         }
         let (kind, expected) = Self.encode(appendOptions.expectedVersion)
 
-        let query: PostgresQuery = """
-            SELECT outcome, current_version, next_expected_version, last_global_position, created_new_stream
-              FROM ef_append_to_stream(\(partition), \(streamId), \(appendOptions.streamType), \(streamMetadata)::jsonb,
-                                       \(kind)::smallint, \(expected), \(idsSupplied), \(ids)::text[], \(types)::text[],
-                                       \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[],
-                                       \(options.notifyChannel))
-            """
         let row: (String, Int64, Int64?, Int64?, Bool?)
         do {
             if let connection {
+                let query: PostgresQuery = """
+                    SELECT outcome, current_version, next_expected_version, last_global_position, created_new_stream
+                      FROM ef_append_to_stream(\(partition), \(streamId), \(appendOptions.streamType), \(streamMetadata)::jsonb,
+                                               \(kind)::smallint, \(expected), \(idsSupplied), \(ids)::text[], \(types)::text[],
+                                               \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[],
+                                               \(options.notifyChannel))
+                    """
                 row = try await Self.appendRow(try await connection.checkedQuery(query, logger: logger))
             } else {
-                row = try await client.withGuardedConnection { [logger] connection in
-                    let row = try await Self.appendRow(try await connection.checkedQuery(query, logger: logger))
-                    // postgres-nio ends a statement's rows at CommandComplete, but a statement outside
-                    // a transaction block commits later, at Sync, before ReadyForQuery. A crash in
-                    // between would lose an append the caller saw succeed (the chaos soak caught
-                    // this across database restarts). The next statement on the same connection
-                    // runs only after that commit, so its answer confirms the append is durable.
-                    for try await _ in try await connection.checkedQuery("SELECT 1", logger: logger) {}
-                    return row
-                }
+                // postgres-nio ends a statement's rows at CommandComplete, but a statement outside a
+                // transaction block commits later, at Sync: a crash in between would lose an append
+                // the caller saw succeed (the chaos soak caught this across database restarts). The
+                // procedure commits before it answers, so its answer is the acknowledgement of a
+                // durable append, in one round trip.
+                let query: PostgresQuery = """
+                    CALL ef_append_to_stream_committed(
+                        \(partition), \(streamId), \(appendOptions.streamType), \(streamMetadata)::jsonb,
+                        \(kind)::smallint, \(expected), \(idsSupplied), \(ids)::text[], \(types)::text[],
+                        \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[], \(options.notifyChannel),
+                        NULL, NULL, NULL, NULL, NULL)
+                    """
+                row = try await client.guardedQuery(query, logger: logger) { rows in try await Self.appendRow(rows) }
             }
         } catch {
             throw mapAppendError(error, streamId: streamId, partition: partition, ids: ids)
