@@ -36,9 +36,15 @@ struct BenchRunCommand: AsyncParsableCommand {
     @Option(help: "Also write the figures as JSON to this file.") var json: String?
     @Option(help: "Run only these workloads (comma-separated: \(Workload.allCases.map(\.rawValue).joined(separator: ","))).")
     var only: String?
+    @Option(name: .customLong("worker-concurrency"), help: "Job slots of each worker in workloads 5 and 6 (the worker's default otherwise).")
+    var workerConcurrency: Int?
+    @Option(name: .customLong("jobs-per-transaction"), help: "Jobs sharing a transaction in the workers of workloads 5 and 6 (the worker's default otherwise).")
+    var jobsPerTransaction: Int?
 
     func validate() throws {
         _ = try workloads()
+        if let workerConcurrency, workerConcurrency < 1 { throw ValidationError("--worker-concurrency must be positive") }
+        if let jobsPerTransaction, jobsPerTransaction < 1 { throw ValidationError("--jobs-per-transaction must be positive") }
     }
 
     private func workloads() throws -> [Workload] {
@@ -54,7 +60,10 @@ struct BenchRunCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "eventfleet.bench")
         logger.logLevel = .warning
-        let settings = quick ? BenchSettings.quick : BenchSettings.full
+        var chosen = quick ? BenchSettings.quick : BenchSettings.full
+        if let workerConcurrency { chosen.workerConcurrency = workerConcurrency }
+        if let jobsPerTransaction { chosen.jobsPerTransaction = jobsPerTransaction }
+        let settings = chosen
         let mode = quick ? "quick" : "full"
         let workloads = try self.workloads()
         guard let baseURL = database.databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"], !baseURL.isEmpty else {

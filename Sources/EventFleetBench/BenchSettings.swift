@@ -1,3 +1,5 @@
+import EventFleetJobs
+
 /// The sizes and durations of one benchmark run: `--quick` for a smoke check, full for the figures.
 struct BenchSettings: Sendable {
     /// How long each timed append, batch and read run lasts.
@@ -24,8 +26,10 @@ struct BenchSettings: Sendable {
     var catchUpStreams: Int
     var catchUpTenants = 4
     var catchUpWorkers = [1, 2]
-    /// Job slots of each catch-up worker process.
-    var workerConcurrency = 8
+    /// Job slots of each worker (workloads 5 and 6).
+    var workerConcurrency = ProjectionWorker.Configuration().concurrency
+    /// Jobs of a worker that share a transaction (workloads 5 and 6).
+    var jobsPerTransaction = ProjectionWorker.Configuration().jobsPerTransaction
     /// Workload 6: the steady write load and how long it is measured, after a warm-up.
     var freshnessRate = 500
     var freshnessStreams = 1_000

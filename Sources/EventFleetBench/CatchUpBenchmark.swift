@@ -58,7 +58,10 @@ struct CatchUpBenchmark: Sendable {
             children.append(try BenchChild(arguments: ["scheduler"], databaseURL: database.url, interactive: false))
             for _ in 0..<workers {
                 children.append(try BenchChild(
-                    arguments: ["worker", "--concurrency", "\(settings.workerConcurrency)"], databaseURL: database.url, interactive: false
+                    arguments: [
+                        "worker", "--concurrency", "\(settings.workerConcurrency)", "--jobs-per-transaction", "\(settings.jobsPerTransaction)",
+                    ],
+                    databaseURL: database.url, interactive: false
                 ))
             }
             let deadline = started + .seconds(600)

@@ -26,7 +26,7 @@ struct FreshnessBenchmark: Sendable {
                 variant: notify ? "\(settings.freshnessRate) ev/s, NOTIFY wake-ups" : "\(settings.freshnessRate) ev/s, polling only",
                 unit: "ms p50", value: p50, p50Milliseconds: p50, p99Milliseconds: p99,
                 target: notify ? "p50 <= 50, p99 <= 250" : nil, targetMet: notify ? p50 <= 50 && p99 <= 250 : nil,
-                note: "\(latency.count) events timed of \(appended) appended; scheduler and 2 workers (\(settings.workerConcurrency) slots each) in the bench process"
+                note: "\(latency.count) events timed of \(appended) appended; scheduler and 2 workers (\(settings.workerConcurrency) slots, \(settings.jobsPerTransaction) jobs per transaction) in the bench process"
                     + (notify ? "" : "; polls at the defaults: scheduler 20-500 ms, worker 1 s")
                     + (unshown > 0 ? "; \(unshown) events not shown 30 s after the load stopped, timed as waited so far (a lower bound): the fleet fell behind" : "")
             ))
@@ -53,6 +53,7 @@ struct FreshnessBenchmark: Sendable {
         var workerConfiguration = ProjectionWorker.Configuration()
         workerConfiguration.listenForJobs = notify
         workerConfiguration.concurrency = settings.workerConcurrency
+        workerConfiguration.jobsPerTransaction = settings.jobsPerTransaction
         let registry = try CartsReadModel.registry()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: scheduler)]
         for _ in 0..<2 {
