@@ -48,11 +48,16 @@ public struct ReadAllOptions: Sendable, Hashable {
     public var batchSize: Int
     /// Only these types; `nil` for all.
     public var types: [String]?
+    /// Whether to read each event's data and metadata. A reader that only needs where events are
+    /// and of what type (the fleet's scheduler) reads much less with `false`: its messages then
+    /// carry `{}` as data and metadata.
+    public var includePayload: Bool
 
-    public init(scope: PartitionScope = .all, batchSize: Int = 500, types: [String]? = nil) {
+    public init(scope: PartitionScope = .all, batchSize: Int = 500, types: [String]? = nil, includePayload: Bool = true) {
         self.scope = scope
         self.batchSize = batchSize
         self.types = types
+        self.includePayload = includePayload
     }
 }
 

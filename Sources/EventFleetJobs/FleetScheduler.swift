@@ -59,6 +59,8 @@ public final class FleetScheduler: Service, Sendable {
         consumerConfiguration.maxPollInterval = configuration.maxPollInterval
         consumerConfiguration.notifyChannel = configuration.notifyChannel
         consumerConfiguration.leaseDuration = configuration.leaseDuration
+        // Jobs need only each event's stream and type.
+        consumerConfiguration.readsPayload = false
         let scheduling = JobScheduling(queue: queue, maxAttempts: configuration.maxAttempts, metrics: metrics)
         self.consumer = EventConsumer(configuration: consumerConfiguration, store: store, registry: ProjectionRegistry([scheduling]), logger: logger)
     }

@@ -16,7 +16,10 @@ extension PostgresEventStore {
         // position) and checkpointing that pair therefore never skips a late commit.
         let query: PostgresQuery = """
             SELECT m.partition, m.stream_id, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
-                   m.message_type, m.message_data::text, m.message_metadata::text, m.message_schema_version, m.created
+                   m.message_type,
+                   CASE WHEN \(readOptions.includePayload) THEN m.message_data::text ELSE '{}' END,
+                   CASE WHEN \(readOptions.includePayload) THEN m.message_metadata::text ELSE '{}' END,
+                   m.message_schema_version, m.created
               FROM ef_messages m
              WHERE (m.transaction_id, m.global_position) > (\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition))
                AND m.transaction_id < pg_snapshot_xmin(pg_current_snapshot())

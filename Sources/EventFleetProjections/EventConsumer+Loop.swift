@@ -28,7 +28,8 @@ extension EventConsumer {
                 let batch = try await store.readAll(
                     after: current.checkpoint,
                     options: ReadAllOptions(
-                        scope: configuration.scope, batchSize: configuration.batchSize, types: registry.eventTypes.map { Array($0) }
+                        scope: configuration.scope, batchSize: configuration.batchSize, types: registry.eventTypes.map { Array($0) },
+                        includePayload: configuration.readsPayload
                     )
                 )
                 transientFailures = 0

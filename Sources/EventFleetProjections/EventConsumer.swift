@@ -73,6 +73,10 @@ public final class EventConsumer: Service, Sendable {
         public var instanceId: String
         /// Called after each committed batch with the new checkpoint and its event count.
         public var onCommit: (@Sendable (GlobalCheckpoint, Int) async -> Void)?
+        /// Whether handlers get each event's data and metadata. Handlers that only look at where
+        /// events are and of what type (the fleet's scheduler) read far less with `false`; their
+        /// messages then carry `{}` as data and metadata.
+        public var readsPayload: Bool = true
 
         public init(name: String, scope: PartitionScope = .all) {
             self.name = name

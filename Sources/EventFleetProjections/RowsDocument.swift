@@ -71,9 +71,10 @@ struct RowsDocument {
         }
     }
 
-    /// Checks that `text` is exactly one JSON value, so that it cannot spill into other columns.
+    /// Checks that `text` is exactly one JSON value (RFC 8259 syntax), so that it cannot spill into
+    /// other columns. A scan without building anything: it runs for every mapped JSON column.
     static func isSingleJSONValue(_ text: String) -> Bool {
-        (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) != nil
+        JSONSyntaxScanner.isSingleValue(text)
     }
 
     static func appendString(_ text: String, to bytes: inout [UInt8]) {

@@ -1,4 +1,5 @@
 import EventFleetCore
+import Foundation
 import EventFleetPostgres
 import EventFleetTestSupport
 import PostgresNIO
@@ -7,6 +8,24 @@ import Testing
 /// The global log never skips an event whose transaction commits out of order.
 @Suite("Global log")
 struct GlobalLogTests {
+    @Test("a reader that leaves out payloads gets the same events and checkpoints, with {} as data and metadata")
+    func withoutPayload() async throws {
+        try await TestDatabase.withSchema { schema in
+            let store = schema.store
+            try await store.appendToStream("s1", messages: [message("A", #"{"big": "payload"}"#, metadata: #"{"m": 1}"#), message("B")], options: AppendOptions())
+            try await store.appendToStream("s2", messages: [message("C", #"{"x": [1, 2]}"#)], options: AppendOptions(partition: "p2"))
+            let full = try await readGlobalLog(store, count: 3)
+            let bare = try await readGlobalLog(store, options: ReadAllOptions(includePayload: false), count: 3)
+            #expect(bare.messages.map(\.type) == full.messages.map(\.type))
+            #expect(bare.messages.map(\.checkpoint) == full.messages.map(\.checkpoint))
+            #expect(bare.messages.map(\.streamId) == ["s1", "s1", "s2"])
+            #expect(bare.messages.map(\.partition) == [defaultPartition, defaultPartition, "p2"])
+            #expect(bare.messages.allSatisfy { $0.data == Data("{}".utf8) && $0.metadata == Data("{}".utf8) })
+            #expect(full.messages[0].data != Data("{}".utf8))
+            #expect(bare.checkpoint == full.checkpoint)
+        }
+    }
+
     @Test("a transaction that appended first but commits last is delivered, once, after the stall")
     func lateCommitIsNotSkipped() async throws {
         try await TestDatabase.withSchema { schema in

@@ -171,3 +171,40 @@ struct MultiStreamProjectionTests {
         )
     }
 }
+
+/// The scan that keeps a mapped JSON value from spilling into other columns of a row document.
+@Suite("JSON syntax scan")
+struct JSONSyntaxScannerTests {
+    static let valid = [
+        "0", "-0", "12.5e-3", "1E+2", "true", "false", "null", #""""#, #""a\"b\\c\/\u00e9\n""#, "[]", "{}", " [1, [2, [3]], {}] ",
+        #"{"a": {"b": [true, null, "x"]}, "c": -1.5}"#, "\"é 🚀\"", String(repeating: "[", count: 2_000) + String(repeating: "]", count: 2_000),
+    ]
+    static let invalid = [
+        "", " ", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "True", #""unterminated"#, #""bad \x escape""#, "\"tab\tinside\"",
+        "[1,]", "[1 2]", "{\"a\" 1}", "{\"a\": 1,}", "{a: 1}", "{\"a\": 1} {}", "1, 2", #"1, "stream_id": "x""#, "[", "]", "{", "}",
+        "[1}", "{\"a\": [}", #""\u12""#, "NaN", "Infinity",
+    ]
+
+    @Test("accepts exactly one JSON value, as PostgreSQL's json input does", arguments: valid)
+    func accepts(text: String) async throws {
+        #expect(JSONSyntaxScanner.isSingleValue(text))
+        #expect(try await Self.postgresAccepts(text), "the oracle agrees")
+    }
+
+    @Test("refuses anything else, as PostgreSQL's json input does", arguments: invalid)
+    func refuses(text: String) async throws {
+        #expect(!JSONSyntaxScanner.isSingleValue(text))
+        #expect(try await !Self.postgresAccepts(text), "the oracle agrees")
+    }
+
+    static func postgresAccepts(_ text: String) async throws -> Bool {
+        try await TestDatabase.withSchema { schema in
+            do {
+                for try await _ in try await schema.client.query("SELECT \(text)::json") {}
+                return true
+            } catch {
+                return false
+            }
+        }
+    }
+}
