@@ -40,11 +40,14 @@ struct BenchRunCommand: AsyncParsableCommand {
     var workerConcurrency: Int?
     @Option(name: .customLong("jobs-per-transaction"), help: "Jobs sharing a transaction in the workers of workloads 5 and 6 (the worker's default otherwise).")
     var jobsPerTransaction: Int?
+    @Option(name: .customLong("freshness-rate"), help: "Events per second of workload 6's steady write load (default 500).")
+    var freshnessRate: Int?
 
     func validate() throws {
         _ = try workloads()
         if let workerConcurrency, workerConcurrency < 1 { throw ValidationError("--worker-concurrency must be positive") }
         if let jobsPerTransaction, jobsPerTransaction < 1 { throw ValidationError("--jobs-per-transaction must be positive") }
+        if let freshnessRate, freshnessRate < 1 { throw ValidationError("--freshness-rate must be positive") }
     }
 
     private func workloads() throws -> [Workload] {
@@ -63,6 +66,7 @@ struct BenchRunCommand: AsyncParsableCommand {
         var chosen = quick ? BenchSettings.quick : BenchSettings.full
         if let workerConcurrency { chosen.workerConcurrency = workerConcurrency }
         if let jobsPerTransaction { chosen.jobsPerTransaction = jobsPerTransaction }
+        if let freshnessRate { chosen.freshnessRate = freshnessRate }
         let settings = chosen
         let mode = quick ? "quick" : "full"
         let workloads = try self.workloads()

@@ -60,7 +60,7 @@ extension PostgresEventStore {
                     CALL ef_append_to_stream_committed(
                         \(partition), \(streamId), \(appendOptions.streamType), \(streamMetadata)::jsonb,
                         \(kind)::smallint, \(expected), \(idsSupplied), \(ids)::text[], \(types)::text[],
-                        \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[], \(options.notifyChannel),
+                        \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[], NULL,
                         NULL, NULL, NULL, NULL, NULL)
                     """
                 row = try await client.guardedQuery(query, logger: logger) { rows in try await Self.appendRow(rows) }
@@ -69,6 +69,7 @@ extension PostgresEventStore {
             throw mapAppendError(error, streamId: streamId, partition: partition, ids: ids)
         }
         let (outcome, current, next, lastGlobal, created) = row
+        if connection == nil, outcome == "appended" { notifier?.notify(partition: partition) }
         switch outcome {
         case "appended", "duplicate":
             return AppendResult(nextExpectedVersion: next ?? current, lastGlobalPosition: lastGlobal ?? 0, createdNewStream: created ?? false)

@@ -20,8 +20,11 @@ public struct PostgresEventStore: EventStore {
     public struct Options: Sendable {
         /// The host and port shown in connection errors.
         public var databaseTarget: String
-        /// When set, every append wakes listeners of this channel (`LISTEN`) on commit, with the
-        /// partition as payload. Consumers and workers use it to react at once instead of polling.
+        /// When set, every append wakes listeners of this channel (`LISTEN`) once it has committed,
+        /// with the partition as payload. Consumers and workers use it to react at once instead of
+        /// polling. Appends through the pool notify from a separate, coalesced statement right after
+        /// they commit (see `AppendNotifier` for why); appends in a caller's transaction notify as
+        /// part of it, on its commit.
         public var notifyChannel: String?
 
         public init(databaseTarget: String = "the configured database", notifyChannel: String? = nil) {
@@ -37,6 +40,7 @@ public struct PostgresEventStore: EventStore {
     public let client: PostgresClient
     public let options: Options
     let logger: Logger
+    let notifier: AppendNotifier?
 
     /// - Parameters:
     ///   - client: A client whose `run()` the application runs.
@@ -46,6 +50,7 @@ public struct PostgresEventStore: EventStore {
         self.client = client
         self.options = options
         self.logger = logger
+        self.notifier = options.notifyChannel.map { AppendNotifier(channel: $0, client: client, logger: logger) }
     }
 
     /// A store whose connection errors name the configured host and port.

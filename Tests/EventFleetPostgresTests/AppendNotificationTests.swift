@@ -1,0 +1,67 @@
+import EventFleetCore
+import EventFleetPostgres
+import EventFleetTestSupport
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+
+/// A notifying store wakes listeners after each append has committed, with the partition as payload.
+@Suite("Append notifications", .timeLimit(.minutes(1)))
+struct AppendNotificationTests {
+    static let logger = Logger(label: "eventfleet.tests")
+
+    @Test("pool appends notify once committed, at most once per append, with each partition as payload")
+    func poolAppendsNotify() async throws {
+        try await TestDatabase.withSchema { schema in
+            let channel = "ef_test_\(schema.name)"
+            let store = PostgresEventStore(client: schema.client, configuration: schema.configuration, notifyChannel: channel)
+            let listener = try await schema.connect()
+            defer { Task { try? await listener.close() } }
+            let payloads = try await listener.listen(on: channel) { notifications in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<20 {
+                        group.addTask {
+                            try await store.appendToStream("s-\(index)", messages: [message("E")], options: AppendOptions(partition: index.isMultiple(of: 2) ? "a" : "b"))
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                var payloads: [String] = []
+                for try await notification in notifications {
+                    payloads.append(notification.payload)
+                    if Set(payloads) == ["a", "b"] { break }
+                }
+                return payloads
+            }
+            #expect(Set(payloads) == ["a", "b"])
+            #expect(payloads.count <= 20, "coalesced: never more notifications than appends")
+        }
+    }
+
+    @Test("an append in the caller's transaction notifies on that transaction's commit, not before")
+    func transactionAppendNotifiesOnCommit() async throws {
+        try await TestDatabase.withSchema { schema in
+            let channel = "ef_test_\(schema.name)"
+            let store = PostgresEventStore(client: schema.client, configuration: schema.configuration, notifyChannel: channel)
+            let listener = try await schema.connect()
+            let writer = try await schema.connect()
+            defer {
+                Task {
+                    try? await listener.close()
+                    try? await writer.close()
+                }
+            }
+            try await listener.listen(on: channel) { notifications in
+                var iterator = notifications.makeAsyncIterator()
+                try await writer.query("BEGIN", logger: Self.logger)
+                try await store.appendToStream("in-tx", messages: [message("E")], options: AppendOptions(partition: "c"), connection: writer)
+                // The transaction is open: a notification sent now would arrive before this one.
+                try await schema.execute("SELECT pg_notify(\(channel), 'marker')")
+                #expect(try await iterator.next()?.payload == "marker")
+                try await writer.query("COMMIT", logger: Self.logger)
+                #expect(try await iterator.next()?.payload == "c")
+            }
+        }
+    }
+}
