@@ -7,9 +7,12 @@ import Logging
 
 /// Options of `worker` (and of `launch`, which passes them on).
 public struct WorkerOptions: ParsableArguments, Sendable {
-    @Option(help: "Jobs to run at the same time.") public var concurrency: Int = 16
-    @Option(name: .customLong("jobs-per-transaction"), help: "Jobs of one projection that share a transaction (1: one job per transaction).")
-    public var jobsPerTransaction: Int = 8
+    @Option(help: "Jobs to run at the same time.") public var concurrency: Int = 32
+    @Option(
+        name: .customLong("jobs-per-transaction"),
+        help: "Jobs of one projection that share a transaction (1: one job per transaction); concurrency / this many transactions run at a time."
+    )
+    public var jobsPerTransaction: Int = 16
     @Option(help: "Lanes to work, comma-separated: live,backfill.") public var lanes: String = "live,backfill"
     @Option(help: "Tenants to work for, comma-separated (default: all).") public var partitions: String?
     @Option(name: .customLong("drain-timeout"), help: "Seconds in-flight jobs may run on after SIGTERM.") public var drainTimeout: Int = 30
@@ -96,9 +99,9 @@ public struct WorkerCommand<Provider: ProjectionsProvider>: AsyncParsableCommand
     public func run() async throws {
         let configuration = try worker.configuration()
         let registry = try Provider.registry()
-        // At most one connection per job slot (a group of jobs shares one), plus heartbeat, claims and LISTEN.
+        // One connection per job transaction, plus heartbeat, claims, LISTEN and recording failures.
         try await FleetProcess.run(
-            database: database, service: service, poolSize: configuration.concurrency + 3, label: "eventfleet.worker",
+            database: database, service: service, poolSize: configuration.maxTransactions + 4, label: "eventfleet.worker",
             shutdownTimeout: configuration.drainTimeout + .seconds(15)
         ) { store in
             ProjectionWorker(configuration: configuration, store: store, registry: registry, logger: Logger(label: "eventfleet.worker"))

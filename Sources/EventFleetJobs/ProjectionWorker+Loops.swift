@@ -14,7 +14,12 @@ extension ProjectionWorker {
         await withDiscardingTaskGroup { jobs in
             var failures = 0
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                let free = configuration.concurrency - state.withLock { $0.inFlight.count }
+                let (freeJobs, freeTransactions) = state.withLock { state in
+                    (configuration.concurrency - state.inFlight.count, configuration.maxTransactions - state.transactions)
+                }
+                // Claim only what the free transactions can take: while they are all busy, ready jobs
+                // wait and are then claimed, and projected, together.
+                let free = min(freeJobs, freeTransactions * configuration.jobsPerTransaction)
                 if free > 0 {
                     do {
                         let claimed = try await queue.claim(
@@ -22,17 +27,26 @@ extension ProjectionWorker {
                         )
                         failures = 0
                         metrics.claimed.increment(by: claimed.count)
+                        let groups = Self.transactionGroups(claimed, size: configuration.jobsPerTransaction)
+                        // Groups of different projections beyond the free transactions queue up behind others.
+                        let lanes = stride(from: 0, to: min(groups.count, freeTransactions), by: 1).map { lane in
+                            stride(from: lane, to: groups.count, by: freeTransactions).map { groups[$0] }
+                        }
                         state.withLock { state in
                             for job in claimed { state.inFlight[job.id] = job }
+                            state.transactions += lanes.count
                         }
-                        for group in Self.transactionGroups(claimed, size: configuration.jobsPerTransaction) {
+                        for lane in lanes {
                             jobs.addTask {
-                                await self.execute(group)
-                                let running = self.state.withLock { state in
-                                    for job in group { state.inFlight[job.id] = nil }
-                                    return state.inFlight.count
+                                for group in lane {
+                                    await self.execute(group)
+                                    let running = self.state.withLock { state in
+                                        for job in group { state.inFlight[job.id] = nil }
+                                        return state.inFlight.count
+                                    }
+                                    self.metrics.running.record(running)
                                 }
-                                self.metrics.running.record(running)
+                                self.state.withLock { $0.transactions -= 1 }
                                 self.wakeup.signal()
                             }
                         }
@@ -122,6 +136,8 @@ extension ProjectionWorker {
                 }
                 state.withLock { state in
                     for job in batch.finished { state.counts.recordCompleted(job) }
+                    // Their slots are free now, while the group's other streams go on.
+                    for job in batch.finished + batch.lost { state.inFlight[job.id] = nil }
                 }
                 metrics.completed.increment(by: batch.finished.count)
                 let duration = ContinuousClock.now - started

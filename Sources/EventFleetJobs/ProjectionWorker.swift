@@ -20,11 +20,15 @@ public final class ProjectionWorker: Service, Sendable {
     /// Settings of a worker.
     public struct Configuration: Sendable {
         /// Jobs run at the same time.
-        public var concurrency: Int = 16
+        public var concurrency: Int = 32
         /// Jobs of one projection that share a transaction: their streams are read, folded and
         /// written together, and they complete together. One is the classic job-per-transaction
         /// worker; larger groups cut the statements per job several times over.
-        public var jobsPerTransaction: Int = 8
+        ///
+        /// The worker runs at most ``maxTransactions`` such transactions at a time (so holds about
+        /// that many connections): when all are busy, jobs that become ready wait a moment and are
+        /// then claimed and projected together, which keeps a busy worker batching.
+        public var jobsPerTransaction: Int = 16
         public var lanes: [JobLane] = JobLane.allCases
         /// Tenants this worker is dedicated to; `nil` for all.
         public var partitions: [String]? = nil
@@ -44,10 +48,19 @@ public final class ProjectionWorker: Service, Sendable {
         public var workerId: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8).lowercased())"
 
         public init() {}
+
+        /// Job transactions at the same time: `concurrency / jobsPerTransaction` rounded up, and at
+        /// least two (so that one long stream, projected batch after batch, does not hold up all
+        /// other work), but never more than `concurrency`.
+        public var maxTransactions: Int {
+            min(concurrency, max(2, (concurrency + jobsPerTransaction - 1) / max(1, jobsPerTransaction)))
+        }
     }
 
     struct State {
         var inFlight: [Int64: Job] = [:]
+        /// Tasks running job transactions.
+        var transactions = 0
         var counts = JobCounts()
         var registered = false
         var stopped = false
@@ -114,6 +127,14 @@ public final class ProjectionWorker: Service, Sendable {
             }
             state.withLock { $0.stopped = true }
             group.cancelAll()
+        }
+        // The last jobs' counts, which no heartbeat carried yet.
+        let counts = state.withLock { state in
+            defer { state.counts = JobCounts() }
+            return state.counts
+        }
+        if !counts.isEmpty {
+            _ = try? await queue.heartbeat(worker: configuration.workerId, draining: true, counts: counts)
         }
         do {
             try await queue.deregister(worker: configuration.workerId)
