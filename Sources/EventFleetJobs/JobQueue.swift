@@ -89,24 +89,14 @@ public struct JobQueue: Sendable {
     ///   - slots: Its free slots.
     public func claim(worker: String, lanes: [JobLane], partitions: [String]?, slots: Int) async throws -> [Job] {
         guard slots > 0 else { return [] }
-        let query: PostgresQuery = """
-            SELECT id, projection, partition, stream_id, lane, attempt, max_attempts, fencing_token
-              FROM ef_claim_jobs(\(worker), \(lanes.map(\.rawValue))::text[], \(partitions)::text[], \(Int32(slots)))
-            """
-        return try await run("claim jobs", on: nil) { rows in
-            var jobs: [Job] = []
-            for try await (id, projection, partition, stream, lane, attempt, maxAttempts, token)
-                in rows.decode((Int64, String, String, String, String, Int32, Int32, Int64).self)
-            {
-                jobs.append(
-                    Job(
-                        id: id, projection: projection, partition: partition, streamId: stream, lane: JobLane(rawValue: lane) ?? .live,
-                        attempt: Int(attempt), maxAttempts: Int(maxAttempts), fencingToken: token
-                    )
-                )
-            }
-            return jobs
-        } query: { query }
+        let statement = ClaimJobsStatement(worker: worker, lanes: lanes.map(\.rawValue), partitions: partitions, slots: Int32(slots))
+        let rows = try await runPrepared("claim jobs", statement, on: nil)
+        return rows.map { id, projection, partition, stream, lane, attempt, maxAttempts, token in
+            Job(
+                id: id, projection: projection, partition: partition, streamId: stream, lane: JobLane(rawValue: lane) ?? .live,
+                attempt: Int(attempt), maxAttempts: Int(maxAttempts), fencingToken: token
+            )
+        }
     }
 
     // MARK: Fence, complete, fail, release
@@ -133,19 +123,8 @@ public struct JobQueue: Sendable {
     public func fence(_ jobs: [Job], worker: String, on connection: PostgresConnection, idleTimeout: Duration = .seconds(10)) async throws -> [Job] {
         guard !jobs.isEmpty else { return [] }
         let idleMilliseconds = String(idleTimeout.components.seconds * 1_000 + idleTimeout.components.attoseconds / 1_000_000_000_000_000)
-        let query: PostgresQuery = """
-            SELECT j.id, set_config('idle_in_transaction_session_timeout', \(idleMilliseconds), true) FROM ef_jobs j
-              JOIN unnest(\(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[]) AS r(id, token)
-                ON j.id = r.id AND j.fencing_token = r.token
-             WHERE j.owner = \(worker) AND j.state = 'running'
-             ORDER BY j.id
-               FOR NO KEY UPDATE OF j
-            """
-        let held = try await run("fence jobs", on: connection) { rows in
-            var held = Set<Int64>()
-            for try await (id, _) in rows.decode((Int64, String).self) { held.insert(id) }
-            return held
-        } query: { query }
+        let statement = FenceJobsStatement(idleMilliseconds: idleMilliseconds, ids: jobs.map(\.id), tokens: jobs.map(\.fencingToken), worker: worker)
+        let held = Set(try await runPrepared("fence jobs", statement, on: connection))
         return jobs.filter { held.contains($0.id) }
     }
 
@@ -213,30 +192,8 @@ public struct JobQueue: Sendable {
     public func complete(_ jobs: [Job], worker: String, on connection: PostgresConnection? = nil) async throws -> Completions {
         var completions = Completions()
         guard !jobs.isEmpty else { return completions }
-        let query: PostgresQuery = """
-            WITH job AS (
-                SELECT j.id, j.rerun FROM ef_jobs j
-                  JOIN unnest(\(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[]) AS r(id, token)
-                    ON j.id = r.id AND j.fencing_token = r.token
-                 WHERE j.owner = \(worker) AND j.state = 'running'
-                 ORDER BY j.id
-                   FOR UPDATE OF j
-            ), requeued AS (
-                UPDATE ef_jobs j
-                   SET state = 'ready', owner = NULL, claimed_at = NULL, rerun = false, attempt = 0, run_at = now(), updated = now()
-                  FROM job WHERE j.id = job.id AND job.rerun
-                RETURNING j.id, 'requeued'::text
-            ), deleted AS (
-                DELETE FROM ef_jobs j USING job WHERE j.id = job.id AND NOT job.rerun
-                RETURNING j.id, 'completed'::text
-            )
-            SELECT * FROM requeued UNION ALL SELECT * FROM deleted
-            """
-        let outcomes = try await run("complete jobs", on: connection) { rows in
-            var outcomes: [(Int64, String)] = []
-            for try await row in rows.decode((Int64, String).self) { outcomes.append(row) }
-            return outcomes
-        } query: { query }
+        let statement = CompleteJobsStatement(ids: jobs.map(\.id), tokens: jobs.map(\.fencingToken), worker: worker)
+        let outcomes = try await runPrepared("complete jobs", statement, on: connection)
         for (id, outcome) in outcomes {
             if outcome == "requeued" { completions.requeued.append(id) } else { completions.completed.append(id) }
         }
@@ -300,6 +257,22 @@ public struct JobQueue: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Runs a prepared statement in the caller's transaction, or on the pool; returns all its rows.
+    func runPrepared<Statement: PostgresPreparedStatement>(
+        _ operation: String, _ statement: Statement, on connection: PostgresConnection?
+    ) async throws -> [Statement.Row] where Statement.Row: Sendable {
+        do {
+            if let connection {
+                var rows: [Statement.Row] = []
+                for try await row in try await connection.checkedExecute(statement, logger: logger) { rows.append(row) }
+                return rows
+            }
+            return try await client.guardedExecute(statement, logger: logger)
+        } catch {
+            throw PostgresErrorMapping.map(error, operation: operation, target: databaseTarget)
+        }
+    }
 
     func run<T: Sendable>(
         _ operation: String, on connection: PostgresConnection?,

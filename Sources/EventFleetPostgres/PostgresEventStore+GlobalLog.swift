@@ -14,26 +14,15 @@ extension PostgresEventStore {
         // Only transactions below the snapshot's xmin have surely ended: everything they wrote is
         // visible now and nothing can appear before them later. Ordering by (transaction id, global
         // position) and checkpointing that pair therefore never skips a late commit.
-        let query: PostgresQuery = """
-            SELECT m.partition, m.stream_id, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
-                   m.message_type,
-                   CASE WHEN \(readOptions.includePayload) THEN m.message_data::text ELSE '{}' END,
-                   CASE WHEN \(readOptions.includePayload) THEN m.message_metadata::text ELSE '{}' END,
-                   m.message_schema_version, m.created
-              FROM ef_messages m
-             WHERE (m.transaction_id, m.global_position) > (\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition))
-               AND m.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-               AND (\(partitions)::text[] IS NULL OR m.partition = ANY (\(partitions)::text[]))
-               AND (\(readOptions.types)::text[] IS NULL OR m.message_type = ANY (\(readOptions.types)::text[]))
-             ORDER BY m.transaction_id, m.global_position
-             LIMIT \(Int64(readOptions.batchSize))
-            """
+        let statement = ReadAllStatement(
+            transactionId: String(checkpoint.transactionId), globalPosition: checkpoint.globalPosition, partitions: partitions,
+            types: readOptions.types, limit: Int64(readOptions.batchSize), includePayload: readOptions.includePayload
+        )
         return try await mapErrors("read global log") {
             try await client.withGuardedConnection { [logger] connection in
                 var messages: [RecordedMessage] = []
-                let rows = try await connection.checkedQuery(query, logger: logger)
                 for try await (partition, streamId, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
-                    in rows.decode((String, String, Int64, Int64, String, String, String, String, String, Int32, Date).self)
+                    in try await connection.checkedExecute(statement, logger: logger)
                 {
                     messages.append(
                         RecordedMessage(

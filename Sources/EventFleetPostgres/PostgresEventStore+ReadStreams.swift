@@ -40,25 +40,14 @@ extension PostgresEventStore {
             try ReadStreamOptions(partition: range.partition, from: range.from, to: range.to).validate(streamId: range.streamId)
         }
         guard !ranges.isEmpty else { return [] }
-        let query: PostgresQuery = """
-            SELECT r.ordinal, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
-                   m.message_type, m.message_data::text, m.message_metadata::text, m.message_schema_version, m.created
-              FROM unnest(\(ranges.map(\.partition))::text[], \(ranges.map(\.streamId))::text[],
-                          \(ranges.map(\.from))::bigint[], \(ranges.map { $0.to ?? Int64.max })::bigint[])
-                   WITH ORDINALITY AS r(partition, stream_id, from_position, to_position, ordinal)
-             CROSS JOIN LATERAL (
-                    SELECT * FROM ef_messages m
-                     WHERE m.partition = r.partition AND m.stream_id = r.stream_id
-                       AND m.stream_position >= r.from_position AND m.stream_position <= r.to_position
-                     ORDER BY m.stream_position
-                     LIMIT \(Int64(maxCountPerStream))
-                   ) m
-             ORDER BY r.ordinal, m.stream_position
-            """
-        let consume: @Sendable (PostgresRowSequence) async throws -> [[RecordedMessage]] = { rows in
+        let statement = ReadStreamsStatement(
+            partitions: ranges.map(\.partition), streamIds: ranges.map(\.streamId), froms: ranges.map(\.from),
+            tos: ranges.map { $0.to ?? Int64.max }, limit: Int64(maxCountPerStream)
+        )
+        let consume: @Sendable (PostgresConnection) async throws -> [[RecordedMessage]] = { [logger] connection in
             var pages = [[RecordedMessage]](repeating: [], count: ranges.count)
             for try await (ordinal, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
-                in rows.decode((Int64, Int64, Int64, String, String, String, String, String, Int32, Date).self)
+                in try await connection.checkedExecute(statement, logger: logger)
             {
                 let index = Int(ordinal) - 1
                 let range = ranges[index]
@@ -74,9 +63,9 @@ extension PostgresEventStore {
         }
         return try await mapErrors("read streams") {
             if let connection {
-                return try await consume(try await connection.checkedQuery(query, logger: logger))
+                return try await consume(connection)
             }
-            return try await client.guardedQuery(query, logger: logger, consume)
+            return try await client.withGuardedConnection { connection in try await consume(connection) }
         }
     }
 }

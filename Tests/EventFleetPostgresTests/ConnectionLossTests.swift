@@ -82,3 +82,21 @@ struct AppendDurabilityTests {
         }
     }
 }
+
+/// Prepared statements: postgres-nio keeps one that failed to prepare failed on its connection.
+@Suite("Prepared statements", .timeLimit(.minutes(1)))
+struct PreparedStatementTests {
+    @Test("a statement that failed before the migrations ran works on the same pool once they have")
+    func failedPreparationIsNotSticky() async throws {
+        try await TestDatabase.withSchema(poolSize: 1, migrate: false) { schema in
+            let ranges = [StreamRange(partition: "p", streamId: "s")]
+            await #expect(throws: EventStoreError.self) {
+                _ = try await schema.store.readStreams(ranges, maxCountPerStream: 10, connection: nil)
+            }
+            try await MigrationRunner(client: schema.client, logger: TestDatabase.logger).migrate()
+            try await schema.store.appendToStream("s", messages: [message("E")], options: AppendOptions(partition: "p"))
+            let pages = try await schema.store.readStreams(ranges, maxCountPerStream: 10, connection: nil)
+            #expect(pages.map { $0.map(\.type) } == [["E"]])
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import PostgresNIO
+
+/// The store's hot reads, prepared once per connection (see `checkedExecute`).
+
+/// A page of each of several streams (``PostgresEventStore/readStreams(_:maxCountPerStream:connection:)``).
+struct ReadStreamsStatement: PostgresPreparedStatement {
+    static let sql = """
+        SELECT r.ordinal, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
+               m.message_type, m.message_data::text, m.message_metadata::text, m.message_schema_version, m.created
+          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+               WITH ORDINALITY AS r(partition, stream_id, from_position, to_position, ordinal)
+         CROSS JOIN LATERAL (
+                SELECT * FROM ef_messages m
+                 WHERE m.partition = r.partition AND m.stream_id = r.stream_id
+                   AND m.stream_position >= r.from_position AND m.stream_position <= r.to_position
+                 ORDER BY m.stream_position
+                 LIMIT $5
+               ) m
+         ORDER BY r.ordinal, m.stream_position
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .int8Array, .int8Array, .int8]
+    typealias Row = (Int64, Int64, Int64, String, String, String, String, String, Int32, Date)
+
+    var partitions: [String]
+    var streamIds: [String]
+    var froms: [Int64]
+    var tos: [Int64]
+    var limit: Int64
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 5)
+        bindings.append(partitions)
+        bindings.append(streamIds)
+        bindings.append(froms)
+        bindings.append(tos)
+        bindings.append(limit)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        try row.decode(Row.self)
+    }
+}
+
+/// A batch of the global log (``PostgresEventStore/readAll(after:options:)``).
+struct ReadAllStatement: PostgresPreparedStatement {
+    static let sql = """
+        SELECT m.partition, m.stream_id, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
+               m.message_type,
+               CASE WHEN $6 THEN m.message_data::text ELSE '{}' END,
+               CASE WHEN $6 THEN m.message_metadata::text ELSE '{}' END,
+               m.message_schema_version, m.created
+          FROM ef_messages m
+         WHERE (m.transaction_id, m.global_position) > ($1::text::xid8, $2)
+           AND m.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+           AND ($3::text[] IS NULL OR m.partition = ANY ($3::text[]))
+           AND ($4::text[] IS NULL OR m.message_type = ANY ($4::text[]))
+         ORDER BY m.transaction_id, m.global_position
+         LIMIT $5
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .textArray, .textArray, .int8, .bool]
+    typealias Row = (String, String, Int64, Int64, String, String, String, String, String, Int32, Date)
+
+    var transactionId: String
+    var globalPosition: Int64
+    var partitions: [String]?
+    var types: [String]?
+    var limit: Int64
+    var includePayload: Bool
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 6)
+        bindings.append(transactionId)
+        bindings.append(globalPosition)
+        if let partitions { bindings.append(partitions) } else { bindings.appendNull() }
+        if let types { bindings.append(types) } else { bindings.appendNull() }
+        bindings.append(limit)
+        bindings.append(includePayload)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        try row.decode(Row.self)
+    }
+}
