@@ -39,31 +39,26 @@ extension PostgresEventStore {
         }
         let (kind, expected) = Self.encode(appendOptions.expectedVersion)
 
+        var arguments = AppendArguments(
+            partition: partition, streamId: streamId, streamType: appendOptions.streamType, streamMetadata: streamMetadata,
+            expectedKind: kind, expectedVersion: expected, idsSupplied: idsSupplied, ids: ids, types: types, data: data,
+            metadata: metadata, schemaVersions: schemaVersions, notifyChannel: options.notifyChannel
+        )
         let row: (String, Int64, Int64?, Int64?, Bool?)
         do {
             if let connection {
-                let query: PostgresQuery = """
-                    SELECT outcome, current_version, next_expected_version, last_global_position, created_new_stream
-                      FROM ef_append_to_stream(\(partition), \(streamId), \(appendOptions.streamType), \(streamMetadata)::jsonb,
-                                               \(kind)::smallint, \(expected), \(idsSupplied), \(ids)::text[], \(types)::text[],
-                                               \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[],
-                                               \(options.notifyChannel))
-                    """
-                row = try await Self.appendRow(try await connection.checkedQuery(query, logger: logger))
+                row = try await Self.appendRow(try await connection.checkedExecute(AppendStatement(arguments: arguments), logger: logger))
             } else {
                 // postgres-nio ends a statement's rows at CommandComplete, but a statement outside a
                 // transaction block commits later, at Sync: a crash in between would lose an append
                 // the caller saw succeed (the chaos soak caught this across database restarts). The
                 // procedure commits before it answers, so its answer is the acknowledgement of a
-                // durable append, in one round trip.
-                let query: PostgresQuery = """
-                    CALL ef_append_to_stream_committed(
-                        \(partition), \(streamId), \(appendOptions.streamType), \(streamMetadata)::jsonb,
-                        \(kind)::smallint, \(expected), \(idsSupplied), \(ids)::text[], \(types)::text[],
-                        \(data)::text[], \(metadata)::text[], \(schemaVersions)::integer[], NULL,
-                        NULL, NULL, NULL, NULL, NULL)
-                    """
-                row = try await client.guardedQuery(query, logger: logger) { rows in try await Self.appendRow(rows) }
+                // durable append, in one round trip. It does not notify: `AppendNotifier` does, after.
+                arguments.notifyChannel = nil
+                let statement = CommittedAppendStatement(arguments: arguments)
+                row = try await client.withGuardedConnection { [logger] connection in
+                    try await Self.appendRow(try await connection.checkedExecute(statement, logger: logger))
+                }
             }
         } catch {
             throw mapAppendError(error, streamId: streamId, partition: partition, ids: ids)
@@ -89,9 +84,11 @@ extension PostgresEventStore {
 
     /// The one row `ef_append_to_stream` returns, reading the rows to their end (errors surface
     /// only there).
-    private static func appendRow(_ rows: PostgresRowSequence) async throws -> (String, Int64, Int64?, Int64?, Bool?) {
+    private static func appendRow(
+        _ rows: AsyncThrowingMapSequence<PostgresRowSequence, (String, Int64, Int64?, Int64?, Bool?)>
+    ) async throws -> (String, Int64, Int64?, Int64?, Bool?) {
         var row: (String, Int64, Int64?, Int64?, Bool?)?
-        for try await value in rows.decode((String, Int64, Int64?, Int64?, Bool?).self) where row == nil {
+        for try await value in rows where row == nil {
             row = value
         }
         guard let row else {

@@ -84,3 +84,73 @@ struct ReadAllStatement: PostgresPreparedStatement {
         try row.decode(Row.self)
     }
 }
+
+/// The arguments of `ef_append_to_stream` and `ef_append_to_stream_committed`, in their order.
+struct AppendArguments: Sendable {
+    var partition: String
+    var streamId: String
+    var streamType: String?
+    var streamMetadata: String?
+    var expectedKind: Int16
+    var expectedVersion: Int64
+    var idsSupplied: Bool
+    var ids: [String]
+    var types: [String]
+    var data: [String]
+    var metadata: [String]
+    var schemaVersions: [Int32]
+    var notifyChannel: String?
+
+    static let dataTypes: [PostgresDataType] = [
+        .text, .text, .text, .text, .int2, .int8, .bool, .textArray, .textArray, .textArray, .textArray, .int4Array, .text,
+    ]
+
+    var bindings: PostgresBindings {
+        var bindings = PostgresBindings(capacity: 13)
+        bindings.append(partition)
+        bindings.append(streamId)
+        if let streamType { bindings.append(streamType) } else { bindings.appendNull() }
+        if let streamMetadata { bindings.append(streamMetadata) } else { bindings.appendNull() }
+        bindings.append(expectedKind)
+        bindings.append(expectedVersion)
+        bindings.append(idsSupplied)
+        bindings.append(ids)
+        bindings.append(types)
+        bindings.append(data)
+        bindings.append(metadata)
+        bindings.append(schemaVersions)
+        if let notifyChannel { bindings.append(notifyChannel) } else { bindings.appendNull() }
+        return bindings
+    }
+}
+
+/// An append through the pool: the procedure commits before it answers (see `appendToStream`).
+struct CommittedAppendStatement: PostgresPreparedStatement {
+    static let sql = """
+        CALL ef_append_to_stream_committed($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, NULL, NULL)
+        """
+    static let bindingDataTypes = AppendArguments.dataTypes
+    typealias Row = (String, Int64, Int64?, Int64?, Bool?)
+
+    var arguments: AppendArguments
+
+    func makeBindings() throws -> PostgresBindings { arguments.bindings }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// An append inside the caller's transaction.
+struct AppendStatement: PostgresPreparedStatement {
+    static let sql = """
+        SELECT outcome, current_version, next_expected_version, last_global_position, created_new_stream
+          FROM ef_append_to_stream($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        """
+    static let bindingDataTypes = AppendArguments.dataTypes
+    typealias Row = (String, Int64, Int64?, Int64?, Bool?)
+
+    var arguments: AppendArguments
+
+    func makeBindings() throws -> PostgresBindings { arguments.bindings }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
