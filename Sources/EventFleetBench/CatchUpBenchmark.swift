@@ -21,8 +21,9 @@ struct CatchUpBenchmark: Sendable {
                 unit: "events/s", value: result.eventsPerSecond,
                 target: workers >= 2 ? ">= 25000 events/s" : nil, targetMet: workers >= 2 ? result.eventsPerSecond >= 25_000 : nil,
                 note: String(
-                    format: "%.0f jobs/s; %d streams of %d events; all %d rows verified; preload %.0f events/s",
-                    result.jobsPerSecond, settings.catchUpStreams, perStream, settings.catchUpStreams, result.preloadEventsPerSecond
+                    format: "%.0f jobs/s; %d streams of %d events; workers of %d slots, %d jobs per transaction; all %d rows verified; preload %.0f events/s",
+                    result.jobsPerSecond, settings.catchUpStreams, perStream, settings.workerConcurrency, settings.jobsPerTransaction,
+                    settings.catchUpStreams, result.preloadEventsPerSecond
                 )
             ))
             footprints.append((workers, result.peakWorkerBytes))
