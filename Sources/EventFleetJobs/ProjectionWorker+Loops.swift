@@ -41,7 +41,7 @@ extension ProjectionWorker {
                                 for group in lane {
                                     await self.execute(group)
                                     let running = self.state.withLock { state in
-                                        for job in group { state.inFlight[job.id] = nil }
+                                        for job in group { state.release(job) }
                                         return state.inFlight.count
                                     }
                                     self.metrics.running.record(running)
@@ -137,7 +137,7 @@ extension ProjectionWorker {
                 state.withLock { state in
                     for job in batch.finished { state.counts.recordCompleted(job) }
                     // Their slots are free now, while the group's other streams go on.
-                    for job in batch.finished + batch.lost { state.inFlight[job.id] = nil }
+                    for job in batch.finished + batch.lost { state.release(job) }
                 }
                 metrics.completed.increment(by: batch.finished.count)
                 let duration = ContinuousClock.now - started

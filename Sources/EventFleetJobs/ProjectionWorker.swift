@@ -64,6 +64,12 @@ public final class ProjectionWorker: Service, Sendable {
         var counts = JobCounts()
         var registered = false
         var stopped = false
+
+        /// Frees a job's slot, unless the slot now holds a newer claim of the same job (a job
+        /// requeued when it completed can be claimed again while its old group still runs).
+        mutating func release(_ job: Job) {
+            if inFlight[job.id]?.fencingToken == job.fencingToken { inFlight[job.id] = nil }
+        }
     }
 
     public let configuration: Configuration
