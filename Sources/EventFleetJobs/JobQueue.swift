@@ -143,31 +143,10 @@ public struct JobQueue: Sendable {
     /// - Throws: ``JobQueueError/claimLost(jobId:worker:fencingToken:)`` when the claim was lost.
     @discardableResult
     public func complete(_ job: Job, worker: String, on connection: PostgresConnection? = nil) async throws -> Completion {
-        let query: PostgresQuery = """
-            WITH job AS (
-                SELECT id, rerun FROM ef_jobs
-                 WHERE id = \(job.id) AND owner = \(worker) AND fencing_token = \(job.fencingToken) AND state = 'running'
-                   FOR UPDATE
-            ), requeued AS (
-                UPDATE ef_jobs j
-                   SET state = 'ready', owner = NULL, claimed_at = NULL, rerun = false, attempt = 0, run_at = now(), updated = now()
-                  FROM job WHERE j.id = job.id AND job.rerun
-                RETURNING 'requeued'::text
-            ), deleted AS (
-                DELETE FROM ef_jobs j USING job WHERE j.id = job.id AND NOT job.rerun
-                RETURNING 'completed'::text
-            )
-            SELECT * FROM requeued UNION ALL SELECT * FROM deleted
-            """
-        let outcome: String? = try await run("complete job", on: connection) { rows in
-            for try await outcome in rows.decode(String.self) { return outcome }
-            return nil
-        } query: { query }
-        switch outcome {
-        case "completed": return .completed
-        case "requeued": return .requeued
-        default: throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken)
-        }
+        let completions = try await complete([job], worker: worker, on: connection)
+        if completions.completed.contains(job.id) { return .completed }
+        if completions.requeued.contains(job.id) { return .requeued }
+        throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken)
     }
 
     /// What a batch completion did with each job.
@@ -183,9 +162,8 @@ public struct JobQueue: Sendable {
         public init() {}
     }
 
-    /// Completes many jobs (each fenced by its own token) in one statement, for work that needs no
-    /// transaction of its own per job. ``complete(_:worker:on:)`` is the per-job form the projection
-    /// worker uses, committing each completion with the job's last batch.
+    /// Completes many jobs (each fenced by its own token) in one statement: the projection worker
+    /// completes the jobs of a shared transaction with it, committing them with their last batch.
     ///
     /// - Parameter connection: A transaction to complete in, or `nil` to use the pool.
     /// - Returns: Which jobs completed, which were requeued and which were no longer this worker's.

@@ -1,6 +1,6 @@
 import PostgresNIO
 
-/// The job queue's hot statements, prepared once per connection (see `checkedExecute`).
+// The job queue's hot statements, prepared once per connection (see `checkedExecute`).
 
 /// Claims up to `slots` jobs (`JobQueue.claim`).
 struct ClaimJobsStatement: PostgresPreparedStatement {

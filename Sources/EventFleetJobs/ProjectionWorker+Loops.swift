@@ -252,10 +252,7 @@ extension ProjectionWorker {
                     seenDepths = metrics.recordReady(depths, previously: seenDepths)
                 }
             }
-            let counts = state.withLock { state in
-                defer { state.counts = JobCounts() }
-                return state.counts
-            }
+            let counts = takeCounts()
             do {
                 let alive = try await queue.heartbeat(worker: configuration.workerId, draining: Task.isShuttingDownGracefully, counts: counts)
                 if !alive {

@@ -135,10 +135,7 @@ public final class ProjectionWorker: Service, Sendable {
             group.cancelAll()
         }
         // The last jobs' counts, which no heartbeat carried yet.
-        let counts = state.withLock { state in
-            defer { state.counts = JobCounts() }
-            return state.counts
-        }
+        let counts = takeCounts()
         if !counts.isEmpty {
             _ = try? await queue.heartbeat(worker: configuration.workerId, draining: true, counts: counts)
         }
@@ -148,6 +145,14 @@ public final class ProjectionWorker: Service, Sendable {
             logger.warning("could not deregister; the scheduler will remove the registration", metadata: ["eventfleet.error": "\(error)"])
         }
         logger.info("worker stopped")
+    }
+
+    /// The job counts since the last flush, which start over.
+    func takeCounts() -> JobCounts {
+        state.withLock { state in
+            defer { state.counts = JobCounts() }
+            return state.counts
+        }
     }
 
     var registration: WorkerRegistration {

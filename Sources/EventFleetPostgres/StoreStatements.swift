@@ -1,7 +1,7 @@
 import Foundation
 import PostgresNIO
 
-/// The store's hot reads, prepared once per connection (see `checkedExecute`).
+// The store's hot statements, prepared once per connection (see `checkedExecute`).
 
 /// A page of each of several streams (``PostgresEventStore/readStreams(_:maxCountPerStream:connection:)``).
 struct ReadStreamsStatement: PostgresPreparedStatement {

@@ -4,7 +4,9 @@ package struct JSONSyntaxScanner {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
 
-    /// Whether `text` is exactly one JSON value, with optional surrounding whitespace.
+    /// Whether `text` is exactly one JSON value, with optional surrounding whitespace. A scan that
+    /// builds nothing: it runs for every mapped JSON column of every row a projection writes, so
+    /// that such a value cannot spill into other columns of the row document.
     package static func isSingleValue(_ text: String) -> Bool {
         var text = text
         return text.withUTF8 { bytes in

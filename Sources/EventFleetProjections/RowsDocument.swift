@@ -32,7 +32,7 @@ struct RowsDocument {
             if offset > 0 { bytes.append(UInt8(ascii: ",")) }
             Self.appendString(column, to: &bytes)
             bytes.append(UInt8(ascii: ":"))
-            if case .json(let text) = value, column != trustedColumn, !Self.isSingleJSONValue(text) {
+            if case .json(let text) = value, column != trustedColumn, !JSONSyntaxScanner.isSingleValue(text) {
                 throw problem(column, "the value is not exactly one JSON value")
             }
             try appendValue(value, column: column, problem: problem)
@@ -69,12 +69,6 @@ struct RowsDocument {
             }
             Self.appendString(text, to: &bytes)
         }
-    }
-
-    /// Checks that `text` is exactly one JSON value (RFC 8259 syntax), so that it cannot spill into
-    /// other columns. A scan without building anything: it runs for every mapped JSON column.
-    static func isSingleJSONValue(_ text: String) -> Bool {
-        JSONSyntaxScanner.isSingleValue(text)
     }
 
     static func appendString(_ text: String, to bytes: inout [UInt8]) {

@@ -46,7 +46,7 @@ extension SnapshotProjection {
 
             var updates = RowsDocument()
             var inserts = RowsDocument()
-            var inserting: [Int: Int] = [:]
+            var inserting: [Int] = []
             for fold in folds {
                 // Nothing read, or (without a row) nothing this projection handles yet: no row to write.
                 guard let last = fold.last, fold.hasRow || fold.keyEvent != nil else { continue }
@@ -54,7 +54,7 @@ extension SnapshotProjection {
                 if fold.hasRow {
                     try updates.append(updateValues(fold, last: last), trustedColumn: "snapshot", problem: problem(fold.target))
                 } else if let keyEvent = fold.keyEvent {
-                    inserting[fold.index] = inserts.count
+                    inserting.append(fold.index)
                     try inserts.append(
                         insertValues(fold, key: key(keyEvent, fold.target.partition), last: last),
                         trustedColumn: "snapshot", problem: problem(fold.target)
@@ -64,7 +64,7 @@ extension SnapshotProjection {
             pending = []
             guard updates.count + inserts.count > 0 else { break }
             let inserted = try await write(updates: updates, inserts: inserts, context: context)
-            for (index, _) in inserting where !inserted.contains(StreamKey(partition: streams[index].partition, streamId: streams[index].streamId)) {
+            for index in inserting where !inserted.contains(StreamKey(partition: streams[index].partition, streamId: streams[index].streamId)) {
                 lostInsertRaces[index] += 1
                 if lostInsertRaces[index] > 1 {
                     // The insert conflicts, yet no row has this stream: another stream holds the same key.
@@ -76,7 +76,6 @@ extension SnapshotProjection {
                 outcomes[index] = StreamOutcome(applied: 0, caughtUp: true)
                 pending.append(index)
             }
-            pending.sort()
         }
         return targets.map { outcomes[slot[StreamKey(partition: $0.partition, streamId: $0.streamId)]!] }
     }
@@ -209,18 +208,6 @@ extension SnapshotProjection {
             values.append((column.name, mapped[column.name] ?? .null))
         }
         return values
-    }
-
-    /// The denormalized columns an update sets (key and snapshot columns stay as they are or are set apart).
-    private var updatedColumns: [SQLIdentifier] {
-        columns.filter { column in !keyColumns.contains(column) && !Self.snapshotColumns.contains(column.name) }
-    }
-
-    /// The columns an insert writes (``insertValues(_:key:last:)`` gives a value for each).
-    private var insertedColumns: [String] {
-        var names = Self.snapshotColumns
-        for column in keyColumns + columns where !names.contains(column.name) { names.append(column.name) }
-        return names
     }
 
     private func problem(_ target: StreamTarget) -> (String, String) -> ProjectionError {

@@ -24,6 +24,10 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     let evolve: @Sendable (State, E) throws -> State
     let initialState: @Sendable () -> State
     let mapToColumns: (@Sendable (State) -> [String: SQLValue])?
+    /// The denormalized columns an update sets (key and snapshot columns stay as they are or are set apart).
+    let updatedColumns: [SQLIdentifier]
+    /// The columns an insert writes: the snapshot columns, then key and denormalized columns.
+    let insertedColumns: [String]
 
     /// - Parameters:
     ///   - name: A stable name for logs, errors, jobs and the CLI.
@@ -64,6 +68,11 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
         self.evolve = evolve
         self.initialState = initialState
         self.mapToColumns = mapToColumns
+        let keys = self.keyColumns
+        self.updatedColumns = self.columns.filter { column in !keys.contains(column) && !Self.snapshotColumns.contains(column.name) }
+        var inserted = Self.snapshotColumns
+        for column in keys + self.columns where !inserted.contains(column.name) { inserted.append(column.name) }
+        self.insertedColumns = inserted
     }
 
     /// The columns every snapshot table has.

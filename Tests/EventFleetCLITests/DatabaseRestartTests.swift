@@ -106,7 +106,7 @@ struct DatabaseRestartTests {
             for process in workers + [scheduler] {
                 let status = try await process.waitForExit(timeout: .seconds(30))
                 let log = await process.stderr()
-                #expect(status == 0, "pid \(process.pid) exited with \(status): \(log.suffix(3_000))")
+                #expect(status == 0, "pid \(process.pid) exited with \(status): \(log.suffix(40_000))")
             }
         }
     }

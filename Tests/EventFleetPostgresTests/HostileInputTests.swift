@@ -683,16 +683,7 @@ private func nested(_ depth: Int) -> JSONValue {
 private func readLog(
     _ store: PostgresEventStore, options: ReadAllOptions = ReadAllOptions(), count: Int
 ) async throws -> (messages: [RecordedMessage], checkpoint: GlobalCheckpoint) {
-    var checkpoint = GlobalCheckpoint.start
-    var messages: [RecordedMessage] = []
-    try await waitUntil(timeout: .seconds(60), "\(count) events in the global log") {
-        let batch = try await store.readAll(after: checkpoint, options: options)
-        messages += batch.messages
-        checkpoint = batch.checkpoint
-        return messages.count >= count
-    }
-    let extra = try await store.readAll(after: checkpoint, options: options)
-    return (messages + extra.messages, extra.checkpoint)
+    try await readGlobalLog(store, options: options, count: count, timeout: .seconds(60))
 }
 
 /// The outcome of `body`, thrown or returned.

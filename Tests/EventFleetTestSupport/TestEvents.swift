@@ -33,11 +33,12 @@ public func readGlobalLog(
     _ store: any EventStore,
     after checkpoint: GlobalCheckpoint = .start,
     options: ReadAllOptions = ReadAllOptions(),
-    count: Int
+    count: Int,
+    timeout: Duration = .seconds(10)
 ) async throws -> (messages: [RecordedMessage], checkpoint: GlobalCheckpoint) {
     var checkpoint = checkpoint
     var messages: [RecordedMessage] = []
-    try await waitUntil("\(count) events in the global log") {
+    try await waitUntil(timeout: timeout, "\(count) events in the global log") {
         let batch = try await store.readAll(after: checkpoint, options: options)
         messages += batch.messages
         checkpoint = batch.checkpoint
