@@ -106,10 +106,12 @@ struct JobBurner: Sendable {
     }
 
     private func workLeft(baseline: Bool) async throws -> Bool {
+        // In index order with LIMIT 1, not as an EXISTS (which drops both): with stale statistics an
+        // EXISTS may become a sequential scan through every claimed job.
         let query: PostgresQuery = baseline
-            ? "SELECT EXISTS (SELECT 1 FROM bench_raw_jobs WHERE state = 'ready')"
-            : "SELECT EXISTS (SELECT 1 FROM ef_jobs WHERE state = 'ready')"
-        for try await exists in try await client.query(query, logger: logger).decode(Bool.self) { return exists }
+            ? "SELECT 1 FROM bench_raw_jobs WHERE state = 'ready' ORDER BY id LIMIT 1"
+            : "SELECT 1 FROM ef_jobs WHERE state = 'ready' ORDER BY partition, lane, priority DESC, run_at, id LIMIT 1"
+        for try await _ in try await client.query(query, logger: logger) { return true }
         return false
     }
 }

@@ -98,6 +98,34 @@ struct JobQueueTests {
         }
     }
 
+    @Test("one claim shares its slots: least loaded tenant first, equal shares, the rest filled within caps")
+    func claimShares() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            func enqueue(_ partition: String, _ count: Int) async throws {
+                try await queue.enqueue((1...count).map { JobRequest(projection: "p", partition: partition, streamId: "s\($0)") })
+            }
+            try await schema.register("w1")
+            try await enqueue("a", 1)
+            try await enqueue("b", 10)
+            try await enqueue("c", 10)
+            // Shares of 3: a has only 1; the second pass fills the 2 left from b, the first with room.
+            let first = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 9)
+            #expect(first.filter { $0.partition == "a" }.count == 1)
+            #expect(first.filter { $0.partition == "b" }.count == 5)
+            #expect(first.filter { $0.partition == "c" }.count == 3)
+            // c runs 3 and b runs 5: the least loaded tenant with work (c) is served first.
+            let second = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 1)
+            #expect(second.map(\.partition) == ["c"])
+            // A cap bounds both passes: b may run 6, so it gets 1 more however many slots are free.
+            try await queue.setQuota(partition: "b", lane: .live, maxRunning: 6, weight: nil, paused: nil)
+            let third = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 20)
+            #expect(third.filter { $0.partition == "b" }.count == 1)
+            #expect(third.filter { $0.partition == "c" }.count == 6, "all of c's ready jobs")
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'running' AND partition = 'b'") == 6)
+        }
+    }
+
     @Test("a paused tenant and a dedicated worker's partitions are respected")
     func pausedAndDedicated() async throws {
         try await TestDatabase.withSchema { schema in
