@@ -1,6 +1,7 @@
 import PostgresNIO
 
-// The job queue's hot statements, prepared once per connection (see `checkedExecute`).
+// The job queue's hot statements, prepared once per connection (see `checkedExecute`). They call
+// functions of migration 0005, whose plans hold however stale the statistics of ef_jobs are.
 
 /// Claims up to `slots` jobs (`JobQueue.claim`).
 struct ClaimJobsStatement: PostgresPreparedStatement {
@@ -33,12 +34,7 @@ struct ClaimJobsStatement: PostgresPreparedStatement {
 /// Checks and locks the claims of several jobs in the caller's transaction (the multi-job `JobQueue.fence`).
 struct FenceJobsStatement: PostgresPreparedStatement {
     static let sql = """
-        SELECT j.id, set_config('idle_in_transaction_session_timeout', $1, true) FROM ef_jobs j
-          JOIN unnest($2::bigint[], $3::bigint[]) AS r(id, token)
-            ON j.id = r.id AND j.fencing_token = r.token
-         WHERE j.owner = $4 AND j.state = 'running'
-         ORDER BY j.id
-           FOR NO KEY UPDATE OF j
+        SELECT f.id, set_config('idle_in_transaction_session_timeout', $1, true) FROM ef_fence_jobs($4, $2, $3) AS f(id)
         """
     static let bindingDataTypes: [PostgresDataType] = [.text, .int8Array, .int8Array, .text]
     typealias Row = Int64
@@ -65,23 +61,7 @@ struct FenceJobsStatement: PostgresPreparedStatement {
 /// Completes several jobs, each fenced by its token (the batch `JobQueue.complete`).
 struct CompleteJobsStatement: PostgresPreparedStatement {
     static let sql = """
-        WITH job AS (
-            SELECT j.id, j.rerun FROM ef_jobs j
-              JOIN unnest($1::bigint[], $2::bigint[]) AS r(id, token)
-                ON j.id = r.id AND j.fencing_token = r.token
-             WHERE j.owner = $3 AND j.state = 'running'
-             ORDER BY j.id
-               FOR UPDATE OF j
-        ), requeued AS (
-            UPDATE ef_jobs j
-               SET state = 'ready', owner = NULL, claimed_at = NULL, rerun = false, attempt = 0, run_at = now(), updated = now()
-              FROM job WHERE j.id = job.id AND job.rerun
-            RETURNING j.id, 'requeued'::text
-        ), deleted AS (
-            DELETE FROM ef_jobs j USING job WHERE j.id = job.id AND NOT job.rerun
-            RETURNING j.id, 'completed'::text
-        )
-        SELECT * FROM requeued UNION ALL SELECT * FROM deleted
+        SELECT c.id, c.outcome FROM ef_complete_jobs($3, $1, $2) AS c(id, outcome)
         """
     static let bindingDataTypes: [PostgresDataType] = [.int8Array, .int8Array, .text]
     typealias Row = (Int64, String)

@@ -694,18 +694,26 @@ $$;
         ),
         Migration(
             version: 5,
-            name: "claim_plans",
+            name: "job_queue_plans",
             sql: #"""
--- Claims cost the same however stale the planner's statistics of ef_jobs are, and take fewer
--- statements.
+-- The job queue's hot statements keep their cost however stale the planner's statistics of ef_jobs
+-- are, and claims take fewer statements.
 --
--- ef_jobs changes faster than autovacuum analyzes it: a backfill can fill it with thousands of ready
--- jobs while the statistics still say it is empty. The planner then turned the "tenant has ready
--- work" EXISTS of the candidate query into a join that read every ready job of every tenant, for every
--- claim (3,500 rows and 2.7 ms per claim in the catch-up benchmark). The check is now a LATERAL
--- subquery in the ready index's order with LIMIT 1, which cannot be flattened into a join and cannot
--- be a sequential scan (that would pass every running job first): one index probe per tenant,
--- whatever the statistics say.
+-- ef_jobs changes faster than autovacuum analyzes it: a backfill fills it with thousands of jobs
+-- while its statistics still say it is empty, and cached plans made while it was small stay in use
+-- after it has grown. Two plans went wrong in the catch-up benchmark:
+-- - the "tenant has ready work" EXISTS of the claim's candidate query became a join that read every
+--   ready job of every tenant, for every claim (3,500 rows and 2.7 ms per claim);
+-- - "id = ANY (ids)" and joins with the claimed ids became sequential scans of the whole table
+--   (1,000 of them, 1.5 million rows read, in one run of 5,000 jobs).
+-- So:
+-- - the ready check is a LATERAL subquery in the ready index's order with LIMIT 1: it cannot be
+--   flattened into a join, nor be a sequential scan (which would pass every running job first);
+-- - claims, fences and completions run in functions with enable_seqscan off: every statement in
+--   them reaches jobs by an index, and the planner is told not to bet on the table being small;
+-- - they use generic plans (plan_cache_mode): a custom plan per call cost more planning than the
+--   statements' own execution (0.7 ms per claim for the candidates alone), and their plans do not
+--   depend on the arguments.
 --
 -- Fewer statements per claim, same rules (order, shares, exact caps):
 -- - the candidates come in one statement, as arrays, instead of a row loop;
@@ -715,10 +723,6 @@ $$;
 -- - a tenant that gave fewer jobs than asked has no more ready work for this claim and is not asked
 --   again in the second pass;
 -- - last_served is set for all served tenants in one statement at the end.
---
--- Its statements use generic plans (plan_cache_mode): a custom plan per call cost more planning
--- than the statements' own execution (0.7 ms per claim for the candidates alone), and the
--- statements are written so that their plan does not depend on the arguments.
 CREATE OR REPLACE FUNCTION ef_claim_jobs(
     p_worker     text,
     p_lanes      text[],
@@ -729,6 +733,7 @@ RETURNS TABLE (id bigint, projection text, partition text, stream_id text, lane 
                max_attempts integer, fencing_token bigint)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -751,8 +756,6 @@ BEGIN
     END IF;
     PERFORM set_config('synchronous_commit', 'off', true);
     -- The candidates in claim order: least loaded (running / weight) first, then least recently served.
-    -- The ready check follows the ready index's order, so it is an index probe: with LIMIT 1 alone the
-    -- planner may choose a sequential scan, which passes every running job before it meets a ready one.
     -- (partition, lane) breaks ties, so both arrays come in the same order.
     WITH candidates AS MATERIALIZED (
         SELECT q.partition, q.lane, q.last_served,
@@ -798,8 +801,7 @@ BEGIN
             END IF;
             v_take := least(v_room[v_i], v_left, CASE WHEN v_pass = 1 THEN v_share ELSE v_left END);
             CONTINUE WHEN v_take <= 0;
-            -- The picked ids as an array, so the update is primary-key probes in any plan (a join with
-            -- the picked rows may become a hash join over the whole table).
+            -- The picked ids as an array: primary-key probes (a join may become a hash join).
             RETURN QUERY
             UPDATE ef_jobs j
                SET state = 'running', owner = p_worker, fencing_token = j.fencing_token + 1,
@@ -825,6 +827,55 @@ BEGIN
           FROM unnest(v_served) AS s(i)
          WHERE q.partition = v_tenants[s.i] AND q.lane = v_lanes[s.i];
     END IF;
+END;
+$$;
+
+-- Checks and locks a worker's claims of several jobs, in the caller's transaction: the jobs it still
+-- holds (owner and fencing token), locked until that transaction ends.
+CREATE FUNCTION ef_fence_jobs(p_worker text, p_ids bigint[], p_tokens bigint[])
+RETURNS TABLE (id bigint)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT j.id FROM ef_jobs j
+     WHERE j.id = ANY (p_ids) AND j.fencing_token = p_tokens[array_position(p_ids, j.id)]
+       AND j.owner = p_worker AND j.state = 'running'
+     ORDER BY j.id
+       FOR NO KEY UPDATE OF j;
+END;
+$$;
+
+-- Completes several jobs of a worker, each fenced by its token: deleted, or ready again when new
+-- events arrived while it ran (rerun). Jobs the worker no longer holds are left as they are.
+CREATE FUNCTION ef_complete_jobs(p_worker text, p_ids bigint[], p_tokens bigint[])
+RETURNS TABLE (id bigint, outcome text)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH job AS (
+        SELECT j.id, j.rerun FROM ef_jobs j
+         WHERE j.id = ANY (p_ids) AND j.fencing_token = p_tokens[array_position(p_ids, j.id)]
+           AND j.owner = p_worker AND j.state = 'running'
+         ORDER BY j.id
+           FOR UPDATE OF j
+    ), requeued AS (
+        UPDATE ef_jobs j
+           SET state = 'ready', owner = NULL, claimed_at = NULL, rerun = false, attempt = 0, run_at = now(), updated = now()
+         WHERE j.id = ANY (ARRAY(SELECT job.id FROM job WHERE job.rerun))
+        RETURNING j.id, 'requeued'::text
+    ), deleted AS (
+        DELETE FROM ef_jobs j WHERE j.id = ANY (ARRAY(SELECT job.id FROM job WHERE NOT job.rerun))
+        RETURNING j.id, 'completed'::text
+    )
+    SELECT * FROM requeued UNION ALL SELECT * FROM deleted;
 END;
 $$;
 
