@@ -45,19 +45,9 @@ struct ReadStreamsStatement: PostgresPreparedStatement {
 
 /// A batch of the global log (``PostgresEventStore/readAll(after:options:)``).
 struct ReadAllStatement: PostgresPreparedStatement {
+    // A function of migration 0005: its plan reads the log's index in order whatever the statistics say.
     static let sql = """
-        SELECT m.partition, m.stream_id, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
-               m.message_type,
-               CASE WHEN $6 THEN m.message_data::text ELSE '{}' END,
-               CASE WHEN $6 THEN m.message_metadata::text ELSE '{}' END,
-               m.message_schema_version, m.created
-          FROM ef_messages m
-         WHERE (m.transaction_id, m.global_position) > ($1::text::xid8, $2)
-           AND m.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-           AND ($3::text[] IS NULL OR m.partition = ANY ($3::text[]))
-           AND ($4::text[] IS NULL OR m.message_type = ANY ($4::text[]))
-         ORDER BY m.transaction_id, m.global_position
-         LIMIT $5
+        SELECT * FROM ef_read_global_log($1::text::xid8, $2, $3::text[], $4::text[], $5, $6)
         """
     static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .textArray, .textArray, .int8, .bool]
     typealias Row = (String, String, Int64, Int64, String, String, String, String, String, Int32, Date)

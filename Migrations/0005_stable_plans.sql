@@ -1,21 +1,24 @@
--- The job queue's hot statements keep their cost however stale the planner's statistics of ef_jobs
--- are, and claims take fewer statements.
+-- The hot statements of the job queue and the global log keep their cost however stale the
+-- planner's statistics are, and claims take fewer statements.
 --
--- ef_jobs changes faster than autovacuum analyzes it: a backfill fills it with thousands of jobs
--- while its statistics still say it is empty, and cached plans made while it was small stay in use
--- after it has grown. Two plans went wrong in the catch-up benchmark:
+-- ef_jobs and ef_messages grow faster than autovacuum analyzes them: a backfill or a bulk load adds
+-- thousands of rows while the statistics still say the table is small, and plans cached while it
+-- was small stay in use after it has grown. Three plans went wrong in the catch-up benchmark:
 -- - the "tenant has ready work" EXISTS of the claim's candidate query became a join that read every
 --   ready job of every tenant, for every claim (3,500 rows and 2.7 ms per claim);
--- - "id = ANY (ids)" and joins with the claimed ids became sequential scans of the whole table
---   (1,000 of them, 1.5 million rows read, in one run of 5,000 jobs).
+-- - "id = ANY (ids)" and joins with the claimed ids became sequential scans of the whole job table
+--   (1,000 of them, 1.5 million rows read, in one run of 5,000 jobs);
+-- - a page of the global log became a bitmap scan of every event past the checkpoint, sorted, for
+--   each page of 1,000 (19 ms a page at 10,000 events, growing with the backlog).
 -- So:
 -- - the ready check is a LATERAL subquery in the ready index's order with LIMIT 1: it cannot be
 --   flattened into a join, nor be a sequential scan (which would pass every running job first);
--- - claims, fences and completions run in functions with enable_seqscan off: every statement in
---   them reaches jobs by an index, and the planner is told not to bet on the table being small;
--- - they use generic plans (plan_cache_mode): a custom plan per call cost more planning than the
---   statements' own execution (0.7 ms per claim for the candidates alone), and their plans do not
---   depend on the arguments.
+-- - claims, fences, completions and global-log pages run in functions whose planner settings leave
+--   only the index plans they were written for (enable_seqscan off; for the log also bitmap scans
+--   and sorts off, so a page is read in index order and stops at its limit);
+-- - those functions use generic plans (plan_cache_mode): a custom plan per call cost more planning
+--   than the statements' own execution (0.7 ms per claim for the candidates alone), and their plans
+--   do not depend on the arguments.
 --
 -- Fewer statements per claim, same rules (order, shares, exact caps):
 -- - the candidates come in one statement, as arrays, instead of a row loop;
@@ -178,5 +181,43 @@ BEGIN
         RETURNING j.id, 'completed'::text
     )
     SELECT * FROM requeued UNION ALL SELECT * FROM deleted;
+END;
+$$;
+
+-- A page of the global log (see PostgresEventStore.readAll): events past (p_transaction_id,
+-- p_global_position) of transactions that have surely ended (below the snapshot's xmin), in
+-- (transaction id, global position) order, with or without their payloads.
+CREATE FUNCTION ef_read_global_log(
+    p_transaction_id  xid8,
+    p_global_position bigint,
+    p_partitions      text[],
+    p_types           text[],
+    p_limit           bigint,
+    p_payload         boolean
+)
+RETURNS TABLE (partition text, stream_id text, stream_position bigint, global_position bigint, transaction_id text,
+               message_id text, message_type text, message_data text, message_metadata text,
+               message_schema_version integer, created timestamptz)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_sort = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT m.partition, m.stream_id, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
+           m.message_type,
+           CASE WHEN p_payload THEN m.message_data::text ELSE '{}' END,
+           CASE WHEN p_payload THEN m.message_metadata::text ELSE '{}' END,
+           m.message_schema_version, m.created
+      FROM ef_messages m
+     WHERE (m.transaction_id, m.global_position) > (p_transaction_id, p_global_position)
+       AND m.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+       AND (p_partitions IS NULL OR m.partition = ANY (p_partitions))
+       AND (p_types IS NULL OR m.message_type = ANY (p_types))
+     ORDER BY m.transaction_id, m.global_position
+     LIMIT p_limit;
 END;
 $$;

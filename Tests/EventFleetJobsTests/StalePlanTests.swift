@@ -1,0 +1,118 @@
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import EventFleetTestSupport
+import Foundation
+import PostgresNIO
+import Testing
+
+/// The queue's and the log's hot statements keep their plans when the tables grew after the plans
+/// were made: a backfill or a bulk load fills them long before autovacuum analyzes them, and plans
+/// cached while they were nearly empty stay in use (migration 0005).
+@Suite("Plans with stale statistics")
+struct StalePlanTests {
+    @Test("claims, fences and completions planned on a nearly empty job table never scan it once it has grown")
+    func jobStatementsStayOnIndexes() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            try await schema.register("w1")
+            let connection = try await schema.connect()
+            do {
+                // Plans are cached per connection at first use: make them while ef_jobs holds 4 jobs.
+                try await queue.enqueue((1...4).map { JobRequest(projection: "p", partition: "a", streamId: "first-\($0)") })
+                #expect(try await claimFenceComplete(on: connection, slots: 4) == 4)
+
+                for tenant in ["a", "b", "c", "d"] {
+                    try await queue.enqueue((1...1_500).map { JobRequest(projection: "p", partition: tenant, streamId: "s\($0)") })
+                }
+                // Statistics of this transaction only: nothing else in it touches ef_jobs.
+                try await connection.query("BEGIN", logger: TestDatabase.logger)
+                #expect(try await claimFenceComplete(on: connection, slots: 32, inTransaction: true) == 32)
+                let (scans, rowsRead) = try await tableCounters("ef_jobs", on: connection)
+                try await connection.query("COMMIT", logger: TestDatabase.logger)
+                #expect(scans == 0, "sequential scans of ef_jobs (\(rowsRead) rows read)")
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try await connection.close()
+        }
+    }
+
+    @Test("a page of the global log planned on a nearly empty log reads about a page of rows once the log has grown")
+    func globalLogPageStaysOnIndex() async throws {
+        try await TestDatabase.withSchema { schema in
+            let store = schema.store
+            let connection = try await schema.connect()
+            do {
+                try await store.appendToStream("first", messages: (1...3).map { _ in message("E") }, options: AppendOptions())
+                // The first pages plan the read while the log holds 3 events (past the 5 custom plans).
+                for _ in 1...8 { _ = try await readPage(on: connection, limit: 10) }
+
+                for stream in 1...50 {
+                    try await store.appendToStream("s\(stream)", messages: (1...100).map { _ in message("E", #"{"n": 1}"#) }, options: AppendOptions())
+                }
+                try await connection.query("BEGIN", logger: TestDatabase.logger)
+                let page = try await readPage(on: connection, limit: 10)
+                let (scans, rowsRead) = try await tableCounters("ef_messages", on: connection)
+                let fetched = try await indexFetches("ef_messages", on: connection)
+                try await connection.query("COMMIT", logger: TestDatabase.logger)
+                #expect(page <= 10)
+                #expect(scans == 0, "sequential scans of ef_messages (\(rowsRead) rows read)")
+                #expect(fetched <= 50, "a page of 10 fetched \(fetched) of the log's 5,003 rows")
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try await connection.close()
+        }
+    }
+
+    /// Claims up to `slots` jobs for w1, fences and completes them, on `connection`.
+    /// - Returns: How many were completed.
+    private func claimFenceComplete(on connection: PostgresConnection, slots: Int32, inTransaction: Bool = false) async throws -> Int {
+        let logger = TestDatabase.logger
+        var ids: [Int64] = []
+        var tokens: [Int64] = []
+        let claim: PostgresQuery = "SELECT id, fencing_token FROM ef_claim_jobs('w1', '{live}', NULL, \(slots))"
+        for try await (id, token) in try await connection.query(claim, logger: logger).decode((Int64, Int64).self) {
+            ids.append(id)
+            tokens.append(token)
+        }
+        if !inTransaction { try await connection.query("BEGIN", logger: logger) }
+        var fenced = 0
+        for try await _ in try await connection.query("SELECT id FROM ef_fence_jobs('w1', \(ids), \(tokens))", logger: logger) { fenced += 1 }
+        var completed = 0
+        for try await _ in try await connection.query("SELECT id FROM ef_complete_jobs('w1', \(ids), \(tokens))", logger: logger) { completed += 1 }
+        if !inTransaction { try await connection.query("COMMIT", logger: logger) }
+        #expect(fenced == ids.count)
+        return completed
+    }
+
+    private func readPage(on connection: PostgresConnection, limit: Int64) async throws -> Int {
+        var rows = 0
+        let query: PostgresQuery = "SELECT global_position FROM ef_read_global_log('0', 0, NULL, NULL, \(limit), true)"
+        for try await _ in try await connection.query(query, logger: TestDatabase.logger) { rows += 1 }
+        return rows
+    }
+
+    /// Sequential scans of `table` in the current transaction, and the rows they read.
+    private func tableCounters(_ table: String, on connection: PostgresConnection) async throws -> (scans: Int64, rows: Int64) {
+        let query: PostgresQuery = """
+            SELECT seq_scan, seq_tup_read FROM pg_stat_xact_user_tables WHERE schemaname = current_schema() AND relname = \(table)
+            """
+        for try await counters in try await connection.query(query, logger: TestDatabase.logger).decode((Int64, Int64).self) {
+            return counters
+        }
+        return (0, 0)
+    }
+
+    /// Rows fetched through indexes (plain and bitmap scans) of `table` in the current transaction.
+    private func indexFetches(_ table: String, on connection: PostgresConnection) async throws -> Int64 {
+        let query: PostgresQuery = """
+            SELECT coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables WHERE schemaname = current_schema() AND relname = \(table)
+            """
+        for try await fetched in try await connection.query(query, logger: TestDatabase.logger).decode(Int64.self) { return fetched }
+        return 0
+    }
+}
