@@ -178,7 +178,8 @@ public struct RecordedMessage: Sendable, Hashable {
                 reason: String(describing: error)
             )
         }
-        let metadataObject = (try? decoder.decode([String: JSONValue].self, from: metadata)) ?? [:]
+        // Most events carry no metadata: "{}" needs no decoder.
+        let metadataObject = metadata.elementsEqual("{}".utf8) ? [:] : (try? decoder.decode([String: JSONValue].self, from: metadata)) ?? [:]
         return RecordedEvent(event: event, metadata: metadataObject, message: self)
     }
 }

@@ -55,7 +55,7 @@ extension PostgresEventStore {
                     RecordedMessage(
                         streamId: range.streamId, partition: range.partition, streamPosition: position, globalPosition: global,
                         transactionId: UInt64(transaction) ?? 0, messageId: messageId, type: type,
-                        data: Data(data.utf8), metadata: Data(metadata.utf8), schemaVersion: schemaVersion, created: created
+                        data: Data(data.readableBytesView), metadata: Data(metadata.readableBytesView), schemaVersion: schemaVersion, created: created
                     )
                 )
             }

@@ -20,7 +20,8 @@ struct ReadStreamsStatement: PostgresPreparedStatement {
          ORDER BY r.ordinal, m.stream_position
         """
     static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .int8Array, .int8Array, .int8]
-    typealias Row = (Int64, Int64, Int64, String, String, String, String, String, Int32, Date)
+    // Payloads as raw bytes: they become `Data` without a trip through `String`.
+    typealias Row = (Int64, Int64, Int64, String, String, String, ByteBuffer, ByteBuffer, Int32, Date)
 
     var partitions: [String]
     var streamIds: [String]

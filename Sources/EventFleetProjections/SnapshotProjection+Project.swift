@@ -132,6 +132,7 @@ extension SnapshotProjection {
     /// handle change nothing, so such a stream reads on to its first handled event rather than stop
     /// short of it.
     private func read(_ folds: inout [Fold], batchSize: Int, context: ProjectionContext) async throws {
+        let decoder = JSONDecoder()
         while true {
             let reading = folds.indices.filter { folds[$0].readsOn }
             guard !reading.isEmpty else { return }
@@ -140,12 +141,12 @@ extension SnapshotProjection {
                 maxCountPerStream: batchSize, connection: context.connection
             )
             for (position, index) in reading.enumerated() {
-                try apply(pages[position], to: &folds[index], batchSize: batchSize)
+                try apply(pages[position], to: &folds[index], batchSize: batchSize, decoder: decoder)
             }
         }
     }
 
-    private func apply(_ page: [RecordedMessage], to fold: inout Fold, batchSize: Int) throws {
+    private func apply(_ page: [RecordedMessage], to fold: inout Fold, batchSize: Int, decoder: JSONDecoder) throws {
         guard let first = page.first else {
             fold.readsOn = false
             fold.pageWasFull = false
@@ -157,7 +158,7 @@ extension SnapshotProjection {
             )
         }
         for message in page where handles(message.type) {
-            guard let recorded = try message.decode(as: E.self, unknownTypes: .skip) else { continue }
+            guard let recorded = try message.decode(as: E.self, unknownTypes: .skip, decoder: decoder) else { continue }
             fold.keyEvent = fold.keyEvent ?? recorded
             fold.state = try evolve(fold.state, recorded.event)
         }
