@@ -34,6 +34,10 @@ public final class FleetScheduler: Service, Sendable {
         public var maintenanceInterval: Duration = .seconds(1)
         /// Per-minute job statistics older than this are deleted.
         public var statisticsRetention: Duration = .seconds(24 * 3600)
+        /// The leader vacuums the job table when finished jobs have left at least this many dead
+        /// rows (and more dead than live), rather than wait up to a minute for autovacuum; `nil`
+        /// leaves it to autovacuum. See ``JobQueue/vacuumIfWorn(minimumDeadRows:)``.
+        public var vacuumDeadJobs: Int? = 20_000
         /// Jobs enqueued by the scheduler get this many attempts.
         public var maxAttempts: Int32 = 10
 
@@ -82,7 +86,8 @@ public final class FleetScheduler: Service, Sendable {
         }
     }
 
-    /// While leading: rescue the jobs of workers that stopped heartbeating, and prune statistics.
+    /// While leading: rescue the jobs of workers that stopped heartbeating, vacuum the job table
+    /// when finished jobs have worn it, and prune statistics.
     private func maintenanceLoop() async {
         var lastPrune = ContinuousClock.now - .seconds(3600)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -98,6 +103,9 @@ public final class FleetScheduler: Service, Sendable {
                         "rescued jobs of workers that stopped heartbeating",
                         metadata: ["eventfleet.workers": "\(rescue.workers)", "eventfleet.jobs": "\(rescue.jobs)"]
                     )
+                }
+                if let minimum = configuration.vacuumDeadJobs, let dead = try await queue.vacuumIfWorn(minimumDeadRows: minimum) {
+                    logger.debug("vacuumed the job table", metadata: ["eventfleet.dead_rows": "\(dead)"])
                 }
                 if ContinuousClock.now - lastPrune > .seconds(60) {
                     try await queue.prune(statisticsOlderThan: configuration.statisticsRetention)

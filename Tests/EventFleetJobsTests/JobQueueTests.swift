@@ -126,6 +126,38 @@ struct JobQueueTests {
         }
     }
 
+    @Test("finished jobs' dead rows are vacuumed once they pass the threshold, not before")
+    func vacuumWhenWorn() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(client: schema.client)
+            // Autovacuum visiting meanwhile would leave nothing to vacuum.
+            try await schema.execute("ALTER TABLE ef_jobs SET (autovacuum_enabled = false)")
+            try await schema.register("w1")
+            try await queue.enqueue((1...2_000).map { JobRequest(projection: "p", partition: "a", streamId: "s\($0)") })
+            try await queue.setQuota(partition: "a", lane: .live, maxRunning: 10_000, weight: nil, paused: nil)
+            var finished = 0
+            while true {
+                let jobs = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 500)
+                if jobs.isEmpty { break }
+                finished += try await queue.complete(jobs, worker: "w1").completed.count
+            }
+            #expect(finished == 2_000)
+            // Backends report their counts to the statistics within about a second.
+            try await waitUntil("the statistics count the finished jobs' dead rows") {
+                try await schema.count("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'ef_jobs'::regclass") >= 2_000
+            }
+            #expect(try await queue.vacuumIfWorn(minimumDeadRows: 1_000_000) == nil, "below the threshold")
+            #expect(try await schema.count("SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'ef_jobs'::regclass") == 0)
+            let vacuumed = try await queue.vacuumIfWorn(minimumDeadRows: 1_000)
+            #expect((vacuumed ?? 0) >= 2_000)
+            #expect(try await schema.count("SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'ef_jobs'::regclass") == 1)
+            #expect(try await schema.count("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'ef_jobs'::regclass") < 2_000)
+            // The queue works on after it.
+            try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "after")])
+            #expect(try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 5).map(\.streamId) == ["after"])
+        }
+    }
+
     @Test("a paused tenant and a dedicated worker's partitions are respected")
     func pausedAndDedicated() async throws {
         try await TestDatabase.withSchema { schema in
