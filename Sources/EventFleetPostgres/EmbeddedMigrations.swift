@@ -920,6 +920,12 @@ BEGIN
 END;
 $$;
 
+-- Vacuum never truncates the job table. Jobs are deleted as they finish, so its last pages are often
+-- empty, and truncating them takes a lock that stops every claim while vacuum checks them. The empty
+-- pages are reused by the next jobs anyway. (The leading scheduler vacuums the table as jobs finish;
+-- see JobQueue.vacuumIfWorn.)
+ALTER TABLE ef_jobs SET (vacuum_truncate = false);
+
 """#
         ),
     ]
