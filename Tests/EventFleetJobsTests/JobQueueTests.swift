@@ -151,7 +151,8 @@ struct JobQueueTests {
             let vacuumed = try await queue.vacuumIfWorn(minimumDeadRows: 1_000)
             #expect((vacuumed ?? 0) >= 2_000)
             #expect(try await schema.count("SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'ef_jobs'::regclass") == 1)
-            #expect(try await schema.count("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'ef_jobs'::regclass") < 2_000)
+            // (How many dead rows it could remove depends on the oldest open transaction on the whole
+            // server, other tests' included, so that is not asserted.)
             // Never truncated: truncating takes a lock that would stop every claim meanwhile.
             #expect(try await schema.count("SELECT count(*) FROM pg_class WHERE oid = 'ef_jobs'::regclass AND 'vacuum_truncate=false' = ANY (reloptions)") == 1)
             // The queue works on after it.
