@@ -143,7 +143,7 @@ struct JobQueueTests {
             }
             #expect(finished == 2_000)
             // Backends report their counts to the statistics within about a second.
-            try await waitUntil("the statistics count the finished jobs' dead rows") {
+            try await waitUntil(timeout: .seconds(30), "the statistics count the finished jobs' dead rows") {
                 try await schema.count("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'ef_jobs'::regclass") >= 2_000
             }
             #expect(try await queue.vacuumIfWorn(minimumDeadRows: 1_000_000) == nil, "below the threshold")
