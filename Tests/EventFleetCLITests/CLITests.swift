@@ -73,6 +73,15 @@ struct CLITests {
         }
     }
 
+    @Test("a negative vacuum threshold for the scheduler exits 2 and names the option")
+    func schedulerVacuumThreshold() async throws {
+        try await TestDatabase.withSchema { schema in
+            let run = try await eventfleet(["scheduler", "--vacuum-dead-jobs=-1"], url: schema.url)
+            #expect(run.status == 2, "\(run.stderr)")
+            #expect(run.stderr.contains("--vacuum-dead-jobs must be 0 (off) or positive (got -1)"), "\(run.stderr)")
+        }
+    }
+
     @Test("an empty stream id exits 2")
     func emptyStreamId() async throws {
         try await TestDatabase.withSchema { schema in
