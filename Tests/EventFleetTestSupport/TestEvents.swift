@@ -34,7 +34,8 @@ public func readGlobalLog(
     after checkpoint: GlobalCheckpoint = .start,
     options: ReadAllOptions = ReadAllOptions(),
     count: Int,
-    timeout: Duration = .seconds(10)
+    // Generous: any transaction on the server that holds an xid holds the log back, other tests' too.
+    timeout: Duration = .seconds(30)
 ) async throws -> (messages: [RecordedMessage], checkpoint: GlobalCheckpoint) {
     var checkpoint = checkpoint
     var messages: [RecordedMessage] = []
