@@ -13,9 +13,10 @@
 -- So:
 -- - the ready check is a LATERAL subquery in the ready index's order with LIMIT 1: it cannot be
 --   flattened into a join, nor be a sequential scan (which would pass every running job first);
--- - claims, fences, completions and global-log pages run in functions whose planner settings leave
---   only the index plans they were written for (enable_seqscan off; for the log also bitmap scans
---   and sorts off, so a page is read in index order and stops at its limit);
+-- - claims, fences, completions, global-log pages and the held-back check of an empty page run in
+--   functions whose planner settings leave only the index plans they were written for
+--   (enable_seqscan off; for the log also bitmap scans and sorts off, so it is read in index order
+--   and the read stops at its limit);
 -- - those functions use generic plans (plan_cache_mode): a custom plan per call cost more planning
 --   than the statements' own execution (0.7 ms per claim for the candidates alone), and their plans
 --   do not depend on the arguments.
@@ -156,6 +157,8 @@ $$;
 
 -- Completes several jobs of a worker, each fenced by its token: deleted, or ready again when new
 -- events arrived while it ran (rerun). Jobs the worker no longer holds are left as they are.
+-- It repeats ef_fence_jobs' check rather than call it: rerun must be read from the row version it
+-- locks (an enqueue may have set it just before), which only its own SELECT ... FOR UPDATE sees.
 CREATE FUNCTION ef_complete_jobs(p_worker text, p_ids bigint[], p_tokens bigint[])
 RETURNS TABLE (id bigint, outcome text)
 LANGUAGE plpgsql
@@ -219,6 +222,34 @@ BEGIN
        AND (p_types IS NULL OR m.message_type = ANY (p_types))
      ORDER BY m.transaction_id, m.global_position
      LIMIT p_limit;
+END;
+$$;
+
+-- Whether any event (in p_partitions, of p_types) follows the checkpoint, whether or not its
+-- transaction has ended: after an empty page, it tells a log held back by an open transaction from
+-- one read to its end. The first such event in index order, with the same settings as the page.
+CREATE FUNCTION ef_global_log_has_more(
+    p_transaction_id  xid8,
+    p_global_position bigint,
+    p_partitions      text[],
+    p_types           text[]
+)
+RETURNS boolean
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+SET enable_bitmapscan = off
+SET enable_sort = off
+AS $$
+BEGIN
+    PERFORM 1
+       FROM ef_messages m
+      WHERE (m.transaction_id, m.global_position) > (p_transaction_id, p_global_position)
+        AND (p_partitions IS NULL OR m.partition = ANY (p_partitions))
+        AND (p_types IS NULL OR m.message_type = ANY (p_types))
+      ORDER BY m.transaction_id, m.global_position
+      LIMIT 1;
+    RETURN FOUND;
 END;
 $$;
 

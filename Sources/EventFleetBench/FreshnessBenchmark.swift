@@ -61,22 +61,8 @@ struct FreshnessBenchmark: Sendable {
             configuration.workerId = "bench-\(UUID().uuidString.prefix(8).lowercased())"
             services.append(.init(service: ProjectionWorker(configuration: configuration, store: store, registry: registry, logger: quiet)))
         }
-        let fleet = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, logger: quiet))
-        return try await withThrowingTaskGroup(of: (LatencyHistogram, Int, Int)?.self) { group in
-            group.addTask {
-                try await fleet.run()
-                return nil
-            }
-            do {
-                try await scheduler.whenCaughtUp(timeout: .seconds(60))
-                let result = try await load(store: store, database: database)
-                await fleet.triggerGracefulShutdown()
-                for try await _ in group {}
-                return result
-            } catch {
-                await fleet.triggerGracefulShutdown()
-                throw error
-            }
+        return try await withInProcessFleet(scheduler: scheduler, services: services, logger: quiet) {
+            try await load(store: store, database: database)
         }
     }
 

@@ -1,7 +1,6 @@
 import EventFleetJobs
 import Foundation
 import PostgresNIO
-import ServiceLifecycle
 
 /// Workloads 4 and 7: burning down no-op jobs from worker processes, against a raw one-job-per-
 /// transaction `SKIP LOCKED` loop; and claim latency on a fresh job table and after many jobs.
@@ -148,22 +147,8 @@ struct QueueBenchmark: Sendable {
             ))
         }
         let scheduler = FleetScheduler(configuration: configuration, store: database.store, logger: quiet)
-        let fleet = ServiceGroup(configuration: ServiceGroupConfiguration(services: [.init(service: scheduler)], logger: quiet))
-        let row = try await withThrowingTaskGroup(of: BenchRow?.self) { group in
-            group.addTask {
-                try await fleet.run()
-                return nil
-            }
-            do {
-                try await scheduler.whenCaughtUp(timeout: .seconds(60))
-                let row = try await history()
-                await fleet.triggerGracefulShutdown()
-                for try await _ in group {}
-                return row
-            } catch {
-                await fleet.triggerGracefulShutdown()
-                throw error
-            }
+        let row = try await withInProcessFleet(scheduler: scheduler, services: [.init(service: scheduler)], logger: quiet) {
+            try await history()
         }
         report.add(row)
     }

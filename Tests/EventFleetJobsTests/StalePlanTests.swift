@@ -39,27 +39,34 @@ struct StalePlanTests {
         }
     }
 
-    @Test("a page of the global log planned on a nearly empty log reads about a page of rows once the log has grown")
+    @Test("a page of the global log and the held-back check, planned on a nearly empty log, read a few rows once it has grown")
     func globalLogPageStaysOnIndex() async throws {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
             let connection = try await schema.connect()
             do {
                 try await store.appendToStream("first", messages: (1...3).map { _ in message("E") }, options: AppendOptions())
-                // The first pages plan the read while the log holds 3 events (past the 5 custom plans).
-                for _ in 1...8 { _ = try await readPage(on: connection, limit: 10) }
+                // The first calls plan the read and the check while the log holds 3 events (past the 5 custom plans).
+                for _ in 1...8 {
+                    _ = try await readPage(on: connection, limit: 10)
+                    _ = try await hasMore(after: ("0", 0), on: connection)
+                }
 
                 for stream in 1...50 {
                     try await store.appendToStream("s\(stream)", messages: (1...100).map { _ in message("E", #"{"n": 1}"#) }, options: AppendOptions())
                 }
+                // Near the end of the log: a scan from its start would read almost all of it.
+                let nearEnd = try await secondToLast(on: connection)
                 try await connection.query("BEGIN", logger: TestDatabase.logger)
                 let page = try await readPage(on: connection, limit: 10)
+                let more = try await hasMore(after: nearEnd, on: connection)
                 let (scans, rowsRead) = try await tableCounters("ef_messages", on: connection)
                 let fetched = try await indexFetches("ef_messages", on: connection)
                 try await connection.query("COMMIT", logger: TestDatabase.logger)
                 #expect(page <= 10)
+                #expect(more, "the last event follows the second to last")
                 #expect(scans == 0, "sequential scans of ef_messages (\(rowsRead) rows read)")
-                #expect(fetched <= 50, "a page of 10 fetched \(fetched) of the log's 5,003 rows")
+                #expect(fetched <= 50, "a page of 10 and one check fetched \(fetched) of the log's 5,003 rows")
             } catch {
                 try? await connection.close()
                 throw error
@@ -94,6 +101,22 @@ struct StalePlanTests {
         let query: PostgresQuery = "SELECT global_position FROM ef_read_global_log('0', 0, NULL, NULL, \(limit), true)"
         for try await _ in try await connection.query(query, logger: TestDatabase.logger) { rows += 1 }
         return rows
+    }
+
+    private func hasMore(after checkpoint: (transaction: String, position: Int64), on connection: PostgresConnection) async throws -> Bool {
+        let query: PostgresQuery = "SELECT ef_global_log_has_more(\(checkpoint.transaction)::xid8, \(checkpoint.position), NULL, NULL)"
+        for try await more in try await connection.query(query, logger: TestDatabase.logger).decode(Bool.self) { return more }
+        return false
+    }
+
+    /// The log position of its second-to-last event.
+    private func secondToLast(on connection: PostgresConnection) async throws -> (transaction: String, position: Int64) {
+        let query: PostgresQuery = """
+            SELECT transaction_id::text, global_position FROM ef_messages
+             ORDER BY transaction_id DESC, global_position DESC OFFSET 1 LIMIT 1
+            """
+        for try await row in try await connection.query(query, logger: TestDatabase.logger).decode((String, Int64).self) { return row }
+        return ("0", 0)
     }
 
     /// Sequential scans of `table` in the current transaction, and the rows they read.
