@@ -1,3 +1,4 @@
+import EventFleetPostgres
 import PostgresNIO
 
 // The job queue's hot statements, prepared once per connection (see `checkedExecute`). They call
@@ -27,7 +28,11 @@ struct ClaimJobsStatement: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        try row.decode(Row.self)
+        var cells = RowCells(row, statement: "ClaimJobsStatement")
+        return (
+            try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next(),
+            try cells.next(), try cells.next()
+        )
     }
 }
 
@@ -54,7 +59,8 @@ struct FenceJobsStatement: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Int64 {
-        try row.decode((Int64, String).self).0
+        var cells = RowCells(row, statement: "FenceJobsStatement")
+        return try cells.next()
     }
 }
 
@@ -79,6 +85,7 @@ struct CompleteJobsStatement: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        try row.decode(Row.self)
+        var cells = RowCells(row, statement: "CompleteJobsStatement")
+        return (try cells.next(), try cells.next())
     }
 }

@@ -39,10 +39,13 @@ extension PostgresEventStore {
         let consume: @Sendable (PostgresRowSequence) async throws -> ReadStreamResult<RecordedMessage> = { rows in
             var version: Int64?
             var events: [RecordedMessage] = []
-            for try await (streamVersion, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
-                in rows.decode((Int64, Int64?, Int64?, String?, String?, String?, String?, String?, Int32?, Date?).self)
-            {
-                version = streamVersion
+            for try await row in rows {
+                var cells = RowCells(row, statement: "read stream")
+                version = try cells.next(Int64.self)
+                let position = try cells.next(Int64?.self), global = try cells.next(Int64?.self)
+                let transaction = try cells.next(String?.self), messageId = try cells.next(String?.self)
+                let type = try cells.next(String?.self), data = try cells.next(ByteBuffer?.self), metadata = try cells.next(ByteBuffer?.self)
+                let schemaVersion = try cells.next(Int32?.self), created = try cells.next(Date?.self)
                 guard let position, let global, let transaction, let messageId, let type, let data, let metadata,
                       let schemaVersion, let created
                 else { continue }
@@ -50,7 +53,8 @@ extension PostgresEventStore {
                     RecordedMessage(
                         streamId: streamId, partition: partition, streamPosition: position, globalPosition: global,
                         transactionId: UInt64(transaction) ?? 0, messageId: messageId, type: type,
-                        data: Data(data.utf8), metadata: Data(metadata.utf8), schemaVersion: schemaVersion, created: created
+                        data: Data(data.readableBytesView), metadata: Data(metadata.readableBytesView), schemaVersion: schemaVersion,
+                        created: created
                     )
                 )
             }

@@ -40,7 +40,11 @@ struct ReadStreamsStatement: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        try row.decode(Row.self)
+        var cells = RowCells(row, statement: "ReadStreamsStatement")
+        return (
+            try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next(),
+            try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next()
+        )
     }
 }
 
@@ -72,7 +76,11 @@ struct ReadAllStatement: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        try row.decode(Row.self)
+        var cells = RowCells(row, statement: "ReadAllStatement")
+        return (
+            try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next(),
+            try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next()
+        )
     }
 }
 
@@ -113,6 +121,13 @@ struct AppendArguments: Sendable {
         if let notifyChannel { bindings.append(notifyChannel) } else { bindings.appendNull() }
         return bindings
     }
+
+    /// The row both append statements answer with: outcome, current version, next expected version,
+    /// last global position, whether the stream was created.
+    static func decodeOutcome(_ row: PostgresRow, statement: StaticString) throws -> (String, Int64, Int64?, Int64?, Bool?) {
+        var cells = RowCells(row, statement: statement)
+        return (try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next())
+    }
 }
 
 /// An append through the pool: the procedure commits before it answers (see `appendToStream`).
@@ -127,7 +142,7 @@ struct CommittedAppendStatement: PostgresPreparedStatement {
 
     func makeBindings() throws -> PostgresBindings { arguments.bindings }
 
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    func decodeRow(_ row: PostgresRow) throws -> Row { try AppendArguments.decodeOutcome(row, statement: "CommittedAppendStatement") }
 }
 
 /// An append inside the caller's transaction.
@@ -143,5 +158,5 @@ struct AppendStatement: PostgresPreparedStatement {
 
     func makeBindings() throws -> PostgresBindings { arguments.bindings }
 
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    func decodeRow(_ row: PostgresRow) throws -> Row { try AppendArguments.decodeOutcome(row, statement: "AppendStatement") }
 }

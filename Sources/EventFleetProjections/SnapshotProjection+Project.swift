@@ -120,10 +120,10 @@ extension SnapshotProjection {
             binds: bindings
         )
         var rows: [StreamKey: (position: Int64, snapshot: String)] = [:]
-        for try await (partition, streamId, position, snapshot)
-            in try await context.connection.checkedQuery(query, logger: context.logger).decode((String, String, Int64, String).self)
-        {
-            rows[StreamKey(partition: partition, streamId: streamId)] = (position, snapshot)
+        for try await row in try await context.connection.checkedQuery(query, logger: context.logger) {
+            var cells = RowCells(row, statement: "lock read-model rows")
+            let key = StreamKey(partition: try cells.next(), streamId: try cells.next())
+            rows[key] = (try cells.next(), try cells.next())
         }
         return rows
     }
@@ -245,8 +245,9 @@ extension SnapshotProjection {
             binds: bindings
         )
         var inserted = Set<StreamKey>()
-        for try await (partition, streamId) in try await context.connection.checkedQuery(query, logger: context.logger).decode((String, String).self) {
-            inserted.insert(StreamKey(partition: partition, streamId: streamId))
+        for try await row in try await context.connection.checkedQuery(query, logger: context.logger) {
+            var cells = RowCells(row, statement: "write read-model rows")
+            inserted.insert(StreamKey(partition: try cells.next(), streamId: try cells.next()))
         }
         return inserted
     }
