@@ -40,6 +40,8 @@ struct BenchRunCommand: AsyncParsableCommand {
     var workerConcurrency: Int?
     @Option(name: .customLong("jobs-per-transaction"), help: "Jobs sharing a transaction in the workers of workloads 5 and 6 (the worker's default otherwise).")
     var jobsPerTransaction: Int?
+    @Option(name: .customLong("catch-up-workers"), help: "Worker processes of workload 5, comma-separated runs (default 1,2).")
+    var catchUpWorkers: String?
     @Option(name: .customLong("freshness-rate"), help: "Events per second of workload 6's steady write load (default 500).")
     var freshnessRate: Int?
 
@@ -48,6 +50,17 @@ struct BenchRunCommand: AsyncParsableCommand {
         if let workerConcurrency, workerConcurrency < 1 { throw ValidationError("--worker-concurrency must be positive") }
         if let jobsPerTransaction, jobsPerTransaction < 1 { throw ValidationError("--jobs-per-transaction must be positive") }
         if let freshnessRate, freshnessRate < 1 { throw ValidationError("--freshness-rate must be positive") }
+        _ = try catchUpWorkerCounts()
+    }
+
+    private func catchUpWorkerCounts() throws -> [Int]? {
+        guard let catchUpWorkers else { return nil }
+        return try catchUpWorkers.split(separator: ",").map { text in
+            guard let count = Int(text.trimmingCharacters(in: .whitespaces)), count > 0 else {
+                throw ValidationError("--catch-up-workers: '\(text)' is not a positive number of workers")
+            }
+            return count
+        }
     }
 
     private func workloads() throws -> [Workload] {
@@ -67,6 +80,7 @@ struct BenchRunCommand: AsyncParsableCommand {
         if let workerConcurrency { chosen.workerConcurrency = workerConcurrency }
         if let jobsPerTransaction { chosen.jobsPerTransaction = jobsPerTransaction }
         if let freshnessRate { chosen.freshnessRate = freshnessRate }
+        if let counts = try catchUpWorkerCounts() { chosen.catchUpWorkers = counts }
         let settings = chosen
         let mode = quick ? "quick" : "full"
         let workloads = try self.workloads()

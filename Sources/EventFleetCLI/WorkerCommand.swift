@@ -7,12 +7,12 @@ import Logging
 
 /// Options of `worker` (and of `launch`, which passes them on).
 public struct WorkerOptions: ParsableArguments, Sendable {
-    @Option(help: "Jobs to run at the same time.") public var concurrency: Int = 32
+    @Option(help: "Jobs to run at the same time.") public var concurrency: Int = ProjectionWorker.Configuration().concurrency
     @Option(
         name: .customLong("jobs-per-transaction"),
         help: "Jobs of one projection that share a transaction (1: one job per transaction); concurrency / this many transactions run at a time."
     )
-    public var jobsPerTransaction: Int = 16
+    public var jobsPerTransaction: Int = ProjectionWorker.Configuration().jobsPerTransaction
     @Option(help: "Lanes to work, comma-separated: live,backfill.") public var lanes: String = "live,backfill"
     @Option(help: "Tenants to work for, comma-separated (default: all).") public var partitions: String?
     @Option(name: .customLong("drain-timeout"), help: "Seconds in-flight jobs may run on after SIGTERM.") public var drainTimeout: Int = 30

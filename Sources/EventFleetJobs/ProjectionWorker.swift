@@ -20,7 +20,7 @@ public final class ProjectionWorker: Service, Sendable {
     /// Settings of a worker.
     public struct Configuration: Sendable {
         /// Jobs run at the same time.
-        public var concurrency: Int = 32
+        public var concurrency: Int = 64
         /// Jobs of one projection that share a transaction: their streams are read, folded and
         /// written together, and they complete together. One is the classic job-per-transaction
         /// worker; larger groups cut the statements per job several times over.
@@ -28,7 +28,7 @@ public final class ProjectionWorker: Service, Sendable {
         /// The worker runs at most ``maxTransactions`` such transactions at a time (so holds about
         /// that many connections): when all are busy, jobs that become ready wait a moment and are
         /// then claimed and projected together, which keeps a busy worker batching.
-        public var jobsPerTransaction: Int = 16
+        public var jobsPerTransaction: Int = 32
         public var lanes: [JobLane] = JobLane.allCases
         /// Tenants this worker is dedicated to; `nil` for all.
         public var partitions: [String]? = nil
