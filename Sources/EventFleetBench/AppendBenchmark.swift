@@ -32,6 +32,9 @@ struct AppendBenchmark: Sendable {
                     baselineP99Milliseconds: baseline.latency.milliseconds(atPercentile: 99),
                     target: "ratio >= 0.8", targetMet: ratio >= 0.8
                 ))
+                if hot {
+                    try await gaplessReference(writers: writers, plain: baseline, into: &report)
+                }
             }
         }
         for size in settings.batchSizes {
@@ -78,6 +81,55 @@ struct AppendBenchmark: Sendable {
                 return 1
             }
         }
+    }
+
+    /// Workload 1's hot stream against the least raw SQL that gives a stream gapless positions under
+    /// concurrent writers: one statement that bumps the stream's counter row and inserts the event
+    /// at the new position. The plain-INSERT baseline takes positions from a counter in the bench's
+    /// memory, so its writers never wait for each other; any store with per-stream positions makes
+    /// a hot stream's writers take turns on the stream until each commit is flushed. The row says how
+    /// much of the gap to the plain baseline is that rule's, and how much is the library's.
+    private func gaplessReference(writers: Int, plain: LoadResult, into report: inout BenchReport) async throws {
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let store = database.store
+        let database = self.database
+        let duration = settings.runDuration / 2
+        let (library, gapless) = try await measurePair { _ in
+            try await runLoad(workers: writers, duration: duration) { _, _ in
+                try await store.appendToStream(
+                    "hot-gapless-\(run)", events: [Self.event], options: AppendOptions(partition: Self.partition, streamType: "cart")
+                )
+                return 1
+            }
+        } baseline: { _ in
+            try await runLoad(workers: writers, duration: duration) { _, _ in
+                let stream = "hot-raw-\(run)"
+                let query: PostgresQuery = """
+                    WITH bumped AS (
+                        INSERT INTO bench_raw_stream_versions AS s (stream_id, version) VALUES (\(stream), 1)
+                        ON CONFLICT (stream_id) DO UPDATE SET version = s.version + 1
+                        RETURNING version
+                    )
+                    INSERT INTO bench_raw_messages (partition, stream_id, stream_position, message_type, message_data, message_id)
+                    SELECT \(Self.partition), \(stream), bumped.version, \(Self.eventType), \(Self.eventData)::jsonb, \(UUID().uuidString.lowercased())
+                      FROM bumped
+                    """
+                try await database.execute(query)
+                return 1
+            }
+        }
+        let ratio = library.itemsPerSecond / gapless.itemsPerSecond
+        report.add(BenchRow(
+            workload: "1 append", variant: "hot stream, \(writers) writer\(writers == 1 ? "" : "s"), against raw gapless SQL",
+            unit: "events/s", value: library.itemsPerSecond, baseline: gapless.itemsPerSecond, ratio: ratio,
+            p50Milliseconds: library.latency.milliseconds(atPercentile: 50), p99Milliseconds: library.latency.milliseconds(atPercentile: 99),
+            baselineP50Milliseconds: gapless.latency.milliseconds(atPercentile: 50),
+            baselineP99Milliseconds: gapless.latency.milliseconds(atPercentile: 99),
+            note: String(
+                format: "baseline: one statement that bumps the stream's counter row and inserts at the new position; it reaches %.2f of the plain INSERTs above",
+                gapless.itemsPerSecond / plain.itemsPerSecond
+            )
+        ))
     }
 
     /// `size` events per append to a new stream, against one `unnest` INSERT of the same rows.

@@ -75,10 +75,12 @@ struct BenchDatabase: Sendable {
     }
 
     /// Applies the library's and the carts example's migrations, then creates the baseline tables
-    /// with exactly the shape (columns, defaults, constraints, indexes) of the library's.
+    /// with exactly the shape (columns, defaults, constraints, indexes) of the library's, and the
+    /// least a gapless per-stream position needs: one counter row per stream.
     private func prepare() async throws {
         try await CartsReadModel.migrate(client: client, logger: logger)
         try await execute("CREATE TABLE bench_raw_messages (LIKE ef_messages INCLUDING ALL)")
+        try await execute("CREATE TABLE bench_raw_stream_versions (stream_id text PRIMARY KEY, version bigint NOT NULL)")
         try await execute("CREATE TABLE bench_raw_jobs (LIKE ef_jobs INCLUDING ALL)")
     }
 
