@@ -69,6 +69,7 @@ public final class FleetScheduler: Service, Sendable {
         // Jobs need only each event's stream and type.
         consumerConfiguration.readsPayload = false
         let scheduling = JobScheduling(queue: queue, maxAttempts: configuration.maxAttempts, metrics: metrics)
+        consumerConfiguration.serverSidePages = scheduling.serverSidePages(scope: configuration.scope)
         self.consumer = EventConsumer(configuration: consumerConfiguration, store: store, registry: ProjectionRegistry([scheduling]), logger: logger)
     }
 
@@ -115,6 +116,8 @@ public final class FleetScheduler: Service, Sendable {
                     lastPrune = .now
                 }
             } catch {
+                // Stopping cancels a maintenance statement in flight: that is no failure.
+                if error is CancellationError || Task.isCancelled { break }
                 logger.warning("maintenance failed; retrying", metadata: ["eventfleet.error": "\(error)"])
             }
         }
@@ -122,6 +125,10 @@ public final class FleetScheduler: Service, Sendable {
 }
 
 /// The scheduler's handler: turns a batch of the global log into jobs, in the consumer's transaction.
+///
+/// Pages are scheduled on the server (``serverSidePages(scope:)``, `ef_schedule_global_log`); the
+/// handler proper, the same work in Swift, takes a batch whose server-side page failed, so that the
+/// consumer's retries and failure policy apply to it.
 struct JobScheduling: Projection {
     let name = "eventfleet-job-scheduling"
     let eventTypes: Set<String>? = nil
@@ -130,6 +137,33 @@ struct JobScheduling: Projection {
     let metrics: JobMetrics
 
     func validate(on connection: PostgresConnection, logger: Logger) async throws {}
+
+    /// Reads a page of the log and enqueues its jobs in one statement on the server (migration 0006):
+    /// the same events, projections and jobs as ``handle(_:context:)``, without moving the page's
+    /// rows to the scheduler and its job requests back.
+    func serverSidePages(scope: PartitionScope) -> EventConsumer.ServerSidePages {
+        let partitions: [String]? = switch scope {
+        case .all: nil
+        case .only(let partitions): partitions
+        }
+        return EventConsumer.ServerSidePages { [maxAttempts, metrics] after, limit, connection, logger in
+            let query: PostgresQuery = """
+                SELECT events, last_transaction_id, last_global_position, enqueued
+                  FROM ef_schedule_global_log(\(String(after.transactionId))::xid8, \(after.globalPosition), \(partitions)::text[],
+                                              \(Int64(limit)), \(maxAttempts), \(JobQueue.notifyChannel))
+                """
+            var page: (events: Int, last: GlobalCheckpoint?) = (0, nil)
+            for try await (events, transaction, position, enqueued)
+                in try await connection.checkedQuery(query, logger: logger).decode((Int64, String?, Int64?, Int64).self)
+            {
+                metrics.enqueued.increment(by: Int(enqueued))
+                if let transaction, let position, let transactionId = UInt64(transaction) {
+                    page = (Int(events), GlobalCheckpoint(transactionId: transactionId, globalPosition: position))
+                }
+            }
+            return page
+        }
+    }
 
     func handle(_ messages: [RecordedMessage], context: ProjectionContext) async throws {
         // Read in the same transaction, so a projection registered after this batch's events were

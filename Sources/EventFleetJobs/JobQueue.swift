@@ -43,36 +43,16 @@ public struct JobQueue: Sendable {
             try IdentifierValidation.validate(request.partition, field: "partition")
             try IdentifierValidation.validate(request.streamId, field: "streamId")
         }
+        // ef_enqueue_jobs (migration 0006), which the scheduler's server-side pages use too.
         let query: PostgresQuery = """
-            WITH requests AS (
-                SELECT DISTINCT ON (r.projection, r.partition, r.stream_id) r.*
-                  FROM unnest(\(requests.map(\.projection))::text[], \(requests.map(\.partition))::text[],
-                              \(requests.map(\.streamId))::text[], \(requests.map(\.lane.rawValue))::text[],
-                              \(requests.map(\.priority))::int[], \(requests.map(\.maxAttempts))::int[])
-                       AS r(projection, partition, stream_id, lane, priority, max_attempts)
-                 ORDER BY r.projection, r.partition, r.stream_id, (r.lane = 'live') DESC
-            ), quotas AS (
-                INSERT INTO ef_tenant_quotas (partition, lane)
-                SELECT DISTINCT partition, lane FROM requests
-                ON CONFLICT DO NOTHING
-            ), notified AS (
-                -- Joined below so it runs (once); NOTIFY is delivered on commit.
-                SELECT pg_notify(\(Self.notifyChannel), '') AS sent WHERE \(notify)
-            )
-            INSERT INTO ef_jobs (projection, partition, stream_id, lane, priority, max_attempts)
-            SELECT projection, partition, stream_id, lane, priority, max_attempts
-              FROM requests LEFT JOIN notified ON true
-            ON CONFLICT (projection, partition, stream_id) WHERE state IN ('ready', 'running')
-            DO UPDATE SET rerun = ef_jobs.rerun OR ef_jobs.state = 'running',
-                          lane = CASE WHEN ef_jobs.state = 'ready' AND EXCLUDED.lane = 'live' THEN 'live' ELSE ef_jobs.lane END,
-                          updated = now()
-                    WHERE (ef_jobs.state = 'running' AND NOT ef_jobs.rerun)
-                       OR (ef_jobs.state = 'ready' AND ef_jobs.lane <> EXCLUDED.lane AND EXCLUDED.lane = 'live')
-            RETURNING (xmax = 0)
+            SELECT ef_enqueue_jobs(\(requests.map(\.projection))::text[], \(requests.map(\.partition))::text[],
+                                   \(requests.map(\.streamId))::text[], \(requests.map(\.lane.rawValue))::text[],
+                                   \(requests.map(\.priority))::int[], \(requests.map(\.maxAttempts))::int[],
+                                   \(notify ? Self.notifyChannel : nil)::text)
             """
         return try await run("enqueue jobs", on: connection) { rows in
             var inserted = 0
-            for try await isNew in rows.decode(Bool.self) where isNew { inserted += 1 }
+            for try await count in rows.decode(Int64.self) { inserted = Int(count) }
             return inserted
         } query: { query }
     }

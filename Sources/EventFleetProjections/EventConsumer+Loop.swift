@@ -25,17 +25,24 @@ extension EventConsumer {
                     continue
                 }
                 lease = current
-                let batch = try await store.readAll(
-                    after: current.checkpoint,
-                    options: ReadAllOptions(
-                        scope: configuration.scope, batchSize: configuration.batchSize, types: registry.eventTypes.map { Array($0) },
-                        includePayload: configuration.readsPayload
+                let step: Step
+                if let pages = configuration.serverSidePages, let page = try await serverSidePage(pages, lease: current) {
+                    step = page
+                } else {
+                    let batch = try await store.readAll(
+                        after: current.checkpoint,
+                        options: ReadAllOptions(
+                            scope: configuration.scope, batchSize: configuration.batchSize, types: registry.eventTypes.map { Array($0) },
+                            includePayload: configuration.readsPayload
+                        )
                     )
-                )
+                    logger.trace("polled", metadata: ["eventfleet.events": "\(batch.messages.count)", "eventfleet.held_back": "\(batch.isHeldBack)"])
+                    step = batch.messages.isEmpty ? .empty(isHeldBack: batch.isHeldBack) : .committed(try await process(batch, lease: current))
+                }
                 transientFailures = 0
-                logger.trace("polled", metadata: ["eventfleet.events": "\(batch.messages.count)", "eventfleet.held_back": "\(batch.isHeldBack)"])
-                if batch.messages.isEmpty {
-                    if batch.isHeldBack {
+                switch step {
+                case .empty(let isHeldBack):
+                    if isHeldBack {
                         // Events wait behind an open transaction, which ends without a notification.
                         heldBackWait = min(heldBackWait * 2, .seconds(1))
                         await wakeup.wait(timeout: min(heldBackWait, idleWait))
@@ -44,13 +51,12 @@ extension EventConsumer {
                         await wakeup.wait(timeout: idleWait)
                         idleWait = min(idleWait * 2, configuration.maxPollInterval)
                     }
-                    continue
+                case .committed(let checkpoint):
+                    heldBackWait = .milliseconds(5)
+                    idleWait = configuration.pollInterval
+                    lease?.checkpoint = checkpoint
+                    progress.withLock { $0.checkpoint = checkpoint }
                 }
-                heldBackWait = .milliseconds(5)
-                idleWait = configuration.pollInterval
-                let checkpoint = try await process(batch, lease: current)
-                lease?.checkpoint = checkpoint
-                progress.withLock { $0.checkpoint = checkpoint }
             } catch let error as ProjectionError {
                 guard case .leaseLost = error else { throw error }
                 logger.warning("lost the lease to another instance; standing by")
@@ -73,6 +79,45 @@ extension EventConsumer {
         }
         if let lease {
             await releaseLease(lease)
+        }
+    }
+
+    /// What one turn of the loop did.
+    private enum Step {
+        /// Nothing to read: the log is read to its end, or held back by an open transaction.
+        case empty(isHeldBack: Bool)
+        /// A batch committed, up to this checkpoint.
+        case committed(GlobalCheckpoint)
+    }
+
+    /// Handles the next page on the server and moves the checkpoint, in one transaction.
+    ///
+    /// - Returns: `nil` when the page failed for a reason of its own: the caller then reads the batch
+    ///   and hands it to the projections (which retry and stop or dead-letter per policy).
+    private func serverSidePage(_ pages: ServerSidePages, lease: ConsumerLease) async throws -> Step? {
+        do {
+            let page = try await inTransaction { [self] context in
+                let page = try await pages.handle(lease.checkpoint, configuration.batchSize, context.connection, logger)
+                if page.events > 0, let last = page.last {
+                    try await advanceCheckpoint(from: lease.checkpoint, to: last, lease: lease, on: context.connection)
+                }
+                return page
+            }
+            logger.trace("scheduled a page on the server", metadata: ["eventfleet.events": "\(page.events)"])
+            guard page.events > 0, let last = page.last else {
+                let isHeldBack = try await store.globalLogHasMore(
+                    after: lease.checkpoint, scope: configuration.scope, types: registry.eventTypes.map { Array($0) }
+                )
+                return .empty(isHeldBack: isHeldBack)
+            }
+            await configuration.onCommit?(last, page.events)
+            return .committed(last)
+        } catch where Self.isHandlerFailure(error) {
+            logger.warning(
+                "handling a page on the server failed; reading the batch and handling it here",
+                metadata: ["eventfleet.error": "\(error)"]
+            )
+            return nil
         }
     }
 
@@ -190,9 +235,9 @@ extension EventConsumer {
 
     /// Runs `body` in a transaction; driver errors come out as ``EventStoreError``, a handler's own
     /// errors unchanged.
-    private func inTransaction(_ body: @escaping @Sendable (ProjectionContext) async throws -> Void) async throws {
+    private func inTransaction<T: Sendable>(_ body: @escaping @Sendable (ProjectionContext) async throws -> T) async throws -> T {
         do {
-            try await store.client.withGuardedTransaction(logger: logger) { [store, logger] connection in
+            return try await store.client.withGuardedTransaction(logger: logger) { [store, logger] connection in
                 try await body(ProjectionContext(connection: connection, store: store, logger: logger))
             }
         } catch {

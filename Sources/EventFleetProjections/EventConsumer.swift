@@ -77,6 +77,8 @@ public final class EventConsumer: Service, Sendable {
         /// events are and of what type (the fleet's scheduler) read far less with `false`; their
         /// messages then carry `{}` as data and metadata.
         public var readsPayload: Bool = true
+        /// Pages handled on the server instead of read (the fleet's scheduler); see ``ServerSidePages``.
+        package var serverSidePages: ServerSidePages?
 
         public init(name: String, scope: PartitionScope = .all) {
             self.name = name
@@ -100,6 +102,26 @@ public final class EventConsumer: Service, Sendable {
                 let sorted = Array(Set(partitions)).sorted()
                 return String(decoding: (try? JSONEncoder().encode(sorted)) ?? Data("[]".utf8), as: UTF8.self)
             }
+        }
+    }
+
+    /// Handles whole pages of the log on the server instead of reading their events, for a consumer
+    /// whose work is one statement over the page (the fleet's scheduler turns a page into jobs).
+    ///
+    /// In the batch's transaction, before the checkpoint moves, `handle` takes up to `limit` events
+    /// after the checkpoint, by the global log's rule, and says how many it took and the checkpoint of
+    /// the last. When it fails for a reason other than the database being away or the lease being
+    /// lost, the consumer reads that batch and hands it to its projections as usual, which retry and
+    /// stop or dead-letter per ``FailurePolicy``.
+    package struct ServerSidePages: Sendable {
+        package typealias Handle = @Sendable (
+            _ after: GlobalCheckpoint, _ limit: Int, _ connection: PostgresConnection, _ logger: Logger
+        ) async throws -> (events: Int, last: GlobalCheckpoint?)
+
+        package var handle: Handle
+
+        package init(handle: @escaping Handle) {
+            self.handle = handle
         }
     }
 

@@ -1,0 +1,99 @@
+import EventFleetCore
+import EventFleetJobs
+import EventFleetPostgres
+import EventFleetProjections
+import EventFleetTestSupport
+import Foundation
+import PostgresNIO
+import Testing
+
+/// Which jobs the scheduler makes of the global log, on the server and in its Swift fallback.
+@Suite("Fleet scheduler", .timeLimit(.minutes(2)))
+struct SchedulerTests {
+    /// Events in two tenants: some of types a projection handles, one of a type none does.
+    private func writeEvents(_ store: PostgresEventStore) async throws {
+        func append(_ stream: String, _ partition: String, _ types: [String]) async throws {
+            try await store.appendToStream(
+                stream, messages: types.map { ProposedMessage(type: $0, data: Data("{}".utf8)) }, options: AppendOptions(partition: partition)
+            )
+        }
+        try await append("s1", "a", ["Opened", "Changed", "Changed"])
+        try await append("s2", "b", ["Opened"])
+        try await append("s3", "a", ["Unrelated"])
+        try await append("s4", "a", ["Audited", "Changed"])
+        try await append("s1", "a", ["Changed"])
+    }
+
+    private func jobs(_ schema: TestSchema) async throws -> [String] {
+        var jobs: [String] = []
+        let query: PostgresQuery = "SELECT projection, partition, stream_id, lane, state FROM ef_jobs ORDER BY 1, 2, 3"
+        for try await (projection, partition, stream, lane, state) in try await schema.client.query(query).decode((String, String, String, String, String).self) {
+            jobs.append("\(projection)/\(partition)/\(stream) \(lane) \(state)")
+        }
+        return jobs
+    }
+
+    private func schedule(_ schema: TestSchema, scope: PartitionScope) async throws {
+        var configuration = fastScheduler()
+        configuration.scope = scope
+        let scheduler = FleetScheduler(configuration: configuration, store: schema.store)
+        let running = Task { try await scheduler.run() }
+        defer { running.cancel() }
+        try await scheduler.whenCaughtUp()
+        running.cancel()
+        _ = await running.result
+    }
+
+    @Test("one live job per projection and stream with events of a type it handles, in the scheduler's partitions only")
+    func jobsOfThePage() async throws {
+        try await withCartsSchema(poolSize: 10) { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.registerProjections([("carts", 1, ["Opened", "Changed"]), ("audit", 1, ["Audited"])])
+            try await writeEvents(schema.store)
+
+            try await schedule(schema, scope: .only(["a"]))
+            #expect(try await jobs(schema) == ["audit/a/s4 live ready", "carts/a/s1 live ready", "carts/a/s4 live ready"])
+
+            // A scheduler of all partitions has a checkpoint of its own: it adds tenant b's job, and
+            // tenant a's streams, already queued, stay one job each.
+            try await schedule(schema, scope: .all)
+            #expect(try await jobs(schema) == [
+                "audit/a/s4 live ready", "carts/a/s1 live ready", "carts/a/s4 live ready", "carts/b/s2 live ready",
+            ])
+        }
+    }
+
+    @Test("a running job is marked to run again when new events of its stream are scheduled")
+    func runningJobReruns() async throws {
+        try await withCartsSchema(poolSize: 10) { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.registerProjections([("carts", 1, ["Opened", "Changed"])])
+            try await writeEvents(schema.store)
+            try await schedule(schema, scope: .all)
+            try await queue.register(WorkerRegistration(id: "w1", host: "test", pid: 1, lanes: JobLane.allCases, partitions: nil, slots: 8))
+            let claimed = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 8)
+            #expect(claimed.count == 3)
+
+            try await schema.store.appendToStream("s1", messages: [ProposedMessage(type: "Changed", data: Data("{}".utf8))], options: AppendOptions(partition: "a"))
+            try await schedule(schema, scope: .all)
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE stream_id = 's1' AND state = 'running' AND rerun") == 1)
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE rerun") == 1)
+        }
+    }
+
+    @Test("when the server cannot schedule a page, the scheduler schedules the batch itself and misses nothing")
+    func swiftFallback() async throws {
+        try await withCartsSchema(poolSize: 10) { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.registerProjections([("carts", 1, ["Opened", "Changed"]), ("audit", 1, ["Audited"])])
+            try await writeEvents(schema.store)
+            // The server-side page fails for a reason of its own (here: its function is gone).
+            try await schema.execute("DROP FUNCTION ef_schedule_global_log")
+
+            try await schedule(schema, scope: .all)
+            #expect(try await jobs(schema) == [
+                "audit/a/s4 live ready", "carts/a/s1 live ready", "carts/a/s4 live ready", "carts/b/s2 live ready",
+            ])
+        }
+    }
+}
