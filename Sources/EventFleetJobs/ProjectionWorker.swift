@@ -98,6 +98,10 @@ public final class ProjectionWorker: Service, Sendable {
     /// The jobs running right now.
     public var inFlight: [Job] { state.withLock { Array($0.inFlight.values) } }
 
+    /// Whether the worker has registered itself and its projections, enqueued the backfill of any
+    /// projection new to the fleet, and claims jobs (until it stops).
+    public var isStarted: Bool { state.withLock { $0.registered && !$0.stopped } }
+
     public func run() async throws {
         guard configuration.concurrency > 0 else { throw EventStoreError.invalidArgument(field: "concurrency", reason: "must be positive") }
         guard configuration.jobsPerTransaction > 0 else {

@@ -188,6 +188,9 @@ func withFleet<T: Sendable>(
         for service in schedulers { group.addTask { try await service.run(); return nil } }
         for worker in workerList { group.addTask { try await worker.run(); return nil } }
         defer { group.cancelAll() }
+        // A worker enqueues the backfill of a projection new to the fleet when it starts: until then
+        // the queue can look idle with events not yet turned into jobs.
+        try await waitUntil("the workers have started") { workerList.allSatisfy(\.isStarted) }
         return try await body(schedulers.first, workerList)
     }
 }
