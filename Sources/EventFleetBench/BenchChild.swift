@@ -29,6 +29,7 @@ final class BenchChild: Sendable {
         self.output = output?.fileHandleForReading
         self.pid = process.processIdentifier
         self.process = Mutex(process)
+        BenchInterruption.started(self)
     }
 
     var isRunning: Bool { process.withLock { $0.isRunning } }
@@ -64,6 +65,7 @@ final class BenchChild: Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
         if isRunning { kill(pid, SIGKILL) }
+        BenchInterruption.ended(self)
     }
 
     /// Waits for the child to exit on its own.
@@ -71,6 +73,7 @@ final class BenchChild: Sendable {
         while isRunning {
             try? await Task.sleep(for: .milliseconds(20))
         }
+        BenchInterruption.ended(self)
     }
 }
 

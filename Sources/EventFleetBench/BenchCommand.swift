@@ -76,6 +76,17 @@ struct BenchRunCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "eventfleet.bench")
         logger.logLevel = .warning
+        BenchInterruption.install(logger: logger)
+        do {
+            try await measure(logger: logger)
+        } catch {
+            // Interrupted: the processes it stopped made the run fail; the cleanup exits.
+            await BenchInterruption.holdIfInterrupted()
+            throw error
+        }
+    }
+
+    private func measure(logger: Logger) async throws {
         var chosen = quick ? BenchSettings.quick : BenchSettings.full
         if let workerConcurrency { chosen.workerConcurrency = workerConcurrency }
         if let jobsPerTransaction { chosen.jobsPerTransaction = jobsPerTransaction }

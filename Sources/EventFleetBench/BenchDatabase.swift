@@ -53,6 +53,7 @@ struct BenchDatabase: Sendable {
             defer { group.cancelAll() }
             let quoted = "\"\(schema)\""
             for try await _ in try await admin.query("CREATE SCHEMA \(unescaped: quoted)", logger: logger) {}
+            BenchInterruption.created(schema: schema, baseURL: baseURL)
             let result: Result<T, any Error>
             do {
                 try await database.prepare()
@@ -66,8 +67,10 @@ struct BenchDatabase: Sendable {
                 result = .failure(error)
             }
             do {
-                for try await _ in try await admin.query("DROP SCHEMA \(unescaped: quoted) CASCADE", logger: logger) {}
+                for try await _ in try await admin.query("DROP SCHEMA IF EXISTS \(unescaped: quoted) CASCADE", logger: logger) {}
+                BenchInterruption.dropped(schema: schema)
             } catch {
+                await BenchInterruption.holdIfInterrupted()
                 logger.error("could not drop the bench schema; drop it by hand", metadata: ["eventfleet.schema": "\(schema)", "eventfleet.error": "\(error)"])
             }
             return try result.get()
