@@ -971,10 +971,12 @@ ALTER TABLE ef_jobs SET (vacuum_truncate = false);
 -- most of it moving and decoding rows that only say where events are.
 --
 -- ef_schedule_global_log reads the page with ef_read_global_log (the same events in the same order,
--- held back by the same rule), enqueues one job per (projection, partition, stream) whose events
--- include a type the projection handles (registered in ef_projections, read in the same snapshot),
--- and returns the page's size and last checkpoint; the scheduler moves its checkpoint to it in the
--- same transaction. ef_enqueue_jobs is the enqueue that it and JobQueue.enqueue share.
+-- held back by the same rule) and enqueues one job per (projection, partition, stream) whose events
+-- include a type the projection handles. ef_projections is read by one statement, so a whole page
+-- is scheduled against one set of projections; the streams of a projection registered after their
+-- events were scheduled get the backfill its first worker enqueues. It returns the page's size and
+-- last checkpoint; the scheduler moves its checkpoint to it in the same transaction.
+-- ef_enqueue_jobs is the enqueue that it and JobQueue.enqueue share.
 
 -- Enqueues one live job per (projection, partition, stream): a duplicate of a ready job is a no-op
 -- (a live request promotes a ready backfill job to the live lane), a running job is marked to run
