@@ -63,8 +63,9 @@ END;
 $$;
 
 -- Schedules the page of up to p_limit events (in p_partitions, or all when NULL) after the
--- checkpoint. events = 0 means the page was empty (last_* are then NULL): the caller tells a log
--- read to its end from one held back with ef_global_log_has_more, as after an empty read.
+-- checkpoint. events = 0 means the page was empty (last_* are then NULL); held_back then says
+-- whether events follow that an open transaction holds back (ef_global_log_has_more, as after an
+-- empty read), so the caller knows to look again soon without another round trip.
 CREATE FUNCTION ef_schedule_global_log(
     p_transaction_id     xid8,
     p_global_position    bigint,
@@ -75,7 +76,8 @@ CREATE FUNCTION ef_schedule_global_log(
     OUT events               bigint,
     OUT last_transaction_id  text,
     OUT last_global_position bigint,
-    OUT enqueued             bigint
+    OUT enqueued             bigint,
+    OUT held_back            boolean
 )
 LANGUAGE plpgsql
 AS $$
@@ -93,8 +95,10 @@ BEGIN
       FROM ef_read_global_log(p_transaction_id, p_global_position, p_partitions, NULL, p_limit, false)
            WITH ORDINALITY AS e(partition, stream_id, stream_position, global_position, transaction_id, message_id,
                                 message_type, message_data, message_metadata, message_schema_version, created, n);
+    enqueued := 0;
+    held_back := false;
     IF events = 0 THEN
-        enqueued := 0;
+        held_back := ef_global_log_has_more(p_transaction_id, p_global_position, p_partitions, NULL);
         RETURN;
     END IF;
     last_transaction_id := v_last[2]::text;

@@ -39,6 +39,14 @@ public enum PartitionScope: Sendable, Hashable {
         case .only(let partitions): partitions.contains(partition)
         }
     }
+
+    /// The partitions of `.only`; `nil` for all (as SQL filters take them: `NULL` for no filter).
+    public var partitions: [String]? {
+        switch self {
+        case .all: nil
+        case .only(let partitions): partitions
+        }
+    }
 }
 
 /// Options of ``EventStore/readAll(after:options:)``.

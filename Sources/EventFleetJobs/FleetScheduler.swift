@@ -142,23 +142,22 @@ struct JobScheduling: Projection {
     /// the same events, projections and jobs as ``handle(_:context:)``, without moving the page's
     /// rows to the scheduler and its job requests back.
     func serverSidePages(scope: PartitionScope) -> EventConsumer.ServerSidePages {
-        let partitions: [String]? = switch scope {
-        case .all: nil
-        case .only(let partitions): partitions
-        }
+        let partitions = scope.partitions
         return EventConsumer.ServerSidePages { [maxAttempts, metrics] after, limit, connection, logger in
             let query: PostgresQuery = """
-                SELECT events, last_transaction_id, last_global_position, enqueued
+                SELECT events, last_transaction_id, last_global_position, enqueued, held_back
                   FROM ef_schedule_global_log(\(String(after.transactionId))::xid8, \(after.globalPosition), \(partitions)::text[],
                                               \(Int64(limit)), \(maxAttempts), \(JobQueue.notifyChannel))
                 """
-            var page: (events: Int, last: GlobalCheckpoint?) = (0, nil)
-            for try await (events, transaction, position, enqueued)
-                in try await connection.checkedQuery(query, logger: logger).decode((Int64, String?, Int64?, Int64).self)
-            {
-                metrics.enqueued.increment(by: Int(enqueued))
+            var page = EventConsumer.ServerSidePages.Page(events: 0, last: nil, isHeldBack: false)
+            for try await row in try await connection.checkedQuery(query, logger: logger) {
+                var cells = RowCells(row, statement: "ef_schedule_global_log")
+                let events = try cells.next(Int64.self), transaction = try cells.next(String?.self), position = try cells.next(Int64?.self)
+                metrics.enqueued.increment(by: Int(try cells.next(Int64.self)))
+                page.isHeldBack = try cells.next(Bool.self)
                 if let transaction, let position, let transactionId = UInt64(transaction) {
-                    page = (Int(events), GlobalCheckpoint(transactionId: transactionId, globalPosition: position))
+                    page.events = Int(events)
+                    page.last = GlobalCheckpoint(transactionId: transactionId, globalPosition: position)
                 }
             }
             return page

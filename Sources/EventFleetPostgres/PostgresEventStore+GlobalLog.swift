@@ -1,6 +1,5 @@
 import EventFleetCore
 import Foundation
-import Logging
 import PostgresNIO
 
 extension PostgresEventStore {
@@ -8,10 +7,7 @@ extension PostgresEventStore {
         guard readOptions.batchSize > 0 else {
             throw EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive")
         }
-        let partitions: [String]? = switch readOptions.scope {
-        case .all: nil
-        case .only(let partitions): partitions
-        }
+        let partitions = readOptions.scope.partitions
         // Only transactions below the snapshot's xmin have surely ended: everything they wrote is
         // visible now and nothing can appear before them later. Ordering by (transaction id, global
         // position) and checkpointing that pair therefore never skips a late commit.
@@ -36,40 +32,16 @@ extension PostgresEventStore {
                 guard messages.isEmpty else { return GlobalLogBatch(messages: messages, checkpoint: messages.last!.checkpoint) }
                 // Only on an empty batch, so the busy path stays one round trip. Any matching event past
                 // the checkpoint now is held back or committed since the read: either way, look again soon.
-                let isHeldBack = try await Self.globalLogHasMore(
-                    after: checkpoint, partitions: partitions, types: readOptions.types, connection: connection, logger: logger
-                )
+                // A function of migration 0005, like the page: an index probe whatever the statistics say.
+                let heldBack: PostgresQuery = """
+                    SELECT ef_global_log_has_more(\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition),
+                                                  \(partitions)::text[], \(readOptions.types)::text[])
+                    """
+                var isHeldBack = false
+                for try await hasMore in try await connection.checkedQuery(heldBack, logger: logger).decode(Bool.self) { isHeldBack = hasMore }
                 return GlobalLogBatch(messages: [], checkpoint: checkpoint, isHeldBack: isHeldBack)
             }
         }
-    }
-
-    /// Whether any event (in `scope`, of `types`) follows `checkpoint`, whether or not its transaction
-    /// has ended: after an empty page it tells a log held back by an open transaction from one read
-    /// to its end (see ``GlobalLogBatch/isHeldBack``).
-    package func globalLogHasMore(after checkpoint: GlobalCheckpoint, scope: PartitionScope, types: [String]?) async throws -> Bool {
-        let partitions: [String]? = switch scope {
-        case .all: nil
-        case .only(let partitions): partitions
-        }
-        return try await mapErrors("read global log") {
-            try await client.withGuardedConnection { [logger] connection in
-                try await Self.globalLogHasMore(after: checkpoint, partitions: partitions, types: types, connection: connection, logger: logger)
-            }
-        }
-    }
-
-    // A function of migration 0005, like the page: an index probe whatever the statistics say.
-    private static func globalLogHasMore(
-        after checkpoint: GlobalCheckpoint, partitions: [String]?, types: [String]?, connection: PostgresConnection, logger: Logger
-    ) async throws -> Bool {
-        let query: PostgresQuery = """
-            SELECT ef_global_log_has_more(\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition),
-                                          \(partitions)::text[], \(types)::text[])
-            """
-        var hasMore = false
-        for try await value in try await connection.checkedQuery(query, logger: logger).decode(Bool.self) { hasMore = value }
-        return hasMore
     }
 
     public func globalLogStall() async throws -> GlobalLogStall? {
@@ -102,10 +74,7 @@ extension PostgresEventStore {
     /// A reader whose checkpoint has reached it has processed everything committed before the call,
     /// once any stall has cleared. The monitor uses it to show a consumer's lag.
     public func globalLogHead(scope: PartitionScope = .all, types: [String]? = nil) async throws -> GlobalCheckpoint? {
-        let partitions: [String]? = switch scope {
-        case .all: nil
-        case .only(let partitions): partitions
-        }
+        let partitions = scope.partitions
         let query: PostgresQuery = """
             SELECT m.transaction_id::text, m.global_position FROM ef_messages m
              WHERE (\(partitions)::text[] IS NULL OR m.partition = ANY (\(partitions)::text[]))

@@ -103,13 +103,8 @@ extension EventConsumer {
                 }
                 return page
             }
-            logger.trace("scheduled a page on the server", metadata: ["eventfleet.events": "\(page.events)"])
-            guard page.events > 0, let last = page.last else {
-                let isHeldBack = try await store.globalLogHasMore(
-                    after: lease.checkpoint, scope: configuration.scope, types: registry.eventTypes.map { Array($0) }
-                )
-                return .empty(isHeldBack: isHeldBack)
-            }
+            logger.trace("handled a page on the server", metadata: ["eventfleet.events": "\(page.events)", "eventfleet.held_back": "\(page.isHeldBack)"])
+            guard page.events > 0, let last = page.last else { return .empty(isHeldBack: page.isHeldBack) }
             await configuration.onCommit?(last, page.events)
             return .committed(last)
         } catch where Self.isHandlerFailure(error) {

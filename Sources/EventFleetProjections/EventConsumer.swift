@@ -110,13 +110,30 @@ public final class EventConsumer: Service, Sendable {
     ///
     /// In the batch's transaction, before the checkpoint moves, `handle` takes up to `limit` events
     /// after the checkpoint, by the global log's rule, and says how many it took and the checkpoint of
-    /// the last. When it fails for a reason other than the database being away or the lease being
+    /// the last, or for an empty page whether it is held back. When it fails for a reason other than the database being away or the lease being
     /// lost, the consumer reads that batch and hands it to its projections as usual, which retry and
     /// stop or dead-letter per ``FailurePolicy``.
     package struct ServerSidePages: Sendable {
+        /// What `handle` did with a page.
+        package struct Page: Sendable {
+            /// How many events it took; none for an empty page.
+            package var events: Int
+            /// The checkpoint of the last of them.
+            package var last: GlobalCheckpoint?
+            /// For an empty page: whether events follow that an open transaction holds back (see
+            /// ``GlobalLogBatch/isHeldBack``).
+            package var isHeldBack: Bool
+
+            package init(events: Int, last: GlobalCheckpoint?, isHeldBack: Bool) {
+                self.events = events
+                self.last = last
+                self.isHeldBack = isHeldBack
+            }
+        }
+
         package typealias Handle = @Sendable (
             _ after: GlobalCheckpoint, _ limit: Int, _ connection: PostgresConnection, _ logger: Logger
-        ) async throws -> (events: Int, last: GlobalCheckpoint?)
+        ) async throws -> Page
 
         package var handle: Handle
 

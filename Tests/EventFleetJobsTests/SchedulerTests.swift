@@ -24,6 +24,18 @@ struct SchedulerTests {
         try await append("s1", "a", ["Changed"])
     }
 
+    /// A schema with `projections` registered and the events of ``writeEvents(_:)`` written.
+    private func withEvents(
+        projections: [(name: String, version: Int32, eventTypes: [String])], _ body: @Sendable (TestSchema, JobQueue) async throws -> Void
+    ) async throws {
+        try await withCartsSchema(poolSize: 10) { schema in
+            let queue = JobQueue(client: schema.client)
+            try await queue.registerProjections(projections)
+            try await writeEvents(schema.store)
+            try await body(schema, queue)
+        }
+    }
+
     private func jobs(_ schema: TestSchema) async throws -> [String] {
         var jobs: [String] = []
         let query: PostgresQuery = "SELECT projection, partition, stream_id, lane, state FROM ef_jobs ORDER BY 1, 2, 3"
@@ -46,10 +58,7 @@ struct SchedulerTests {
 
     @Test("one live job per projection and stream with events of a type it handles, in the scheduler's partitions only")
     func jobsOfThePage() async throws {
-        try await withCartsSchema(poolSize: 10) { schema in
-            let queue = JobQueue(client: schema.client)
-            try await queue.registerProjections([("carts", 1, ["Opened", "Changed"]), ("audit", 1, ["Audited"])])
-            try await writeEvents(schema.store)
+        try await withEvents(projections: [("carts", 1, ["Opened", "Changed"]), ("audit", 1, ["Audited"])]) { schema, _ in
 
             try await schedule(schema, scope: .only(["a"]))
             #expect(try await jobs(schema) == ["audit/a/s4 live ready", "carts/a/s1 live ready", "carts/a/s4 live ready"])
@@ -65,10 +74,7 @@ struct SchedulerTests {
 
     @Test("a running job is marked to run again when new events of its stream are scheduled")
     func runningJobReruns() async throws {
-        try await withCartsSchema(poolSize: 10) { schema in
-            let queue = JobQueue(client: schema.client)
-            try await queue.registerProjections([("carts", 1, ["Opened", "Changed"])])
-            try await writeEvents(schema.store)
+        try await withEvents(projections: [("carts", 1, ["Opened", "Changed"])]) { schema, queue in
             try await schedule(schema, scope: .all)
             try await queue.register(WorkerRegistration(id: "w1", host: "test", pid: 1, lanes: JobLane.allCases, partitions: nil, slots: 8))
             let claimed = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 8)
@@ -83,10 +89,7 @@ struct SchedulerTests {
 
     @Test("when the server cannot schedule a page, the scheduler schedules the batch itself and misses nothing")
     func swiftFallback() async throws {
-        try await withCartsSchema(poolSize: 10) { schema in
-            let queue = JobQueue(client: schema.client)
-            try await queue.registerProjections([("carts", 1, ["Opened", "Changed"]), ("audit", 1, ["Audited"])])
-            try await writeEvents(schema.store)
+        try await withEvents(projections: [("carts", 1, ["Opened", "Changed"]), ("audit", 1, ["Audited"])]) { schema, _ in
             // The server-side page fails for a reason of its own (here: its function is gone).
             try await schema.execute("DROP FUNCTION ef_schedule_global_log")
 
@@ -94,6 +97,52 @@ struct SchedulerTests {
             #expect(try await jobs(schema) == [
                 "audit/a/s4 live ready", "carts/a/s1 live ready", "carts/a/s4 live ready", "carts/b/s2 live ready",
             ])
+        }
+    }
+
+    private struct PageResult: Equatable {
+        var events: Int64
+        var enqueued: Int64
+        var heldBack: Bool
+    }
+
+    /// The scheduler's page function, called as the scheduler calls it, on `connection`.
+    private func page(after checkpoint: GlobalCheckpoint, on connection: PostgresConnection) async throws -> PageResult {
+        let query: PostgresQuery = """
+            SELECT events, enqueued, held_back
+              FROM ef_schedule_global_log(\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition), NULL, 100, 10, NULL)
+            """
+        for try await (events, enqueued, heldBack) in try await connection.query(query, logger: TestDatabase.logger).decode((Int64, Int64, Bool).self) {
+            return PageResult(events: events, enqueued: enqueued, heldBack: heldBack)
+        }
+        throw TimedOut(description: "ef_schedule_global_log returned no row")
+    }
+
+    @Test("an empty page says an open transaction holds newer events back; once it commits, the page takes both")
+    func heldBackPage() async throws {
+        try await withEvents(projections: [("carts", 1, ["Opened", "Changed"])]) { schema, _ in
+            let head = try #require(try await schema.store.globalLogHead())
+            let open = try await schema.connect()
+            let reader = try await schema.connect()
+            do {
+                #expect(try await page(after: head, on: reader) == PageResult(events: 0, enqueued: 0, heldBack: false), "read to its end")
+                // An older transaction appends and stays open; a newer one appends and commits.
+                try await open.query("BEGIN", logger: TestDatabase.logger)
+                try await schema.store.appendToStream(
+                    "held", messages: [ProposedMessage(type: "Opened", data: Data("{}".utf8))], options: AppendOptions(partition: "a"), connection: open
+                )
+                try await schema.store.appendToStream("later", messages: [ProposedMessage(type: "Opened", data: Data("{}".utf8))], options: AppendOptions(partition: "a"))
+                #expect(try await page(after: head, on: reader) == PageResult(events: 0, enqueued: 0, heldBack: true), "the committed event waits behind the open transaction")
+
+                try await open.query("COMMIT", logger: TestDatabase.logger)
+                #expect(try await page(after: head, on: reader) == PageResult(events: 2, enqueued: 2, heldBack: false))
+            } catch {
+                try? await open.close()
+                try? await reader.close()
+                throw error
+            }
+            try await open.close()
+            try await reader.close()
         }
     }
 }

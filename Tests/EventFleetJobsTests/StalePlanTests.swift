@@ -25,10 +25,14 @@ struct StalePlanTests {
                 for tenant in ["a", "b", "c", "d"] {
                     try await queue.enqueue((1...1_500).map { JobRequest(projection: "p", partition: tenant, streamId: "s\($0)") })
                 }
-                // Statistics of this transaction only: nothing else in it touches ef_jobs.
+                // The counters' change across the statements measured: nothing else in between touches
+                // ef_jobs. (PostgreSQL 15's per-transaction counters can still hold earlier transactions'
+                // counts that were not flushed yet, so they are read before and after.)
                 try await connection.query("BEGIN", logger: TestDatabase.logger)
+                let before = try await tableCounters("ef_jobs", on: connection)
                 #expect(try await claimFenceComplete(on: connection, slots: 32, inTransaction: true) == 32)
-                let (scans, rowsRead) = try await tableCounters("ef_jobs", on: connection)
+                let after = try await tableCounters("ef_jobs", on: connection)
+                let (scans, rowsRead) = (after.scans - before.scans, after.rows - before.rows)
                 try await connection.query("COMMIT", logger: TestDatabase.logger)
                 #expect(scans == 0, "sequential scans of ef_jobs (\(rowsRead) rows read)")
             } catch {
@@ -57,11 +61,15 @@ struct StalePlanTests {
                 }
                 // Near the end of the log: a scan from its start would read almost all of it.
                 let nearEnd = try await secondToLast(on: connection)
+                // The counters' change across the two calls (see above).
                 try await connection.query("BEGIN", logger: TestDatabase.logger)
+                let before = try await tableCounters("ef_messages", on: connection)
+                let fetchedBefore = try await indexFetches("ef_messages", on: connection)
                 let page = try await readPage(on: connection, limit: 10)
                 let more = try await hasMore(after: nearEnd, on: connection)
-                let (scans, rowsRead) = try await tableCounters("ef_messages", on: connection)
-                let fetched = try await indexFetches("ef_messages", on: connection)
+                let after = try await tableCounters("ef_messages", on: connection)
+                let (scans, rowsRead) = (after.scans - before.scans, after.rows - before.rows)
+                let fetched = try await indexFetches("ef_messages", on: connection) - fetchedBefore
                 try await connection.query("COMMIT", logger: TestDatabase.logger)
                 #expect(page <= 10)
                 #expect(more, "the last event follows the second to last")
@@ -119,7 +127,8 @@ struct StalePlanTests {
         return ("0", 0)
     }
 
-    /// Sequential scans of `table` in the current transaction, and the rows they read.
+    /// Sequential scans of `table` counted by this backend and not yet flushed (the current
+    /// transaction's, and on PostgreSQL 15 possibly earlier ones'), and the rows they read.
     private func tableCounters(_ table: String, on connection: PostgresConnection) async throws -> (scans: Int64, rows: Int64) {
         let query: PostgresQuery = """
             SELECT seq_scan, seq_tup_read FROM pg_stat_xact_user_tables WHERE schemaname = current_schema() AND relname = \(table)
