@@ -16,6 +16,9 @@ let package = Package(
         .library(name: "EventFleetCLI", targets: ["EventFleetCLI"]),
         .library(name: "CartsExample", targets: ["CartsExample"]),
         .executable(name: "eventfleet", targets: ["eventfleet"]),
+        .executable(name: "eventfleet-demo", targets: ["EventFleetDemo"]),
+        .executable(name: "eventfleet-chaos", targets: ["EventFleetChaos"]),
+        .executable(name: "eventfleet-bench", targets: ["EventFleetBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
@@ -90,15 +93,53 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .target(
-            name: "EventFleetBench",
+        .executableTarget(
+            name: "eventfleet",
             dependencies: [
+                "CartsExample",
+                "EventFleetCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "EventFleetDemo",
+            dependencies: [
+                "CartsExample",
+                "EventFleetCLI",
                 "EventFleetCore",
+                "EventFleetJobs",
+                "EventFleetPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "EventFleetChaos",
+            dependencies: [
+                "CartsExample",
+                "EventFleetCLI",
+                "EventFleetCore",
+                "EventFleetJobs",
                 "EventFleetPostgres",
                 "EventFleetProjections",
-                "EventFleetJobs",
-                "EventFleetCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "EventFleetBench",
+            dependencies: [
                 "CartsExample",
+                "EventFleetCLI",
+                "EventFleetCore",
+                "EventFleetJobs",
+                "EventFleetPostgres",
+                "EventFleetProjections",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -107,20 +148,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
-            name: "eventfleet",
-            dependencies: [
-                "EventFleetCLI",
-                "EventFleetBench",
-                "CartsExample",
-                "EventFleetPostgres",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
-            swiftSettings: swiftSettings
-        ),
         .target(
             name: "EventFleetTestSupport",
             dependencies: [
+                "EventFleetCLI",
                 "EventFleetCore",
                 "EventFleetPostgres",
                 "CartsExample",
@@ -163,6 +194,7 @@ let package = Package(
         .testTarget(
             name: "EventFleetProjectionsTests",
             dependencies: [
+                "EventFleetCLI",
                 "EventFleetCore",
                 "EventFleetPostgres",
                 "EventFleetProjections",

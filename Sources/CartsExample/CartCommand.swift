@@ -83,5 +83,19 @@ extension DeciderCommandHandler where State == CartState, Command == CartCommand
     }
 }
 
+extension CartCommand {
+    /// A cart's life, for the demo and the soak's writers: shop, change your mind, then check out or
+    /// (every fourth cart) abandon it. `number` varies the items, quantities and currency.
+    public static func shoppingTrip(tenant: String, cartId: String, number: Int) -> [CartCommand] {
+        var commands: [CartCommand] = [.create(tenantId: tenant, cartId: cartId, currency: number.isMultiple(of: 2) ? "USD" : "EUR")]
+        for item in 0..<(2 + number % 4) {
+            commands.append(.addItem(sku: "SKU-\(100 + item)", name: "Item \(item)", unitPrice: 5 + item * 10, quantity: 1 + (number + item) % 3))
+        }
+        commands.append(.removeItem(sku: "SKU-100", quantity: 1))
+        commands.append(number.isMultiple(of: 4) ? .cancel(reason: "changed my mind") : .checkOut(orderId: "order-\(cartId)"))
+        return commands
+    }
+}
+
 /// Stream ids of carts: `cart-<cartId>`.
 public func cartStreamId(_ cartId: String) -> String { "cart-\(cartId)" }

@@ -14,8 +14,7 @@ extension CartsReadModel {
     /// - Returns: One line per wrong row (`partition/stream`, with the row's and the stream's
     ///   positions), sorted; empty when every row is right.
     public static func rowsNotMatchingStreams(
-        _ streams: [(String, String)], store: PostgresEventStore, concurrency: Int = 4,
-        logger: Logger = Logger(label: "eventfleet.carts")
+        _ streams: [(String, String)], store: PostgresEventStore, concurrency: Int = 4
     ) async throws -> [String] {
         let lanes = max(1, concurrency)
         return try await withThrowingTaskGroup(of: [String].self) { group in
@@ -24,7 +23,7 @@ extension CartsReadModel {
                     var wrong: [String] = []
                     for index in stride(from: lane, to: streams.count, by: lanes) {
                         let (partition, stream) = streams[index]
-                        if let problem = try await mismatch(stream, partition: partition, store: store, logger: logger) {
+                        if let problem = try await mismatch(stream, partition: partition, store: store) {
                             wrong.append(problem)
                         }
                     }
@@ -36,18 +35,15 @@ extension CartsReadModel {
     }
 
     /// What is wrong with one stream's row, or `nil` when it equals the fold of the stream.
-    private static func mismatch(_ stream: String, partition: String, store: PostgresEventStore, logger: Logger) async throws -> String? {
+    private static func mismatch(_ stream: String, partition: String, store: PostgresEventStore) async throws -> String? {
         let folded = try await store.aggregateStream(
             stream, options: AggregateStreamOptions(partition: partition), evolve: CartState.evolve, initialState: CartState.initialState
         )
-        let row = try await store.client.guardedQuery(
-            "SELECT snapshot::text, last_stream_position FROM carts WHERE partition = \(partition) AND stream_id = \(stream)",
-            logger: logger
-        ) { rows -> (String, Int64)? in
-            for try await value in rows.decode((String, Int64).self) { return value }
-            return nil
-        }
-        guard let (snapshot, position) = row else {
+        let rows = try await store.database.query(
+            "read carts row",
+            "SELECT snapshot::text, last_stream_position FROM \(store.database.schema.carts) WHERE partition = \(partition) AND stream_id = \(stream)"
+        )
+        guard let (snapshot, position) = try rows.first?.decode((String, Int64).self) else {
             return "\(partition)/\(stream): no row (stream at \(folded.currentStreamVersion))"
         }
         if position != folded.currentStreamVersion {

@@ -7,17 +7,20 @@ import PostgresNIO
 
 /// The `carts` read model: one row per cart stream with the cart's state as a snapshot and the
 /// columns a cart list needs.
-public enum CartsReadModel {
+///
+/// It supplies its projections and its migrations to the fleet commands, as an application's own
+/// read models do: `WorkerCommand<CartsReadModel>`, `MigrateCommand<CartsReadModel>`.
+public enum CartsReadModel: ProjectionsProvider, MigrationsProvider {
     /// The component name of the example's migrations (versions count apart from the library's).
-    public static let migrationComponent = "carts-example"
+    public static let component = "carts-example"
 
     /// The migrations that create the `carts` table.
     public static var migrations: [Migration] { EmbeddedMigrations.all }
 
     /// Applies the library's migrations and then the example's.
-    public static func migrate(client: PostgresClient, logger: Logger = Logger(label: "eventfleet.migrations")) async throws {
-        try await MigrationRunner(client: client, logger: logger).migrate()
-        try await MigrationRunner(client: client, component: migrationComponent, migrations: migrations, logger: logger).migrate()
+    public static func migrate(store: PostgresEventStore, logger: Logger = Logger(label: "eventfleet.migrations")) async throws {
+        try await MigrationRunner(store: store, logger: logger).migrate()
+        try await MigrationRunner(store: store, component: component, migrations: migrations, logger: logger).migrate()
     }
 
     /// The `carts` snapshot projection: key (tenant_id, cart_id, partition), state from

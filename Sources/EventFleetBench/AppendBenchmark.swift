@@ -74,7 +74,7 @@ struct AppendBenchmark: Sendable {
                     return position
                 } : 1
                 let query: PostgresQuery = """
-                    INSERT INTO bench_raw_messages (partition, stream_id, stream_position, message_type, message_data, message_id)
+                    INSERT INTO \(database.names.bench_raw_messages) (partition, stream_id, stream_position, message_type, message_data, message_id)
                     VALUES (\(Self.partition), \(stream), \(position), \(Self.eventType), \(Self.eventData)::jsonb, \(UUID().uuidString.lowercased()))
                     """
                 try await database.execute(query)
@@ -106,11 +106,11 @@ struct AppendBenchmark: Sendable {
                 let stream = "hot-raw-\(run)"
                 let query: PostgresQuery = """
                     WITH bumped AS (
-                        INSERT INTO bench_raw_stream_versions AS s (stream_id, version) VALUES (\(stream), 1)
+                        INSERT INTO \(database.names.bench_raw_stream_versions) AS s (stream_id, version) VALUES (\(stream), 1)
                         ON CONFLICT (stream_id) DO UPDATE SET version = s.version + 1
                         RETURNING version
                     )
-                    INSERT INTO bench_raw_messages (partition, stream_id, stream_position, message_type, message_data, message_id)
+                    INSERT INTO \(database.names.bench_raw_messages) (partition, stream_id, stream_position, message_type, message_data, message_id)
                     SELECT \(Self.partition), \(stream), bumped.version, \(Self.eventType), \(Self.eventData)::jsonb, \(UUID().uuidString.lowercased())
                       FROM bumped
                     """
@@ -154,7 +154,7 @@ struct AppendBenchmark: Sendable {
             try await runLoad(workers: writers, duration: duration) { worker, iteration in
                 let ids = (0..<size).map { _ in UUID().uuidString.lowercased() }
                 let query: PostgresQuery = """
-                    INSERT INTO bench_raw_messages (partition, stream_id, stream_position, message_type, message_data, message_id)
+                    INSERT INTO \(database.names.bench_raw_messages) (partition, stream_id, stream_position, message_type, message_data, message_id)
                     SELECT \(Self.partition), \("batch-\(run)-\(half)-\(worker)-\(iteration)"), m.position, m.type, m.data::jsonb, m.id
                       FROM unnest(\(positions)::bigint[], \(types)::text[], \(data)::text[], \(ids)::text[]) AS m(position, type, data, id)
                     """

@@ -1,22 +1,29 @@
 import ArgumentParser
+import CartsExample
 import EventFleetCLI
 import Foundation
 import Logging
 
-/// `eventfleet bench`: measures each hot path of EventFleet and, in the same run on the same
-/// database, a raw SQL baseline doing the same database work, and prints the ratios.
+/// `eventfleet-bench`: measures each hot path of EventFleet and, in the same run on the same
+/// database, a raw SQL baseline doing the same database work, and prints the ratios. A fleet binary
+/// of its own: `run` (the default) measures; `scheduler`, `worker` and `burn-worker` are the
+/// processes it starts from this same executable.
 ///
 /// Every run works in a schema of its own (dropped at the end), so it can share a server with
 /// other work; figures from a shared or noisy machine are best compared as ratios within one run.
-public struct BenchCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "bench",
+@main
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eventfleet-bench",
         abstract: "Benchmark EventFleet's hot paths against raw SQL baselines (use a release build).",
-        subcommands: [BenchRunCommand.self, BurnWorkerCommand.self],
+        subcommands: [BenchRunCommand.self, SchedulerCommand.self, WorkerCommand<CartsReadModel>.self, BurnWorkerCommand.self],
         defaultSubcommand: BenchRunCommand.self
     )
 
-    public init() {}
+    static func main() async {
+        CommandLineRunner.bootstrapLogging()
+        await CommandLineRunner.main(BenchCommand.self)
+    }
 }
 
 /// The workloads a run can be limited to with `--only`.
@@ -24,7 +31,7 @@ enum Workload: String, ExpressibleByArgument, CaseIterable, Sendable {
     case append, read, burn, catchup, freshness, history
 }
 
-/// The benchmark run itself (the default of `eventfleet bench`).
+/// The benchmark run itself (the default of `eventfleet-bench`).
 struct BenchRunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",

@@ -1,4 +1,5 @@
 import Dispatch
+import EventFleetCLI
 import EventFleetPostgres
 import Foundation
 import Logging
@@ -12,7 +13,7 @@ import Synchronization
 /// running, separate processes that nothing else stops, still working in a schema nobody dropped.
 enum BenchInterruption {
     private struct Registry {
-        var children: [Int32: BenchChild] = [:]
+        var children: [Int32: ChildProcess] = [:]
         /// Schema name → the server's base URL.
         var schemas: [String: String] = [:]
         var interrupted = false
@@ -53,12 +54,46 @@ enum BenchInterruption {
         }
     }
 
-    static func started(_ child: BenchChild) {
+    /// Starts `eventfleet-bench ARGUMENTS` (this executable, so a release bench runs release
+    /// workers) with `DATABASE_URL` set to `databaseURL`; it is stopped if the run is interrupted.
+    ///
+    /// - Parameter interactive: Whether the bench talks to it over its standard input and output.
+    static func start(_ arguments: [String], databaseURL: String, interactive: Bool = false) throws -> ChildProcess {
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = databaseURL
+        let child = try ChildProcess(
+            ChildProcess.currentExecutable, arguments: arguments, environment: environment,
+            writesInput: interactive, output: interactive ? .lines : .discard
+        )
         registry.withLock { $0.children[child.pid] = child }
+        return child
     }
 
-    static func ended(_ child: BenchChild) {
+    /// Sends SIGTERM and waits for the exit, killing the child after `timeout`.
+    static func stop(_ child: ChildProcess, timeout: Duration = .seconds(15)) async {
+        await child.stop(grace: timeout)
+        ended(child)
+    }
+
+    /// Waits for the child to exit on its own.
+    static func waitForExit(_ child: ChildProcess) async {
+        await child.waitForExit(timeout: .seconds(3_600))
+        ended(child)
+    }
+
+    private static func ended(_ child: ChildProcess) {
         registry.withLock { $0.children[child.pid] = nil }
+    }
+
+    /// The peak resident set size of a child so far (`VmHWM`), in bytes.
+    static func peakResidentBytes(_ child: ChildProcess) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(child.pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 2, let kilobytes = Int(fields[1]) else { return nil }
+            return kilobytes * 1_024
+        }
+        return nil
     }
 
     static func created(schema: String, baseURL: String) {
@@ -73,19 +108,14 @@ enum BenchInterruption {
         let (children, schemas) = registry.withLock { (Array($0.children.values), $0.schemas) }
         await withTaskGroup(of: Void.self) { group in
             for child in children {
-                group.addTask { await child.stop(timeout: .seconds(10)) }
+                group.addTask { await child.stop(grace: .seconds(10)) }
             }
         }
         var quiet = logger
         quiet.logLevel = .critical
         for (schema, baseURL) in schemas {
             do {
-                let client = PostgresClient(configuration: try DatabaseConfiguration(url: baseURL).clientConfiguration(), backgroundLogger: quiet)
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { await client.run() }
-                    defer { group.cancelAll() }
-                    for try await _ in try await client.query("DROP SCHEMA IF EXISTS \(unescaped: "\"\(schema)\"") CASCADE", logger: quiet) {}
-                }
+                try await SchemaSandbox.drop(schema, baseURL: baseURL, logger: quiet)
             } catch {
                 FileHandle.standardError.write(Data("could not drop the bench schema \(schema); drop it by hand: \(error)\n".utf8))
             }

@@ -1,17 +1,18 @@
 import ArgumentParser
 import EventFleetCLI
 import EventFleetJobs
+import EventFleetPostgres
 import Foundation
 import Logging
 import PostgresNIO
 
-/// `eventfleet bench burn-worker`: one process of the queue burn-down (workload 4), started by the
+/// `eventfleet-bench burn-worker`: one process of the queue burn-down (workload 4), started by the
 /// bench. It connects, prints `ready`, waits for `go` on its standard input, claims and completes
 /// no-op jobs until none is left, and prints `done JOBS`.
 struct BurnWorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "burn-worker",
-        abstract: "One process of the queue burn-down (started by `eventfleet bench`).",
+        abstract: "One process of the queue burn-down (started by the bench).",
         shouldDisplay: false
     )
 
@@ -34,22 +35,13 @@ struct BurnWorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var logger = Logger(label: "eventfleet.bench.burn")
-        logger.logLevel = .warning
-        var configuration = try database.configuration(applicationName: "eventfleet-bench-burn")
-        configuration.poolSize = loops + 1
-        // The pool's own warnings (a first query racing `run()`) are noise here; failures reach us as errors.
-        var backgroundLogger = logger
-        backgroundLogger.logLevel = .error
-        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: backgroundLogger)
-        let (mode, batch, loops) = (self.mode, self.batch, self.loops)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            for try await _ in try await client.query("SELECT 1", logger: logger) {}
+        var quiet = Logger(label: "eventfleet.bench.burn")
+        quiet.logLevel = .warning
+        let (mode, batch, loops, logger) = (self.mode, self.batch, self.loops, quiet)
+        try await database.withStore(poolSize: loops + 1, logger: logger) { store in
             try FileHandle.standardOutput.write(contentsOf: Data("ready\n".utf8))
-            guard await BlockingIO.readStandardInputLine() == "go" else { return }
-            let burner = JobBurner(client: client, worker: "bench-burn-\(ProcessInfo.processInfo.processIdentifier)", logger: logger)
+            guard await StandardInput.readLine() == "go" else { return }
+            let burner = JobBurner(store: store, worker: "bench-burn-\(ProcessInfo.processInfo.processIdentifier)", logger: logger)
             let done = try await withThrowingTaskGroup(of: Int.self) { loopsGroup in
                 for _ in 0..<loops {
                     loopsGroup.addTask { try await burner.burn(mode: mode, batch: batch) }
@@ -61,15 +53,28 @@ struct BurnWorkerCommand: AsyncParsableCommand {
     }
 }
 
+/// This process's standard input, read on a thread of its own, so that a waiting read holds none
+/// of the few threads of Swift's cooperative pool or Dispatch.
+enum StandardInput {
+    static func readLine() async -> String? {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(returning: Swift.readLine())
+            }
+        }
+    }
+}
+
 /// Claims and completes jobs until the queue is empty.
 struct JobBurner: Sendable {
-    let client: PostgresClient
+    let store: PostgresEventStore
     let worker: String
     let logger: Logger
 
     /// - Returns: How many jobs this loop completed.
     func burn(mode: BurnWorkerCommand.Mode, batch: Int) async throws -> Int {
-        let queue = JobQueue(client: client, logger: logger)
+        let queue = JobQueue(store: store, logger: logger)
+        let names = store.database.schema
         var done = 0
         while true {
             let burnt: Int
@@ -87,12 +92,12 @@ struct JobBurner: Sendable {
                 burnt = jobs.count
             case .baseline:
                 let query: PostgresQuery = """
-                    DELETE FROM bench_raw_jobs WHERE id = (
-                        SELECT id FROM bench_raw_jobs WHERE state = 'ready' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+                    DELETE FROM \(names.bench_raw_jobs) WHERE id = (
+                        SELECT id FROM \(names.bench_raw_jobs) WHERE state = 'ready' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
                     ) RETURNING id
                     """
                 var rows = 0
-                for try await _ in try await client.query(query, logger: logger) { rows += 1 }
+                for try await _ in try await store.client.query(query, logger: logger) { rows += 1 }
                 burnt = rows
             }
             done += burnt
@@ -106,12 +111,12 @@ struct JobBurner: Sendable {
     }
 
     private func workLeft(baseline: Bool) async throws -> Bool {
+        let names = store.database.schema
         // In index order with LIMIT 1, not as an EXISTS (which drops both): with stale statistics an
         // EXISTS may become a sequential scan through every claimed job.
         let query: PostgresQuery = baseline
-            ? "SELECT 1 FROM bench_raw_jobs WHERE state = 'ready' ORDER BY id LIMIT 1"
-            : "SELECT 1 FROM ef_jobs WHERE state = 'ready' ORDER BY partition, lane, priority DESC, run_at, id LIMIT 1"
-        for try await _ in try await client.query(query, logger: logger) { return true }
-        return false
+            ? "SELECT 1 FROM \(names.bench_raw_jobs) WHERE state = 'ready' ORDER BY id LIMIT 1"
+            : "SELECT 1 FROM \(names.ef_jobs) WHERE state = 'ready' ORDER BY partition, lane, priority DESC, run_at, id LIMIT 1"
+        return try await !store.database.query("look for work", query).isEmpty
     }
 }

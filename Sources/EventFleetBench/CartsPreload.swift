@@ -27,7 +27,7 @@ struct CartsPreload: Sendable {
     /// events appended from now on and the workers find nothing new to backfill.
     func registerCartsProjection() async throws {
         let projection = try CartsReadModel.projection()
-        let queue = JobQueue(client: database.client, logger: database.logger)
+        let queue = JobQueue(store: database.store, logger: database.logger)
         try await queue.registerProjections([(projection.name, 1, Array(projection.eventTypes ?? []).sorted())])
     }
 
@@ -61,13 +61,13 @@ struct CartsPreload: Sendable {
     /// How many of the schema's streams have a `carts` row at their current version.
     func upToDateRows() async throws -> Int {
         try await database.count("""
-            SELECT count(*) FROM ef_streams s
-              JOIN carts c ON c.partition = s.partition AND c.stream_id = s.stream_id AND c.last_stream_position = s.stream_position
+            SELECT count(*) FROM \(database.names.ef_streams) s
+              JOIN \(database.names.carts) c ON c.partition = s.partition AND c.stream_id = s.stream_id AND c.last_stream_position = s.stream_position
             """)
     }
 
     /// The streams whose row differs from the fold of their events, checked 8 at a time.
     func mismatches(_ streams: [(String, String)]) async throws -> [String] {
-        try await CartsReadModel.rowsNotMatchingStreams(streams, store: database.store, concurrency: 8, logger: database.logger)
+        try await CartsReadModel.rowsNotMatchingStreams(streams, store: database.store, concurrency: 8)
     }
 }

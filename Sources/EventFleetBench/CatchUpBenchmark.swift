@@ -1,3 +1,4 @@
+import EventFleetCLI
 import Foundation
 import Logging
 
@@ -53,16 +54,14 @@ struct CatchUpBenchmark: Sendable {
             streams: settings.catchUpStreams, eventsPerStream: settings.catchUpEvents / settings.catchUpStreams, tenants: tenants
         )
         let events = settings.catchUpStreams * (settings.catchUpEvents / settings.catchUpStreams)
-        var children: [BenchChild] = []
+        var children: [ChildProcess] = []
         do {
             let started = ContinuousClock.now
-            children.append(try BenchChild(arguments: ["scheduler"], databaseURL: database.url, interactive: false))
+            children.append(try BenchInterruption.start(["scheduler"], databaseURL: database.url))
             for _ in 0..<workers {
-                children.append(try BenchChild(
-                    arguments: [
-                        "worker", "--concurrency", "\(settings.workerConcurrency)", "--jobs-per-transaction", "\(settings.jobsPerTransaction)",
-                    ],
-                    databaseURL: database.url, interactive: false
+                children.append(try BenchInterruption.start(
+                    ["worker", "--concurrency", "\(settings.workerConcurrency)", "--jobs-per-transaction", "\(settings.jobsPerTransaction)"],
+                    databaseURL: database.url
                 ))
             }
             let deadline = started + .seconds(600)
@@ -76,9 +75,9 @@ struct CatchUpBenchmark: Sendable {
             let elapsed = ContinuousClock.now - started
             // Workers flush their job counts with each heartbeat (every 2 s).
             try await Task.sleep(for: .milliseconds(2_500))
-            let peak = children.dropFirst().compactMap { $0.peakResidentBytes() }.max() ?? 0
-            let jobs = try await database.count("SELECT coalesce(sum(completed), 0)::bigint FROM ef_job_stats")
-            for child in children { await child.stop() }
+            let peak = children.dropFirst().compactMap(BenchInterruption.peakResidentBytes).max() ?? 0
+            let jobs = try await database.count("SELECT coalesce(sum(completed), 0)::bigint FROM \(database.names.ef_job_stats)")
+            for child in children { await BenchInterruption.stop(child) }
             children = []
             let wrong = try await preload.mismatches(loaded.streams)
             guard wrong.isEmpty else {
@@ -89,7 +88,7 @@ struct CatchUpBenchmark: Sendable {
                 preloadEventsPerSecond: loaded.eventsPerSecond, peakWorkerBytes: peak
             )
         } catch {
-            for child in children { await child.stop() }
+            for child in children { await BenchInterruption.stop(child) }
             throw error
         }
     }

@@ -148,7 +148,7 @@ struct FreshnessBenchmark: Sendable {
             let partitions = keys.map { $0[0] }
             let streams = keys.map { $0[1] }
             let query: PostgresQuery = """
-                SELECT c.partition, c.stream_id, c.last_stream_position FROM carts c
+                SELECT c.partition, c.stream_id, c.last_stream_position FROM \(database.names.carts) c
                   JOIN unnest(\(partitions)::text[], \(streams)::text[]) AS p(partition, stream_id)
                     ON c.partition = p.partition AND c.stream_id = p.stream_id
                 """

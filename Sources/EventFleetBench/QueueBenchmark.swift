@@ -1,3 +1,4 @@
+import EventFleetCLI
 import EventFleetJobs
 import Foundation
 import PostgresNIO
@@ -41,20 +42,20 @@ struct QueueBenchmark: Sendable {
     /// returns jobs per second from the start signal to the last process's report.
     private func burn(mode: BurnWorkerCommand.Mode, batch: Int, processes: Int) async throws -> Double {
         try await fill(count: settings.burnJobs, baseline: mode == .baseline)
-        let arguments = ["bench", "burn-worker", "--mode", mode.rawValue, "--batch", "\(batch)", "--loops", "\(settings.burnLoopsPerProcess)"]
-        var children: [BenchChild] = []
+        let arguments = ["burn-worker", "--mode", mode.rawValue, "--batch", "\(batch)", "--loops", "\(settings.burnLoopsPerProcess)"]
+        var children: [ChildProcess] = []
         do {
             return try await burn(children: &children, processes: processes, arguments: arguments)
         } catch {
-            for child in children { await child.stop() }
+            for child in children { await BenchInterruption.stop(child) }
             throw error
         }
     }
 
-    private func burn(children: inout [BenchChild], processes: Int, arguments: [String]) async throws -> Double {
+    private func burn(children: inout [ChildProcess], processes: Int, arguments: [String]) async throws -> Double {
         let command = arguments.joined(separator: " ")
         for _ in 0..<processes {
-            children.append(try BenchChild(arguments: arguments, databaseURL: database.url, interactive: true))
+            children.append(try BenchInterruption.start(arguments, databaseURL: database.url, interactive: true))
         }
         for child in children {
             let line = await child.readLine()
@@ -82,12 +83,12 @@ struct QueueBenchmark: Sendable {
             let first = try await group.next() ?? nil
             group.cancelAll()
             // A hung process (the server restarted under it, say) is stopped, which ends its output.
-            if first == nil { for child in running { await child.stop() } }
+            if first == nil { for child in running { await BenchInterruption.stop(child) } }
             return first
         }
         guard let done else { throw BenchError.timedOut(workload: "4 burn-down", waitingFor: "\(command) to finish") }
         let elapsed = ContinuousClock.now - started
-        for child in children { await child.waitForExit() }
+        for child in children { await BenchInterruption.waitForExit(child) }
         guard done == settings.burnJobs else {
             throw BenchError.verificationFailed(workload: "4 burn-down", reason: "\(done) of \(settings.burnJobs) jobs completed (\(command))")
         }
@@ -101,20 +102,20 @@ struct QueueBenchmark: Sendable {
         let tenants = settings.burnTenants
         if baseline {
             try await database.execute("""
-                INSERT INTO bench_raw_jobs (projection, partition, stream_id, lane)
+                INSERT INTO \(database.names.bench_raw_jobs) (projection, partition, stream_id, lane)
                 SELECT \(Self.projection), 'burn-' || (g % \(tenants)), 's-' || g, 'live' FROM generate_series(1, \(count)) g
                 """)
-            try await database.execute("VACUUM ANALYZE bench_raw_jobs")
+            try await database.execute("VACUUM ANALYZE \(database.names.bench_raw_jobs)")
         } else {
             try await enqueue(count: count, tenants: (0..<tenants).map { "burn-\($0)" })
-            try await database.execute("VACUUM ANALYZE ef_jobs")
+            try await database.execute("VACUUM ANALYZE \(database.names.ef_jobs)")
         }
     }
 
     /// Enqueues `count` jobs through the library, in chunks, and lifts the tenants' caps on
     /// running jobs so that the caps do not limit the claims being measured.
     private func enqueue(count: Int, tenants: [String]) async throws {
-        let queue = JobQueue(client: database.client, logger: database.logger)
+        let queue = JobQueue(store: database.store, logger: database.logger)
         let run = UUID().uuidString.prefix(8).lowercased()
         for chunk in stride(from: 0, to: count, by: 5_000) {
             let requests = (chunk..<min(chunk + 5_000, count)).map { index in
@@ -139,7 +140,7 @@ struct QueueBenchmark: Sendable {
         // take them for dead while the history goes through.
         var configuration = FleetScheduler.Configuration()
         configuration.heartbeatTimeout = .seconds(3_600)
-        let queue = JobQueue(client: database.client, logger: database.logger)
+        let queue = JobQueue(store: database.store, logger: database.logger)
         for worker in ["bench-history", "bench-claimer"] {
             try await queue.register(WorkerRegistration(
                 id: worker, host: ProcessInfo.processInfo.hostName, pid: ProcessInfo.processInfo.processIdentifier,
@@ -157,7 +158,7 @@ struct QueueBenchmark: Sendable {
         let fresh = try await claimLatency()
         let clock = ContinuousClock()
         let started = clock.now
-        let burner = JobBurner(client: database.client, worker: "bench-history", logger: database.logger)
+        let burner = JobBurner(store: database.store, worker: "bench-history", logger: database.logger)
         let chunk = 10_000
         var pushed = 0
         while pushed < settings.historyJobs, clock.now - started < settings.historyTimeLimit {
@@ -189,7 +190,7 @@ struct QueueBenchmark: Sendable {
     /// Times `claimSamples` claims of one job each, by one claimer, completing each job in turn.
     private func claimLatency() async throws -> LatencyHistogram {
         try await enqueue(count: settings.claimSamples, tenants: (0..<4).map { "claim-\($0)" })
-        let queue = JobQueue(client: database.client, logger: database.logger)
+        let queue = JobQueue(store: database.store, logger: database.logger)
         let clock = ContinuousClock()
         var latency = LatencyHistogram()
         while true {

@@ -26,6 +26,7 @@ struct ReadBenchmark: Sendable {
         let store = database.store
         let client = database.client
         let logger = database.logger
+        let messages = database.names.ef_messages
         let duration = settings.runDuration / 2
         let (library, baseline) = try await measurePair { _ in
             try await runLoad(workers: 1, duration: duration) { _, _ in
@@ -38,7 +39,7 @@ struct ReadBenchmark: Sendable {
         } baseline: { _ in
             try await runLoad(workers: 1, duration: duration) { _, _ in
                 let query: PostgresQuery = """
-                    SELECT stream_position, global_position, message_type, message_data::text FROM ef_messages
+                    SELECT stream_position, global_position, message_type, message_data::text FROM \(messages)
                      WHERE partition = \(partition) AND stream_id = \(stream) ORDER BY stream_position
                     """
                 var rows = 0

@@ -3,6 +3,7 @@ import EventFleetCore
 import EventFleetPostgres
 import EventFleetProjections
 import Foundation
+import Logging
 
 /// Exit codes of the `eventfleet` commands.
 public enum EventFleetExitCode {
@@ -17,6 +18,17 @@ public enum EventFleetExitCode {
 /// Runs a root command with EventFleet's exit codes: 0 success, 2 invalid input, 3 version conflict,
 /// 1 anything else. Apps that build their own fleet binary call this from their `@main`.
 public enum CommandLineRunner {
+    /// Logs to standard error at the level in `LOG_LEVEL` (`warning` by default), as the fleet
+    /// processes do. Call it once, first thing in `main`.
+    public static func bootstrapLogging() {
+        let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
     public static func main<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
         if arguments == nil, let problem = invalidUTF8Argument() {
             FileHandle.standardError.write(Data("error: \(problem); nothing was written\n".utf8))

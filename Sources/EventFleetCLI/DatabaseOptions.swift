@@ -26,27 +26,35 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
 
     /// Checks the server answers, runs a client for the duration of `body`, and hands it a store.
     ///
+    /// - Parameter poolSize: At least this many connections, whatever the URL says.
     /// - Throws: ``EventStoreError/connectionFailed(target:reason:)`` at once when the server cannot be
     ///   reached, and whatever `body` throws.
     public func withStore<T: Sendable>(
-        logger: Logger,
-        _ body: @Sendable (PostgresEventStore) async throws -> T
+        poolSize: Int? = nil, logger: Logger, _ body: @Sendable (PostgresEventStore) async throws -> T
     ) async throws -> T {
-        let configuration = try configuration()
+        let store = try await connectedStore(poolSize: poolSize, logger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                await store.client.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await body(store)
+        }
+    }
+
+    /// A store on a new client (not yet running), once the server has answered.
+    func connectedStore(
+        applicationName: String = "eventfleet", poolSize: Int? = nil, notifyChannel: String? = nil, logger: Logger
+    ) async throws -> PostgresEventStore {
+        var configuration = try configuration(applicationName: applicationName)
+        if let poolSize, configuration.poolSize < poolSize { configuration.poolSize = poolSize }
         try await configuration.checkConnection(logger: logger)
         // The pool's own warnings would race with our errors (and warn that `run()` has not started
         // yet when the first query beats the task that starts it); failures reach us as errors.
         var backgroundLogger = logger
         backgroundLogger.logLevel = .error
         let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: backgroundLogger)
-        let store = PostgresEventStore(client: client, configuration: configuration, logger: logger)
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask {
-                await client.run()
-                return nil
-            }
-            defer { group.cancelAll() }
-            return try await body(store)
-        }
+        return PostgresEventStore(client: client, configuration: configuration, notifyChannel: notifyChannel, logger: logger)
     }
 }

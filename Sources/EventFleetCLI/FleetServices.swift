@@ -42,16 +42,10 @@ enum FleetProcess {
     ) async throws {
         let registry = Self.registry
         let logger = Logger(label: label)
-        var configuration = try database.configuration(applicationName: label)
-        if let poolSize, configuration.poolSize < poolSize { configuration.poolSize = poolSize }
-        try await configuration.checkConnection(logger: logger)
-        var backgroundLogger = logger
-        backgroundLogger.logLevel = .error
-        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: backgroundLogger)
-        let store = PostgresEventStore(
-            client: client, configuration: configuration, notifyChannel: PostgresEventStore.Options.defaultNotifyChannel, logger: logger
+        let store = try await database.connectedStore(
+            applicationName: label, poolSize: poolSize, notifyChannel: PostgresEventStore.Options.defaultNotifyChannel, logger: logger
         )
-        var services: [any Service] = [client]
+        var services: [any Service] = [store.client]
         let service = makeService(store)
         services.append(service)
         if let port = options.metricsPort {

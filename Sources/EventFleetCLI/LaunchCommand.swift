@@ -33,7 +33,7 @@ public struct LaunchCommand: AsyncParsableCommand {
         let configuration = try database.configuration()
         var environment = ProcessInfo.processInfo.environment
         environment["DATABASE_URL"] = database.databaseURL ?? environment["DATABASE_URL"]
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let executable = ChildProcess.currentExecutable
         let arguments = (0..<workers).map { index in
             ["worker"] + worker.arguments + (metricsPortBase.map { ["--metrics-port", "\($0 + index)"] } ?? [])
         }
@@ -54,20 +54,22 @@ public struct LaunchCommand: AsyncParsableCommand {
 
 /// Keeps N child processes running (restarting crashed ones with backoff); on graceful shutdown
 /// sends them SIGTERM and waits for them to drain.
-public final class WorkerSupervisor: Service, Sendable {
+package final class WorkerSupervisor: Service, Sendable {
     struct Slot {
-        var process: Process?
+        var process: ChildProcess?
         var restarts = 0
         var nextStart = ContinuousClock.now
     }
 
-    let executable: URL
+    let executable: String
     let arguments: [[String]]
     let environment: [String: String]
     let stopTimeout: Duration
     let statusInterval: Duration
     let logger: Logger
     let slots: Mutex<[Slot]>
+    /// Waits before restarting a worker that exited: from half a second up to 30 s.
+    static let restartPolicy = RetryPolicy(initialDelay: .milliseconds(500), maxDelay: .seconds(30))
 
     /// - Parameters:
     ///   - executable: The binary to start.
@@ -75,7 +77,7 @@ public final class WorkerSupervisor: Service, Sendable {
     ///   - environment: Their environment.
     ///   - stopTimeout: How long they may take to exit after SIGTERM.
     ///   - statusInterval: How often to print their status.
-    public init(executable: URL, arguments: [[String]], environment: [String: String], stopTimeout: Duration, statusInterval: Duration, logger: Logger) {
+    package init(executable: String, arguments: [[String]], environment: [String: String], stopTimeout: Duration, statusInterval: Duration, logger: Logger) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
@@ -103,10 +105,9 @@ public final class WorkerSupervisor: Service, Sendable {
         let now = ContinuousClock.now
         let toStart: Bool = slots.withLock { slots in
             if let process = slots[index].process {
-                guard !process.isRunning else { return false }
-                let status = process.terminationStatus
+                guard let status = process.termination else { return false }
                 slots[index].restarts += 1
-                let delay = RetryPolicy(initialDelay: .milliseconds(500), maxDelay: .seconds(30)).delay(beforeRetry: min(slots[index].restarts, 10))
+                let delay = Self.restartPolicy.delay(beforeRetry: min(slots[index].restarts, 10))
                 slots[index].nextStart = now + delay
                 slots[index].process = nil
                 logger.warning("worker exited; restarting", metadata: ["eventfleet.worker_index": "\(index)", "eventfleet.status": "\(status)", "eventfleet.restart_in": "\(delay)"])
@@ -115,13 +116,8 @@ public final class WorkerSupervisor: Service, Sendable {
             return now >= slots[index].nextStart
         }
         guard toStart else { return }
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments[index]
-        process.environment = environment
-        process.standardInput = FileHandle.nullDevice
         do {
-            try process.run()
+            let process = try ChildProcess(executable, arguments: arguments[index], environment: environment)
             slots.withLock { $0[index].process = process }
         } catch {
             logger.error("cannot start a worker", metadata: ["eventfleet.error": "\(error)"])
@@ -132,7 +128,7 @@ public final class WorkerSupervisor: Service, Sendable {
     private func printStatus() {
         let lines = slots.withLock { slots in
             slots.enumerated().map { index, slot in
-                let state = slot.process.map { $0.isRunning ? "running, pid \($0.processIdentifier)" : "exited" } ?? "starting"
+                let state = slot.process.map { $0.isRunning ? "running, pid \($0.pid)" : "exited" } ?? "starting"
                 return "worker \(index + 1): \(state), restarts \(slot.restarts)"
             }
         }
@@ -142,15 +138,17 @@ public final class WorkerSupervisor: Service, Sendable {
     /// Forwards SIGTERM, waits for every worker to drain, and kills what outlives the timeout.
     private func stopAll() async {
         let processes = slots.withLock { $0.compactMap(\.process) }.filter(\.isRunning)
-        for process in processes { kill(process.processIdentifier, SIGTERM) }
         print("stopping \(processes.count) workers (SIGTERM)")
-        let deadline = ContinuousClock.now + stopTimeout
-        while processes.contains(where: \.isRunning), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        for process in processes where process.isRunning {
-            logger.error("worker did not stop in time; killing it", metadata: ["eventfleet.pid": "\(process.processIdentifier)"])
-            kill(process.processIdentifier, SIGKILL)
+        await withTaskGroup(of: Void.self) { group in
+            for process in processes {
+                group.addTask {
+                    process.signal(SIGTERM)
+                    guard await process.waitForExit(timeout: self.stopTimeout) == nil else { return }
+                    self.logger.error("worker did not stop in time; killing it", metadata: ["eventfleet.pid": "\(process.pid)"])
+                    process.signal(SIGKILL)
+                    await process.waitForExit(timeout: .seconds(10))
+                }
+            }
         }
         print("all workers stopped")
     }

@@ -2,19 +2,6 @@ import ArgumentParser
 import EventFleetPostgres
 import Logging
 
-/// Supplies an application's own migrations (read-model tables, say), applied after the library's.
-public protocol MigrationsProvider {
-    /// The component name their versions count under, e.g. `"orders"`.
-    static var component: String { get }
-    static var migrations: [Migration] { get }
-}
-
-/// No application migrations: only the library's.
-public enum NoMigrations: MigrationsProvider {
-    public static let component = "none"
-    public static var migrations: [Migration] { [] }
-}
-
 /// `migrate`: applies the library's migrations, then the application's.
 public struct MigrateCommand<App: MigrationsProvider>: AsyncParsableCommand {
     public static var configuration: CommandConfiguration {
@@ -33,14 +20,9 @@ public struct MigrateCommand<App: MigrationsProvider>: AsyncParsableCommand {
         let component = App.component
         let migrations = App.migrations
         let reports = try await database.withStore(logger: logger) { store in
-            var reports = [
-                (MigrationRunner.libraryComponent, try await MigrationRunner(client: store.client, databaseTarget: store.options.databaseTarget, logger: logger).migrate())
-            ]
+            var reports = [(MigrationRunner.libraryComponent, try await MigrationRunner(store: store, logger: logger).migrate())]
             if !migrations.isEmpty {
-                let runner = MigrationRunner(
-                    client: store.client, component: component, migrations: migrations,
-                    databaseTarget: store.options.databaseTarget, logger: logger
-                )
+                let runner = MigrationRunner(store: store, component: component, migrations: migrations, logger: logger)
                 reports.append((component, try await runner.migrate()))
             }
             return reports

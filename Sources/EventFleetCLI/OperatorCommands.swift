@@ -2,6 +2,7 @@ import ArgumentParser
 import EventFleetCore
 import EventFleetJobs
 import EventFleetPostgres
+import EventFleetProjections
 import Foundation
 import Logging
 
@@ -33,7 +34,7 @@ public struct BackfillCommand<Provider: ProjectionsProvider>: AsyncParsableComma
         let partition = self.partition
         let batchSize = self.batchSize
         let result = try await database.withStore(logger: Logger(label: "eventfleet.backfill")) { store in
-            try await JobQueue(client: store.client, databaseTarget: store.options.databaseTarget).backfill(
+            try await JobQueue(store: store).backfill(
                 projections: names, partition: partition, batchSize: batchSize
             ) { seen, total in
                 ProgressBar.draw(seen: seen, total: total, label: "streams")
@@ -88,7 +89,7 @@ public struct ScaleCommand: AsyncParsableCommand {
         let paused: Bool? = pause ? true : (resume ? false : nil)
         let (partition, maxRunning, weight) = (self.partition, self.maxRunning, self.weight)
         try await database.withStore(logger: Logger(label: "eventfleet.scale")) { store in
-            let queue = JobQueue(client: store.client, databaseTarget: store.options.databaseTarget)
+            let queue = JobQueue(store: store)
             for lane in lanes {
                 try await queue.setQuota(partition: partition, lane: lane, maxRunning: maxRunning, weight: weight, paused: paused)
             }
@@ -134,7 +135,7 @@ public struct JobsCommand: AsyncParsableCommand {
     ) async throws {
         let selection = selection.selection
         let count = try await database.withStore(logger: Logger(label: "eventfleet.jobs")) { store in
-            try await operation(JobQueue(client: store.client, databaseTarget: store.options.databaseTarget), selection)
+            try await operation(JobQueue(store: store), selection)
         }
         print("\(verb) \(count) dead jobs")
     }
@@ -151,7 +152,7 @@ public struct JobsCommand: AsyncParsableCommand {
         public func run() async throws {
             let (partition, limit) = (self.partition, self.limit)
             let jobs = try await database.withStore(logger: Logger(label: "eventfleet.jobs")) { store in
-                try await JobQueue(client: store.client, databaseTarget: store.options.databaseTarget).deadJobs(partition: partition, limit: limit)
+                try await JobQueue(store: store).deadJobs(partition: partition, limit: limit)
             }
             for job in jobs {
                 if json {

@@ -4,19 +4,6 @@ import EventFleetPostgres
 import EventFleetProjections
 import Logging
 
-/// Supplies an application's projections to the library's commands.
-///
-/// ```swift
-/// enum MyProjections: ProjectionsProvider {
-///     static func registry() throws -> ProjectionRegistry { ProjectionRegistry([try ordersProjection()]) }
-/// }
-/// // in your root command: subcommands: [ProjectCommand<MyProjections>.self, ...]
-/// ```
-public protocol ProjectionsProvider {
-    /// The application's projections.
-    static func registry() throws -> ProjectionRegistry
-}
-
 /// `project`: runs the projection runner once for a stream and prints what it did.
 public struct ProjectCommand<Provider: ProjectionsProvider>: AsyncParsableCommand {
     public static var configuration: CommandConfiguration {

@@ -35,9 +35,41 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 }
 
+/// The waits of a loop that retries after failures it does not count as its own (the database
+/// being away): growing with each failure in a row, jittered, and starting over after a success.
+package struct Backoff: Sendable {
+    /// The policy of the fleet's loops: from 100 ms up to 5 s.
+    package static let transientFailures = RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(5))
+
+    private let policy: RetryPolicy
+    /// The failures in a row so far.
+    package private(set) var failures = 0
+
+    package init(_ policy: RetryPolicy = Backoff.transientFailures) {
+        self.policy = policy
+    }
+
+    /// Counts a failure and returns how long to wait before the next attempt.
+    package mutating func next() -> Duration {
+        failures += 1
+        // The ceiling stops growing long before this; the cap keeps the exponent finite.
+        return policy.delay(beforeRetry: min(failures, 16))
+    }
+
+    /// A success: the next failure starts from the shortest wait again.
+    package mutating func reset() {
+        failures = 0
+    }
+}
+
 extension Duration {
     /// The duration in seconds, as a `Double`.
     package var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
+    /// The duration in whole milliseconds, rounded down.
+    package var milliseconds: Int64 {
+        components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -58,7 +58,7 @@ public final class FleetScheduler: Service, Sendable {
         self.configuration = configuration
         self.store = store
         self.logger = logger
-        let queue = JobQueue(client: store.client, databaseTarget: store.options.databaseTarget, logger: logger)
+        let queue = JobQueue(store: store, logger: logger)
         self.queue = queue
         var consumerConfiguration = EventConsumer.Configuration(name: configuration.name, scope: configuration.scope)
         consumerConfiguration.batchSize = configuration.batchSize
@@ -66,11 +66,10 @@ public final class FleetScheduler: Service, Sendable {
         consumerConfiguration.maxPollInterval = configuration.maxPollInterval
         consumerConfiguration.notifyChannel = configuration.notifyChannel
         consumerConfiguration.leaseDuration = configuration.leaseDuration
-        // Jobs need only each event's stream and type.
-        consumerConfiguration.readsPayload = false
-        let scheduling = JobScheduling(queue: queue, maxAttempts: configuration.maxAttempts, metrics: metrics)
-        consumerConfiguration.serverSidePages = scheduling.serverSidePages(scope: configuration.scope)
-        self.consumer = EventConsumer(configuration: consumerConfiguration, store: store, registry: ProjectionRegistry([scheduling]), logger: logger)
+        consumerConfiguration.serverSidePages = Self.schedulingPages(
+            scope: configuration.scope, maxAttempts: configuration.maxAttempts, metrics: metrics
+        )
+        self.consumer = EventConsumer(configuration: consumerConfiguration, store: store, registry: ProjectionRegistry(), logger: logger)
     }
 
     /// Whether this scheduler currently leads.
@@ -124,63 +123,30 @@ public final class FleetScheduler: Service, Sendable {
     }
 }
 
-/// The scheduler's handler: turns a batch of the global log into jobs, in the consumer's transaction.
-///
-/// Pages are scheduled on the server (``serverSidePages(scope:)``, `ef_schedule_global_log`); the
-/// handler proper, the same work in Swift, takes a batch whose server-side page failed, so that the
-/// consumer's retries and failure policy apply to it.
-struct JobScheduling: Projection {
-    let name = "eventfleet-job-scheduling"
-    let eventTypes: Set<String>? = nil
-    let queue: JobQueue
-    let maxAttempts: Int32
-    let metrics: JobMetrics
-
-    func validate(on connection: PostgresConnection, logger: Logger) async throws {}
-
-    /// Reads a page of the log and enqueues its jobs in one statement on the server (migration 0006):
-    /// the same events, projections and jobs as ``handle(_:context:)``, without moving the page's
-    /// rows to the scheduler and its job requests back.
-    func serverSidePages(scope: PartitionScope) -> EventConsumer.ServerSidePages {
+extension FleetScheduler {
+    /// Turns each page of the log into jobs on the server, in one statement (`ef_schedule_global_log`):
+    /// it reads the page by the global log's rule, joins its events' types with `ef_projections`
+    /// and enqueues one live job per (projection, partition, stream) through `ef_enqueue_jobs`,
+    /// answering with the page's size and last checkpoint rather than its events.
+    static func schedulingPages(scope: PartitionScope, maxAttempts: Int32, metrics: JobMetrics) -> EventConsumer.ServerSidePages {
         let partitions = scope.partitions
-        return EventConsumer.ServerSidePages { [maxAttempts, metrics] after, limit, connection, logger in
-            let query: PostgresQuery = """
-                SELECT events, last_transaction_id, last_global_position, enqueued, held_back
-                  FROM ef_schedule_global_log(\(String(after.transactionId))::xid8, \(after.globalPosition), \(partitions)::text[],
-                                              \(Int64(limit)), \(maxAttempts), \(JobQueue.notifyChannel))
-                """
+        return EventConsumer.ServerSidePages { after, limit, connection in
+            let rows = try await connection.query("""
+                SELECT events, last_transaction_id::xid8, last_global_position, enqueued, held_back
+                  FROM \(connection.schema.ef_schedule_global_log)(\(TransactionID(after.transactionId)), \(after.globalPosition),
+                                              \(partitions)::text[], \(Int64(limit)), \(maxAttempts), \(JobQueue.notifyChannel))
+                """)
             var page = EventConsumer.ServerSidePages.Page(events: 0, last: nil, isHeldBack: false)
-            for try await row in try await connection.checkedQuery(query, logger: logger) {
-                var cells = RowCells(row, statement: "ef_schedule_global_log")
-                let events = try cells.next(Int64.self), transaction = try cells.next(String?.self), position = try cells.next(Int64?.self)
-                metrics.enqueued.increment(by: Int(try cells.next(Int64.self)))
-                page.isHeldBack = try cells.next(Bool.self)
-                if let transaction, let position, let transactionId = UInt64(transaction) {
+            for row in rows {
+                let (events, transaction, position, enqueued, heldBack) = try row.decode((Int64, TransactionID?, Int64?, Int64, Bool).self)
+                metrics.enqueued.increment(by: Int(enqueued))
+                page.isHeldBack = heldBack
+                if let transaction, let position {
                     page.events = Int(events)
-                    page.last = GlobalCheckpoint(transactionId: transactionId, globalPosition: position)
+                    page.last = GlobalCheckpoint(transactionId: transaction.value, globalPosition: position)
                 }
             }
             return page
         }
-    }
-
-    func handle(_ messages: [RecordedMessage], context: ProjectionContext) async throws {
-        // Read in the same transaction, so a projection registered after this batch's events were
-        // written is scheduled from the next batch on, never half.
-        var projectionsByType: [String: [String]] = [:]
-        for try await (name, types) in try await context.connection.checkedQuery(
-            "SELECT name, event_types FROM ef_projections ORDER BY name", logger: context.logger
-        ).decode((String, [String]).self) {
-            for type in types { projectionsByType[type, default: []].append(name) }
-        }
-        var requests: [JobRequest] = []
-        var seen = Set<[String]>()
-        for message in messages {
-            for projection in projectionsByType[message.type] ?? [] where seen.insert([projection, message.partition, message.streamId]).inserted {
-                requests.append(JobRequest(projection: projection, partition: message.partition, streamId: message.streamId, lane: .live, maxAttempts: maxAttempts))
-            }
-        }
-        let inserted = try await queue.enqueue(requests, on: context.connection, notify: !requests.isEmpty)
-        metrics.enqueued.increment(by: inserted)
     }
 }

@@ -1,8 +1,23 @@
+import NIOCore
+import PostgresNIO
+
 /// Which queue a job waits in. Live work (new events) and backfills are capped separately per
 /// tenant, so a tenant's backfill cannot starve anyone's live work.
 public enum JobLane: String, Sendable, Hashable, Codable, CaseIterable {
     case live
     case backfill
+}
+
+extension JobLane: PostgresDecodable {
+    /// Reads a lane from its text; any other text fails to decode rather than become a lane.
+    public init<JSONDecoder: PostgresJSONDecoder>(
+        from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat, context: PostgresDecodingContext<JSONDecoder>
+    ) throws {
+        guard let lane = JobLane(rawValue: try String(from: &buffer, type: type, format: format, context: context)) else {
+            throw PostgresDecodingError.Code.failure
+        }
+        self = lane
+    }
 }
 
 /// A claimed job: bring one stream's projection up to date.

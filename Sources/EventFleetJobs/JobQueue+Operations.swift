@@ -26,37 +26,33 @@ extension JobQueue {
     /// Sets a tenant's quota for a lane; `nil` leaves a value as it is.
     public func setQuota(partition: String, lane: JobLane, maxRunning: Int?, weight: Int?, paused: Bool?) async throws {
         try IdentifierValidation.validate(partition, field: "partition")
-        let query: PostgresQuery = """
-            INSERT INTO ef_tenant_quotas (partition, lane, max_running, weight, paused)
+        try await database.query("set quota", """
+            INSERT INTO \(schema.ef_tenant_quotas) AS q (partition, lane, max_running, weight, paused)
             VALUES (\(partition), \(lane.rawValue), coalesce(\(maxRunning.map(Int32.init))::int, 16),
                     coalesce(\(weight.map(Int32.init))::int, 1), coalesce(\(paused)::bool, false))
             ON CONFLICT (partition, lane) DO UPDATE
-               SET max_running = coalesce(\(maxRunning.map(Int32.init))::int, ef_tenant_quotas.max_running),
-                   weight = coalesce(\(weight.map(Int32.init))::int, ef_tenant_quotas.weight),
-                   paused = coalesce(\(paused)::bool, ef_tenant_quotas.paused)
-            """
-        try await run("set quota", on: nil) { rows in for try await _ in rows {} } query: { query }
+               SET max_running = coalesce(\(maxRunning.map(Int32.init))::int, q.max_running),
+                   weight = coalesce(\(weight.map(Int32.init))::int, q.weight),
+                   paused = coalesce(\(paused)::bool, q.paused)
+            """)
     }
 
     /// Dead jobs, newest first.
     public func deadJobs(partition: String? = nil, limit: Int = 100) async throws -> [DeadJob] {
-        let query: PostgresQuery = """
+        let rows = try await database.query("list dead jobs", """
             SELECT id, projection, partition, stream_id, lane, attempt, errors::text, updated
-              FROM ef_jobs WHERE state = 'dead' AND (\(partition)::text IS NULL OR partition = \(partition))
+              FROM \(schema.ef_jobs) WHERE state = 'dead' AND (\(partition)::text IS NULL OR partition = \(partition))
              ORDER BY id DESC LIMIT \(Int64(limit))
-            """
-        return try await run("list dead jobs", on: nil) { rows in
-            var jobs: [DeadJob] = []
-            for try await (id, projection, partition, stream, lane, attempts, errors, updated)
-                in rows.decode((Int64, String, String, String, String, Int32, String, Date).self)
-            {
-                jobs.append(DeadJob(
-                    id: id, projection: projection, partition: partition, streamId: stream, lane: JobLane(rawValue: lane) ?? .live,
-                    attempts: Int(attempts), errors: errors, updated: updated
-                ))
-            }
-            return jobs
-        } query: { query }
+            """)
+        return try rows.map { row in
+            let (id, projection, partition, stream, lane, attempts, errors, updated) = try row.decode(
+                (Int64, String, String, String, JobLane, Int32, String, Date).self
+            )
+            return DeadJob(
+                id: id, projection: projection, partition: partition, streamId: stream, lane: lane,
+                attempts: Int(attempts), errors: errors, updated: updated
+            )
+        }
     }
 
     /// Makes dead jobs ready again with fresh attempts. A dead job whose stream already has a live
@@ -66,27 +62,24 @@ extension JobQueue {
     @discardableResult
     public func retryDead(_ selection: DeadJobSelection) async throws -> Int {
         let (ids, partition) = Self.filter(selection)
-        let query: PostgresQuery = """
+        let rows = try await database.query("retry dead jobs", """
             WITH chosen AS (
-                SELECT DISTINCT ON (projection, partition, stream_id) id FROM ef_jobs d
+                SELECT DISTINCT ON (projection, partition, stream_id) id FROM \(schema.ef_jobs) d
                  WHERE state = 'dead'
                    AND (\(ids)::bigint[] IS NULL OR id = ANY (\(ids)::bigint[]))
                    AND (\(partition)::text IS NULL OR partition = \(partition))
-                   AND NOT EXISTS (SELECT 1 FROM ef_jobs l WHERE l.state IN ('ready', 'running')
+                   AND NOT EXISTS (SELECT 1 FROM \(schema.ef_jobs) l WHERE l.state IN ('ready', 'running')
                                       AND l.projection = d.projection AND l.partition = d.partition AND l.stream_id = d.stream_id)
                  ORDER BY projection, partition, stream_id, id DESC
             ), retried AS (
-                UPDATE ef_jobs SET state = 'ready', attempt = 0, run_at = now(), updated = now()
+                UPDATE \(schema.ef_jobs) SET state = 'ready', attempt = 0, run_at = now(), updated = now()
                  WHERE id IN (SELECT id FROM chosen) RETURNING id
             ), notified AS (
-                SELECT pg_notify(\(Self.notifyChannel), '') FROM retried LIMIT 1
+                SELECT pg_notify(\(JobQueue.notifyChannel), '') FROM retried LIMIT 1
             )
             SELECT count(*) FROM retried LEFT JOIN notified ON true
-            """
-        return try await run("retry dead jobs", on: nil) { rows in
-            for try await count in rows.decode(Int64.self) { return Int(count) }
-            return 0
-        } query: { query }
+            """)
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
     }
 
     /// Deletes dead jobs.
@@ -95,19 +88,16 @@ extension JobQueue {
     @discardableResult
     public func purgeDead(_ selection: DeadJobSelection) async throws -> Int {
         let (ids, partition) = Self.filter(selection)
-        let query: PostgresQuery = """
+        let rows = try await database.query("purge dead jobs", """
             WITH purged AS (
-                DELETE FROM ef_jobs WHERE state = 'dead'
+                DELETE FROM \(schema.ef_jobs) WHERE state = 'dead'
                    AND (\(ids)::bigint[] IS NULL OR id = ANY (\(ids)::bigint[]))
                    AND (\(partition)::text IS NULL OR partition = \(partition))
                 RETURNING 1
             )
             SELECT count(*) FROM purged
-            """
-        return try await run("purge dead jobs", on: nil) { rows in
-            for try await count in rows.decode(Int64.self) { return Int(count) }
-            return 0
-        } query: { query }
+            """)
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
     }
 
     private static func filter(_ selection: DeadJobSelection) -> ([Int64]?, String?) {
@@ -131,27 +121,20 @@ extension JobQueue {
         projections: [String], partition: String?, batchSize: Int = 1_000,
         progress: (_ seen: Int, _ total: Int) -> Void = { _, _ in }
     ) async throws -> (streams: Int, enqueued: Int) {
-        let totalQuery: PostgresQuery = "SELECT count(*) FROM ef_streams WHERE \(partition)::text IS NULL OR partition = \(partition)"
-        let total = try await run("count streams", on: nil) { rows in
-            for try await count in rows.decode(Int64.self) { return Int(count) }
-            return 0
-        } query: { totalQuery }
+        let total = Int(try await database.query(
+            "count streams", "SELECT count(*) FROM \(schema.ef_streams) WHERE \(partition)::text IS NULL OR partition = \(partition)"
+        ).first?.decode(Int64.self) ?? 0)
         var after: (partition: String, streamId: String) = ("", "")
         var seen = 0
         var enqueued = 0
         while true {
-            let page: PostgresQuery = """
-                SELECT partition, stream_id FROM ef_streams
+            let streams = try await database.query("page streams", """
+                SELECT partition, stream_id FROM \(schema.ef_streams)
                  WHERE (\(partition)::text IS NULL OR partition = \(partition))
                    AND (partition, stream_id) > (\(after.partition), \(after.streamId))
                  ORDER BY partition, stream_id
                  LIMIT \(Int64(batchSize))
-                """
-            let streams = try await run("page streams", on: nil) { rows in
-                var streams: [(String, String)] = []
-                for try await row in rows.decode((String, String).self) { streams.append(row) }
-                return streams
-            } query: { page }
+                """).map { try $0.decode((String, String).self) }
             guard let last = streams.last else { break }
             let requests = streams.flatMap { stream in
                 projections.map { JobRequest(projection: $0, partition: stream.0, streamId: stream.1, lane: .backfill) }
@@ -178,18 +161,14 @@ extension JobQueue {
     ///
     /// - Parameter partitions: Only these tenants; `nil` for all.
     public func readyDepth(partitions: [String]? = nil) async throws -> [ReadyDepth] {
-        let query: PostgresQuery = """
-            SELECT partition, lane, count(*) FROM ef_jobs
+        let rows = try await database.query("count ready jobs", """
+            SELECT partition, lane, count(*) FROM \(schema.ef_jobs)
              WHERE state = 'ready' AND (\(partitions == nil) OR partition = ANY(\(partitions ?? [])::text[]))
              GROUP BY partition, lane
-            """
-        return try await run("count ready jobs", on: nil) { rows in
-            var depths: [ReadyDepth] = []
-            for try await (partition, lane, ready) in rows.decode((String, String, Int64).self) {
-                guard let lane = JobLane(rawValue: lane) else { continue }
-                depths.append(ReadyDepth(partition: partition, lane: lane, ready: ready))
-            }
-            return depths
-        } query: { query }
+            """)
+        return try rows.map { row in
+            let (partition, lane, ready) = try row.decode((String, JobLane, Int64).self)
+            return ReadyDepth(partition: partition, lane: lane, ready: ready)
+        }
     }
 }

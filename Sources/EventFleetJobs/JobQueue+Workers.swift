@@ -39,31 +39,35 @@ public struct JobCounts: Sendable, Hashable {
         failed.merge(other.failed) { $0.merging($1, uniquingKeysWith: +) }
     }
 
+    /// The counts as columns, one entry per (partition, lane) with any.
     var rows: (partitions: [String], lanes: [String], completed: [Int64], failed: [Int64]) {
-        var keys = Set<[String]>()
-        for (partition, lanes) in completed { for lane in lanes.keys { keys.insert([partition, lane.rawValue]) } }
-        for (partition, lanes) in failed { for lane in lanes.keys { keys.insert([partition, lane.rawValue]) } }
+        var keys = Set<Key>()
+        for (partition, lanes) in completed { for lane in lanes.keys { keys.insert(Key(partition: partition, lane: lane)) } }
+        for (partition, lanes) in failed { for lane in lanes.keys { keys.insert(Key(partition: partition, lane: lane)) } }
         var result: (partitions: [String], lanes: [String], completed: [Int64], failed: [Int64]) = ([], [], [], [])
         for key in keys {
-            let lane = JobLane(rawValue: key[1])!
-            result.partitions.append(key[0])
-            result.lanes.append(key[1])
-            result.completed.append(completed[key[0]]?[lane] ?? 0)
-            result.failed.append(failed[key[0]]?[lane] ?? 0)
+            result.partitions.append(key.partition)
+            result.lanes.append(key.lane.rawValue)
+            result.completed.append(completed[key.partition]?[key.lane] ?? 0)
+            result.failed.append(failed[key.partition]?[key.lane] ?? 0)
         }
         return result
+    }
+
+    private struct Key: Hashable {
+        var partition: String
+        var lane: JobLane
     }
 }
 
 extension JobQueue {
     /// Registers (or re-registers) a worker.
     public func register(_ worker: WorkerRegistration) async throws {
-        let query: PostgresQuery = """
-            INSERT INTO ef_workers (id, host, pid, lanes, partitions, slots)
+        try await database.query("register worker", """
+            INSERT INTO \(schema.ef_workers) (id, host, pid, lanes, partitions, slots)
             VALUES (\(worker.id), \(worker.host), \(worker.pid), \(worker.lanes.map(\.rawValue))::text[], \(worker.partitions)::text[], \(Int32(worker.slots)))
             ON CONFLICT (id) DO UPDATE SET heartbeat = now(), draining = false
-            """
-        try await run("register worker", on: nil) { rows in for try await _ in rows {} } query: { query }
+            """)
     }
 
     /// Records a heartbeat and flushes the worker's job counts.
@@ -71,30 +75,26 @@ extension JobQueue {
     /// - Returns: `false` when the registration is gone: the worker was declared dead and its jobs
     ///   were rescued; it must stop working on them and register again.
     public func heartbeat(worker: String, draining: Bool, counts: JobCounts) async throws -> Bool {
-        let rows = counts.rows
-        let query: PostgresQuery = """
+        let stats = counts.rows
+        let rows = try await database.query("heartbeat", """
             WITH beat AS (
-                UPDATE ef_workers SET heartbeat = now(), draining = \(draining) WHERE id = \(worker) RETURNING 1
+                UPDATE \(schema.ef_workers) SET heartbeat = now(), draining = \(draining) WHERE id = \(worker) RETURNING 1
             ), stats AS (
-                INSERT INTO ef_job_stats (partition, lane, minute, completed, failed)
+                INSERT INTO \(schema.ef_job_stats) AS s (partition, lane, minute, completed, failed)
                 SELECT r.partition, r.lane, date_trunc('minute', now()), r.completed, r.failed
-                  FROM unnest(\(rows.partitions)::text[], \(rows.lanes)::text[], \(rows.completed)::bigint[], \(rows.failed)::bigint[])
+                  FROM unnest(\(stats.partitions)::text[], \(stats.lanes)::text[], \(stats.completed)::bigint[], \(stats.failed)::bigint[])
                        AS r(partition, lane, completed, failed)
                 ON CONFLICT (minute, partition, lane) DO UPDATE
-                   SET completed = ef_job_stats.completed + EXCLUDED.completed, failed = ef_job_stats.failed + EXCLUDED.failed
+                   SET completed = s.completed + EXCLUDED.completed, failed = s.failed + EXCLUDED.failed
             )
             SELECT count(*) FROM beat
-            """
-        return try await run("heartbeat", on: nil) { rows in
-            for try await count in rows.decode(Int64.self) { return count > 0 }
-            return false
-        } query: { query }
+            """)
+        return try (rows.first?.decode(Int64.self) ?? 0) > 0
     }
 
     /// Removes a worker's registration (after it released its jobs).
     public func deregister(worker: String) async throws {
-        let query: PostgresQuery = "DELETE FROM ef_workers WHERE id = \(worker)"
-        try await run("deregister worker", on: nil) { rows in for try await _ in rows {} } query: { query }
+        try await database.query("deregister worker", "DELETE FROM \(schema.ef_workers) WHERE id = \(worker)")
     }
 
     /// What a rescue did.
@@ -109,12 +109,12 @@ extension JobQueue {
     /// running jobs ready again (the attempt counts: a job that kills its workers ends `dead`).
     /// Running jobs whose owner is not registered at all are rescued too.
     public func rescue(heartbeatTimeout: Duration) async throws -> Rescue {
-        let timeoutMilliseconds = Int64(heartbeatTimeout.components.seconds) * 1_000 + heartbeatTimeout.components.attoseconds / 1_000_000_000_000_000
-        let query: PostgresQuery = """
+        let timeoutMilliseconds = heartbeatTimeout.milliseconds
+        let rows = try await database.query("rescue jobs", """
             WITH dead_workers AS (
-                DELETE FROM ef_workers WHERE heartbeat < now() - \(timeoutMilliseconds) * interval '1 millisecond' RETURNING id
+                DELETE FROM \(schema.ef_workers) WHERE heartbeat < now() - \(timeoutMilliseconds) * interval '1 millisecond' RETURNING id
             ), rescued AS (
-                UPDATE ef_jobs j
+                UPDATE \(schema.ef_jobs) j
                    SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'ready' END,
                        errors = j.errors || jsonb_build_array(jsonb_build_object(
                            'attempt', j.attempt, 'worker', j.owner, 'error', 'the worker stopped heartbeating', 'at', now())),
@@ -122,27 +122,23 @@ extension JobQueue {
                  WHERE j.id IN (
                        -- A job whose row is locked is inside a transaction of its (frozen) worker; the
                        -- server ends that transaction after its idle timeout, and a later rescue gets it.
-                       SELECT r.id FROM ef_jobs r
+                       SELECT r.id FROM \(schema.ef_jobs) r
                         WHERE r.state = 'running'
-                          AND (r.owner IN (SELECT id FROM dead_workers) OR NOT EXISTS (SELECT 1 FROM ef_workers w WHERE w.id = r.owner))
+                          AND (r.owner IN (SELECT id FROM dead_workers) OR NOT EXISTS (SELECT 1 FROM \(schema.ef_workers) w WHERE w.id = r.owner))
                           FOR UPDATE SKIP LOCKED)
                 RETURNING j.id
             )
             SELECT (SELECT coalesce(array_agg(id), '{}') FROM dead_workers), (SELECT count(*) FROM rescued)
-            """
-        return try await run("rescue jobs", on: nil) { rows in
-            for try await (workers, jobs) in rows.decode(([String], Int64).self) {
-                return Rescue(workers: workers, jobs: Int(jobs))
-            }
-            return Rescue(workers: [], jobs: 0)
-        } query: { query }
+            """)
+        guard let (workers, jobs) = try rows.first?.decode(([String], Int64).self) else { return Rescue(workers: [], jobs: 0) }
+        return Rescue(workers: workers, jobs: Int(jobs))
     }
 
     /// Deletes per-minute statistics older than `age`.
     public func prune(statisticsOlderThan age: Duration) async throws {
-        let seconds = age.components.seconds
-        let query: PostgresQuery = "DELETE FROM ef_job_stats WHERE minute < now() - \(seconds) * interval '1 second'"
-        try await run("prune", on: nil) { rows in for try await _ in rows {} } query: { query }
+        try await database.query(
+            "prune", "DELETE FROM \(schema.ef_job_stats) WHERE minute < now() - \(age.components.seconds) * interval '1 second'"
+        )
     }
 
     /// Vacuums the job table when finished jobs have left at least `minimumDeadRows` dead rows, and
@@ -158,18 +154,13 @@ extension JobQueue {
     /// - Returns: The dead rows the statistics counted, when it vacuumed; `nil` when it did not.
     @discardableResult
     public func vacuumIfWorn(minimumDeadRows: Int) async throws -> Int? {
-        let statistics: PostgresQuery = """
-            SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = 'ef_jobs'::regclass
-            """
-        let worn = try await run("read job table statistics", on: nil) { rows -> Int? in
-            for try await (dead, live) in rows.decode((Int64, Int64).self) where dead >= Int64(minimumDeadRows) && dead > live {
-                return Int(dead)
-            }
-            return nil
-        } query: { statistics }
-        guard let worn else { return nil }
-        try await run("vacuum the job table", on: nil) { rows in for try await _ in rows {} } query: { "VACUUM ef_jobs" }
-        return worn
+        let rows = try await database.query(
+            "read job table statistics",
+            "SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = \(schema.ef_jobs.description)::regclass"
+        )
+        guard let (dead, live) = try rows.first?.decode((Int64, Int64).self), dead >= Int64(minimumDeadRows), dead > live else { return nil }
+        try await database.query("vacuum the job table", "VACUUM \(schema.ef_jobs)")
+        return Int(dead)
     }
 
     /// Records the projections a worker runs, so the scheduler knows which event types make jobs.
@@ -180,17 +171,14 @@ extension JobQueue {
     public func registerProjections(_ projections: [(name: String, version: Int32, eventTypes: [String])]) async throws -> [String] {
         var new: [String] = []
         for projection in projections {
-            let query: PostgresQuery = """
-                INSERT INTO ef_projections (name, version, event_types) VALUES (\(projection.name), \(projection.version), \(projection.eventTypes)::text[])
+            let rows = try await database.query("register projection", """
+                INSERT INTO \(schema.ef_projections) AS p (name, version, event_types)
+                VALUES (\(projection.name), \(projection.version), \(projection.eventTypes)::text[])
                 ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, event_types = EXCLUDED.event_types, updated = now()
-                 WHERE ef_projections.version <= EXCLUDED.version
+                 WHERE p.version <= EXCLUDED.version
                 RETURNING (xmax = 0)
-                """
-            let inserted = try await run("register projection", on: nil) { rows in
-                for try await isNew in rows.decode(Bool.self) { return isNew }
-                return false
-            } query: { query }
-            if inserted { new.append(projection.name) }
+                """)
+            if try rows.first?.decode(Bool.self) == true { new.append(projection.name) }
         }
         return new
     }

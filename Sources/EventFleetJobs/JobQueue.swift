@@ -10,15 +10,18 @@ import PostgresNIO
 /// > Every claim bumps the job's fencing token; completing, failing or releasing a job only counts
 /// > while owner and token still match, so a worker that lost its claim can change nothing.
 public struct JobQueue: Sendable {
-    public let client: PostgresClient
-    public var databaseTarget: String
-    let logger: Logger
+    package let database: Database
 
-    public init(client: PostgresClient, databaseTarget: String = "the configured database", logger: Logger = Logger(label: "eventfleet.jobs")) {
-        self.client = client
-        self.databaseTarget = databaseTarget
-        self.logger = logger
+    /// The queue in `store`'s database (and schema).
+    public init(store: PostgresEventStore, logger: Logger = Logger(label: "eventfleet.jobs")) {
+        self.init(database: store.database.logging(to: logger))
     }
+
+    package init(database: Database) {
+        self.database = database
+    }
+
+    var schema: Schema { database.schema }
 
     /// The channel workers listen on to hear about new jobs.
     public static let notifyChannel = "eventfleet_jobs"
@@ -43,18 +46,19 @@ public struct JobQueue: Sendable {
             try IdentifierValidation.validate(request.partition, field: "partition")
             try IdentifierValidation.validate(request.streamId, field: "streamId")
         }
-        // ef_enqueue_jobs (migration 0006), which the scheduler's server-side pages use too.
+        // The enqueue the scheduler's pages use too.
         let query: PostgresQuery = """
-            SELECT ef_enqueue_jobs(\(requests.map(\.projection))::text[], \(requests.map(\.partition))::text[],
+            SELECT \(schema.ef_enqueue_jobs)(\(requests.map(\.projection))::text[], \(requests.map(\.partition))::text[],
                                    \(requests.map(\.streamId))::text[], \(requests.map(\.lane.rawValue))::text[],
                                    \(requests.map(\.priority))::int[], \(requests.map(\.maxAttempts))::int[],
                                    \(notify ? Self.notifyChannel : nil)::text)
             """
-        return try await run("enqueue jobs", on: connection) { rows in
-            var inserted = 0
-            for try await count in rows.decode(Int64.self) { inserted = Int(count) }
-            return inserted
-        } query: { query }
+        let rows = if let connection {
+            try await database.mapErrors("enqueue jobs") { try await Database.Connection(connection: connection, database: database).query(query) }
+        } else {
+            try await database.query("enqueue jobs", query)
+        }
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
     }
 
     // MARK: Claim
@@ -70,10 +74,9 @@ public struct JobQueue: Sendable {
     public func claim(worker: String, lanes: [JobLane], partitions: [String]?, slots: Int) async throws -> [Job] {
         guard slots > 0 else { return [] }
         let statement = ClaimJobsStatement(worker: worker, lanes: lanes.map(\.rawValue), partitions: partitions, slots: Int32(slots))
-        let rows = try await runPrepared("claim jobs", statement, on: nil)
-        return rows.map { id, projection, partition, stream, lane, attempt, maxAttempts, token in
+        return try await database.run("claim jobs", statement).map { id, projection, partition, stream, lane, attempt, maxAttempts, token in
             Job(
-                id: id, projection: projection, partition: partition, streamId: stream, lane: JobLane(rawValue: lane) ?? .live,
+                id: id, projection: projection, partition: partition, streamId: stream, lane: lane,
                 attempt: Int(attempt), maxAttempts: Int(maxAttempts), fencingToken: token
             )
         }
@@ -102,9 +105,10 @@ public struct JobQueue: Sendable {
     ///   elsewhere) and must not be worked on.
     public func fence(_ jobs: [Job], worker: String, on connection: PostgresConnection, idleTimeout: Duration = .seconds(10)) async throws -> [Job] {
         guard !jobs.isEmpty else { return [] }
-        let idleMilliseconds = String(idleTimeout.components.seconds * 1_000 + idleTimeout.components.attoseconds / 1_000_000_000_000_000)
-        let statement = FenceJobsStatement(idleMilliseconds: idleMilliseconds, ids: jobs.map(\.id), tokens: jobs.map(\.fencingToken), worker: worker)
-        let held = Set(try await runPrepared("fence jobs", statement, on: connection))
+        let statement = FenceJobsStatement(
+            idleMilliseconds: String(idleTimeout.milliseconds), ids: jobs.map(\.id), tokens: jobs.map(\.fencingToken), worker: worker
+        )
+        let held = Set(try await run("fence jobs", statement, on: connection))
         return jobs.filter { held.contains($0.id) }
     }
 
@@ -151,7 +155,7 @@ public struct JobQueue: Sendable {
         var completions = Completions()
         guard !jobs.isEmpty else { return completions }
         let statement = CompleteJobsStatement(ids: jobs.map(\.id), tokens: jobs.map(\.fencingToken), worker: worker)
-        let outcomes = try await runPrepared("complete jobs", statement, on: connection)
+        let outcomes = try await run("complete jobs", statement, on: connection)
         for (id, outcome) in outcomes {
             if outcome == "requeued" { completions.requeued.append(id) } else { completions.completed.append(id) }
         }
@@ -174,9 +178,9 @@ public struct JobQueue: Sendable {
     ///
     /// - Throws: ``JobQueueError/claimLost(jobId:worker:fencingToken:)`` when the claim was lost.
     public func fail(_ job: Job, worker: String, error: String, retryDelay: Duration) async throws -> Failure {
-        let delayMilliseconds = Int64(retryDelay.components.seconds) * 1_000 + retryDelay.components.attoseconds / 1_000_000_000_000_000
-        let query: PostgresQuery = """
-            UPDATE ef_jobs
+        let delayMilliseconds = retryDelay.milliseconds
+        let rows = try await database.query("fail job", """
+            UPDATE \(schema.ef_jobs)
                SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'ready' END,
                    run_at = CASE WHEN attempt >= max_attempts THEN run_at ELSE now() + \(delayMilliseconds) * interval '1 millisecond' END,
                    owner = NULL, claimed_at = NULL, rerun = false, updated = now(),
@@ -184,12 +188,8 @@ public struct JobQueue: Sendable {
                        'attempt', attempt, 'worker', \(worker)::text, 'error', \(DiagnosticText.storable(error))::text, 'at', now()))
              WHERE id = \(job.id) AND owner = \(worker) AND fencing_token = \(job.fencingToken) AND state = 'running'
             RETURNING state, run_at
-            """
-        let outcome: (String, Date)? = try await run("fail job", on: nil) { rows in
-            for try await (state, runAt) in rows.decode((String, Date).self) { return (state, runAt) }
-            return nil
-        } query: { query }
-        guard let outcome else { throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken) }
+            """)
+        guard let outcome = try rows.first?.decode((String, Date).self) else { throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken) }
         return outcome.0 == "dead" ? .dead : .retrying(runAt: outcome.1)
     }
 
@@ -200,50 +200,20 @@ public struct JobQueue: Sendable {
     @discardableResult
     public func release(_ jobs: [Job], worker: String) async throws -> Int {
         guard !jobs.isEmpty else { return 0 }
-        let query: PostgresQuery = """
-            UPDATE ef_jobs j
+        return try await database.query("release jobs", """
+            UPDATE \(schema.ef_jobs) j
                SET state = 'ready', owner = NULL, claimed_at = NULL, attempt = greatest(j.attempt - 1, 0), run_at = now(), updated = now()
               FROM unnest(\(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[]) AS r(id, token)
              WHERE j.id = r.id AND j.fencing_token = r.token AND j.owner = \(worker) AND j.state = 'running'
             RETURNING j.id
-            """
-        return try await run("release jobs", on: nil) { rows in
-            var released = 0
-            for try await _ in rows { released += 1 }
-            return released
-        } query: { query }
+            """).count
     }
 
     // MARK: Helpers
 
-    /// Runs a prepared statement in the caller's transaction, or on the pool; returns all its rows.
-    func runPrepared<Statement: PostgresPreparedStatement>(
-        _ operation: String, _ statement: Statement, on connection: PostgresConnection?
-    ) async throws -> [Statement.Row] where Statement.Row: Sendable {
-        do {
-            if let connection {
-                var rows: [Statement.Row] = []
-                for try await row in try await connection.checkedExecute(statement, logger: logger) { rows.append(row) }
-                return rows
-            }
-            return try await client.guardedExecute(statement, logger: logger)
-        } catch {
-            throw PostgresErrorMapping.map(error, operation: operation, target: databaseTarget)
-        }
-    }
-
-    func run<T: Sendable>(
-        _ operation: String, on connection: PostgresConnection?,
-        _ consume: @escaping @Sendable (PostgresRowSequence) async throws -> T,
-        query: () -> PostgresQuery
-    ) async throws -> T {
-        do {
-            if let connection {
-                return try await consume(try await connection.checkedQuery(query(), logger: logger))
-            }
-            return try await client.guardedQuery(query(), logger: logger, consume)
-        } catch {
-            throw PostgresErrorMapping.map(error, operation: operation, target: databaseTarget)
-        }
+    /// Runs a statement in the caller's transaction, or on the pool.
+    func run<S: Statement>(_ operation: String, _ statement: S, on connection: PostgresConnection?) async throws -> [S.Row] {
+        guard let connection else { return try await database.run(operation, statement) }
+        return try await database.mapErrors(operation) { try await Database.Connection(connection: connection, database: database).run(statement) }
     }
 }

@@ -1,17 +1,19 @@
 import EventFleetPostgres
 import PostgresNIO
 
-// The job queue's hot statements, prepared once per connection (see `checkedExecute`). They call
-// functions of migration 0005, whose plans hold however stale the statistics of ef_jobs are.
+// The job queue's frequent statements (see `Statement`). They call routines whose plans hold however
+// stale the statistics of ef_jobs are.
 
 /// Claims up to `slots` jobs (`JobQueue.claim`).
-struct ClaimJobsStatement: PostgresPreparedStatement {
-    static let sql = """
-        SELECT id, projection, partition, stream_id, lane, attempt, max_attempts, fencing_token
-          FROM ef_claim_jobs($1, $2::text[], $3::text[], $4)
+struct ClaimJobsStatement: Statement {
+    static func sql(_ schema: Schema) -> String {
         """
+        SELECT id, projection, partition, stream_id, lane, attempt, max_attempts, fencing_token
+          FROM \(schema.ef_claim_jobs)($1, $2::text[], $3::text[], $4)
+        """
+    }
     static let bindingDataTypes: [PostgresDataType] = [.text, .textArray, .textArray, .int4]
-    typealias Row = (Int64, String, String, String, String, Int32, Int32, Int64)
+    typealias Row = (Int64, String, String, String, JobLane, Int32, Int32, Int64)
 
     var worker: String
     var lanes: [String]
@@ -37,10 +39,12 @@ struct ClaimJobsStatement: PostgresPreparedStatement {
 }
 
 /// Checks and locks the claims of several jobs in the caller's transaction (the multi-job `JobQueue.fence`).
-struct FenceJobsStatement: PostgresPreparedStatement {
-    static let sql = """
-        SELECT f.id, set_config('idle_in_transaction_session_timeout', $1, true) FROM ef_fence_jobs($4, $2, $3) AS f(id)
+struct FenceJobsStatement: Statement {
+    static func sql(_ schema: Schema) -> String {
         """
+        SELECT f.id, set_config('idle_in_transaction_session_timeout', $1, true) FROM \(schema.ef_fence_jobs)($4, $2, $3) AS f(id)
+        """
+    }
     static let bindingDataTypes: [PostgresDataType] = [.text, .int8Array, .int8Array, .text]
     typealias Row = Int64
 
@@ -65,10 +69,12 @@ struct FenceJobsStatement: PostgresPreparedStatement {
 }
 
 /// Completes several jobs, each fenced by its token (the batch `JobQueue.complete`).
-struct CompleteJobsStatement: PostgresPreparedStatement {
-    static let sql = """
-        SELECT c.id, c.outcome FROM ef_complete_jobs($3, $1, $2) AS c(id, outcome)
+struct CompleteJobsStatement: Statement {
+    static func sql(_ schema: Schema) -> String {
         """
+        SELECT c.id, c.outcome FROM \(schema.ef_complete_jobs)($3, $1, $2) AS c(id, outcome)
+        """
+    }
     static let bindingDataTypes: [PostgresDataType] = [.int8Array, .int8Array, .text]
     typealias Row = (Int64, String)
 

@@ -12,7 +12,7 @@ extension ProjectionWorker {
         // A discarding group: a plain task group keeps every finished job's task until it is
         // awaited, so a long-running worker grew with every job it ran.
         await withDiscardingTaskGroup { jobs in
-            var failures = 0
+            var backoff = Backoff()
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 let (freeJobs, freeTransactions) = state.withLock { state in
                     (configuration.concurrency - state.inFlight.count, configuration.maxTransactions - state.transactions)
@@ -25,7 +25,7 @@ extension ProjectionWorker {
                         let claimed = try await queue.claim(
                             worker: configuration.workerId, lanes: configuration.lanes, partitions: configuration.partitions, slots: free
                         )
-                        failures = 0
+                        backoff.reset()
                         metrics.claimed.increment(by: claimed.count)
                         let groups = Self.transactionGroups(claimed, size: configuration.jobsPerTransaction)
                         // Groups of different projections beyond the free transactions queue up behind others.
@@ -54,9 +54,8 @@ extension ProjectionWorker {
                         // A full claim means there may be more: go again as soon as a slot frees.
                         if !claimed.isEmpty && claimed.count == free { continue }
                     } catch {
-                        failures += 1
                         logger.warning("claim failed; retrying", metadata: ["eventfleet.error": "\(error)"])
-                        await wakeup.wait(timeout: RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(5)).delay(beforeRetry: min(failures, 10)))
+                        await wakeup.wait(timeout: backoff.next())
                         continue
                     }
                 }
@@ -126,7 +125,7 @@ extension ProjectionWorker {
             return
         }
         var remaining = group
-        var transientFailures = 0
+        var backoff = Backoff()
         while !remaining.isEmpty && !Task.isCancelled {
             do {
                 let batch = try await runBatch(remaining, projection: projection, logger: logger)
@@ -143,14 +142,13 @@ extension ProjectionWorker {
                 let duration = ContinuousClock.now - started
                 for _ in batch.finished { metrics.jobDuration.record(duration: duration) }
                 remaining = batch.unfinished
-                transientFailures = 0
+                backoff.reset()
             } catch is CancellationError {
                 return
             } catch where PostgresErrorMapping.isTransient(error) && !Task.isCancelled {
                 // The database is away: keep the claims (heartbeats hold them) and try again.
-                transientFailures += 1
                 logger.warning("database unavailable during job; retrying", metadata: ["eventfleet.error": "\(error)"])
-                try? await Task.sleep(for: RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(5)).delay(beforeRetry: min(transientFailures, 10)))
+                try? await Task.sleep(for: backoff.next())
             } catch {
                 guard remaining.count > 1 else {
                     logger.debug("job failed", metadata: ["eventfleet.error": "\(error)"])
@@ -211,7 +209,7 @@ extension ProjectionWorker {
     /// Records a failed attempt: the job retries later, or ends dead after its last attempt.
     private func settleFailure(_ job: Job, error: any Error, logger: Logger) async {
         let delay = configuration.retryBackoff.delay(beforeRetry: job.attempt)
-        var failures = 0
+        var backoff = Backoff()
         while true {
             do {
                 let outcome = try await queue.fail(job, worker: configuration.workerId, error: String(describing: error), retryDelay: delay)
@@ -228,8 +226,7 @@ extension ProjectionWorker {
             } catch JobQueueError.claimLost {
                 return
             } catch where PostgresErrorMapping.isTransient(error) && !Task.isCancelled {
-                failures += 1
-                try? await Task.sleep(for: RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(5)).delay(beforeRetry: min(failures, 10)))
+                try? await Task.sleep(for: backoff.next())
             } catch {
                 logger.error("could not record the failure; the job is rescued if this worker stops", metadata: ["eventfleet.error": "\(error)"])
                 return
@@ -268,12 +265,8 @@ extension ProjectionWorker {
 
     /// Runs a job batch in a transaction on one connection.
     func inTransaction<T: Sendable>(_ body: @Sendable @escaping (ProjectionContext) async throws -> T) async throws -> T {
-        do {
-            return try await store.client.withGuardedTransaction(logger: logger) { [store, logger] connection in
-                try await body(ProjectionContext(connection: connection, store: store, logger: logger))
-            }
-        } catch {
-            throw PostgresErrorMapping.map(error, operation: "run job", target: store.options.databaseTarget)
+        try await store.database.transaction("run job") { [store, logger] connection in
+            try await body(ProjectionContext(connection, store: store, logger: logger))
         }
     }
 }

@@ -88,7 +88,7 @@ public final class ProjectionWorker: Service, Sendable {
     public init(configuration: Configuration, store: PostgresEventStore, registry: ProjectionRegistry, logger: Logger = Logger(label: "eventfleet.worker")) {
         self.configuration = configuration
         self.store = store
-        self.queue = JobQueue(client: store.client, databaseTarget: store.options.databaseTarget, logger: logger)
+        self.queue = JobQueue(store: store, logger: logger)
         self.projections = Dictionary(registry.streamProjections.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var logger = logger
         logger[metadataKey: "eventfleet.worker"] = "\(configuration.workerId)"
@@ -128,7 +128,7 @@ public final class ProjectionWorker: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.heartbeatLoop() }
             if configuration.listenForJobs {
-                group.addTask { await self.wakeup.listen(on: JobQueue.notifyChannel, client: self.store.client, logger: self.logger) }
+                group.addTask { await self.wakeup.listen(on: JobQueue.notifyChannel, database: self.queue.database) }
             }
             await withGracefulShutdownHandler {
                 await self.claimLoop()

@@ -6,10 +6,7 @@ import PostgresNIO
 ///
 /// ```swift
 /// let audit = CustomProjection(name: "audit", eventTypes: ["CartCheckedOut"]) { message, context in
-///     try await context.connection.query(
-///         "INSERT INTO audit (stream_id, position) VALUES (\(message.streamId), \(message.streamPosition))",
-///         logger: context.logger
-///     )
+///     try await context.execute("INSERT INTO audit (stream_id, position) VALUES (\(message.streamId), \(message.streamPosition))")
 /// }
 /// ```
 ///
@@ -19,7 +16,7 @@ public struct CustomProjection: Projection {
     public let name: String
     public let eventTypes: Set<String>?
     private let handler: @Sendable (RecordedMessage, ProjectionContext) async throws -> Void
-    private let validator: (@Sendable (PostgresConnection, Logger) async throws -> Void)?
+    private let validator: (@Sendable (ProjectionContext) async throws -> Void)?
 
     /// - Parameters:
     ///   - name: A stable name.
@@ -29,7 +26,7 @@ public struct CustomProjection: Projection {
     public init(
         name: String,
         eventTypes: Set<String>? = nil,
-        validate: (@Sendable (PostgresConnection, Logger) async throws -> Void)? = nil,
+        validate: (@Sendable (ProjectionContext) async throws -> Void)? = nil,
         handler: @escaping @Sendable (RecordedMessage, ProjectionContext) async throws -> Void
     ) {
         self.name = name
@@ -38,8 +35,8 @@ public struct CustomProjection: Projection {
         self.handler = handler
     }
 
-    public func validate(on connection: PostgresConnection, logger: Logger) async throws {
-        try await validator?(connection, logger)
+    public func validate(context: ProjectionContext) async throws {
+        try await validator?(context)
     }
 
     public func handle(_ messages: [RecordedMessage], context: ProjectionContext) async throws {

@@ -10,7 +10,7 @@ extension EventConsumer {
         var lease: ConsumerLease?
         var idleWait = configuration.pollInterval
         var heldBackWait = Duration.milliseconds(5)
-        var transientFailures = 0
+        var backoff = Backoff()
         defer {
             progress.withLock {
                 $0.isLeader = false
@@ -26,20 +26,20 @@ extension EventConsumer {
                 }
                 lease = current
                 let step: Step
-                if let pages = configuration.serverSidePages, let page = try await serverSidePage(pages, lease: current) {
-                    step = page
+                if let pages = configuration.serverSidePages {
+                    step = try await serverSidePage(pages, lease: current)
                 } else {
                     let batch = try await store.readAll(
                         after: current.checkpoint,
                         options: ReadAllOptions(
-                            scope: configuration.scope, batchSize: configuration.batchSize, types: registry.eventTypes.map { Array($0) },
+                            scope: configuration.scope, batchSize: configuration.batchSize, types: eventTypes.map { Array($0) },
                             includePayload: configuration.readsPayload
                         )
                     )
                     logger.trace("polled", metadata: ["eventfleet.events": "\(batch.messages.count)", "eventfleet.held_back": "\(batch.isHeldBack)"])
                     step = batch.messages.isEmpty ? .empty(isHeldBack: batch.isHeldBack) : .committed(try await process(batch, lease: current))
                 }
-                transientFailures = 0
+                backoff.reset()
                 switch step {
                 case .empty(let isHeldBack):
                     if isHeldBack {
@@ -67,9 +67,8 @@ extension EventConsumer {
                 }
             } catch is CancellationError {
                 break
-            } catch where Self.isTransient(error) {
-                transientFailures += 1
-                let delay = RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(5)).delay(beforeRetry: min(transientFailures, 10))
+            } catch where PostgresErrorMapping.isTransient(error) {
+                let delay = backoff.next()
                 logger.warning(
                     "database unavailable; retrying",
                     metadata: ["eventfleet.error": "\(error)", "eventfleet.retry_in": "\(delay)"]
@@ -91,29 +90,18 @@ extension EventConsumer {
     }
 
     /// Handles the next page on the server and moves the checkpoint, in one transaction.
-    ///
-    /// - Returns: `nil` when the page failed for a reason of its own: the caller then reads the batch
-    ///   and hands it to the projections (which retry and stop or dead-letter per policy).
-    private func serverSidePage(_ pages: ServerSidePages, lease: ConsumerLease) async throws -> Step? {
-        do {
-            let page = try await inTransaction { [self] context in
-                let page = try await pages.handle(lease.checkpoint, configuration.batchSize, context.connection, logger)
-                if page.events > 0, let last = page.last {
-                    try await advanceCheckpoint(from: lease.checkpoint, to: last, lease: lease, on: context.connection)
-                }
-                return page
+    private func serverSidePage(_ pages: ServerSidePages, lease: ConsumerLease) async throws -> Step {
+        let page = try await store.database.transaction("consume") { [self] connection in
+            let page = try await pages.handle(lease.checkpoint, configuration.batchSize, connection)
+            if page.events > 0, let last = page.last {
+                try await advanceCheckpoint(from: lease.checkpoint, to: last, lease: lease, on: connection)
             }
-            logger.trace("handled a page on the server", metadata: ["eventfleet.events": "\(page.events)", "eventfleet.held_back": "\(page.isHeldBack)"])
-            guard page.events > 0, let last = page.last else { return .empty(isHeldBack: page.isHeldBack) }
-            await configuration.onCommit?(last, page.events)
-            return .committed(last)
-        } catch where Self.isHandlerFailure(error) {
-            logger.warning(
-                "handling a page on the server failed; reading the batch and handling it here",
-                metadata: ["eventfleet.error": "\(error)"]
-            )
-            return nil
+            return page
         }
+        logger.trace("handled a page on the server", metadata: ["eventfleet.events": "\(page.events)", "eventfleet.held_back": "\(page.isHeldBack)"])
+        guard page.events > 0, let last = page.last else { return .empty(isHeldBack: page.isHeldBack) }
+        await configuration.onCommit?(last, page.events)
+        return .committed(last)
     }
 
     /// The lease to work under: the current one (renewed when a third of it has passed), a newly
@@ -206,7 +194,7 @@ extension EventConsumer {
                     try await projection.handle(handled, context: context)
                 }
             }
-            try await advanceCheckpoint(from: from, to: to, lease: lease, on: context.connection)
+            try await advanceCheckpoint(from: from, to: to, lease: lease, on: context.database)
         }
         await configuration.onCommit?(to, messages.count)
     }
@@ -215,15 +203,14 @@ extension EventConsumer {
         _ message: RecordedMessage, error: any Error, attempts: Int, from: GlobalCheckpoint, lease: ConsumerLease
     ) async throws {
         try await inTransaction { [self] context in
-            let query: PostgresQuery = """
-                INSERT INTO ef_dead_letters (subscription_id, scope, partition, stream_id, stream_position, global_position,
-                                             transaction_id, message_id, message_type, error, attempts)
+            try await context.database.execute("""
+                INSERT INTO \(context.database.schema.ef_dead_letters) (subscription_id, scope, partition, stream_id, stream_position,
+                                             global_position, transaction_id, message_id, message_type, error, attempts)
                 VALUES (\(configuration.name), \(configuration.scopeKey), \(message.partition), \(message.streamId),
-                        \(message.streamPosition), \(message.globalPosition), \(String(message.transactionId))::xid8,
+                        \(message.streamPosition), \(message.globalPosition), \(TransactionID(message.transactionId)),
                         \(message.messageId), \(message.type), \(DiagnosticText.storable(String(describing: error))), \(attempts))
-                """
-            for try await _ in try await context.connection.checkedQuery(query, logger: logger) {}
-            try await advanceCheckpoint(from: from, to: message.checkpoint, lease: lease, on: context.connection)
+                """)
+            try await advanceCheckpoint(from: from, to: message.checkpoint, lease: lease, on: context.database)
         }
         await configuration.onCommit?(message.checkpoint, 1)
     }
@@ -231,22 +218,14 @@ extension EventConsumer {
     /// Runs `body` in a transaction; driver errors come out as ``EventStoreError``, a handler's own
     /// errors unchanged.
     private func inTransaction<T: Sendable>(_ body: @escaping @Sendable (ProjectionContext) async throws -> T) async throws -> T {
-        do {
-            return try await store.client.withGuardedTransaction(logger: logger) { [store, logger] connection in
-                try await body(ProjectionContext(connection: connection, store: store, logger: logger))
-            }
-        } catch {
-            throw PostgresErrorMapping.map(error, operation: "consume", target: store.options.databaseTarget)
+        try await store.database.transaction("consume") { [store, logger] connection in
+            try await body(ProjectionContext(connection, store: store, logger: logger))
         }
     }
 
-    /// Errors that say the database is unreachable or restarting, not that a handler is wrong.
-    static func isTransient(_ error: any Error) -> Bool {
-        PostgresErrorMapping.isTransient(error)
-    }
-
+    /// Whether `error` is a handler's failure, not the database being away, a lost lease or a stop.
     static func isHandlerFailure(_ error: any Error) -> Bool {
-        if error is CancellationError || isTransient(error) { return false }
+        if error is CancellationError || PostgresErrorMapping.isTransient(error) { return false }
         if case .leaseLost = error as? ProjectionError { return false }
         return true
     }

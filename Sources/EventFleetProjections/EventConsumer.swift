@@ -74,10 +74,11 @@ public final class EventConsumer: Service, Sendable {
         /// Called after each committed batch with the new checkpoint and its event count.
         public var onCommit: (@Sendable (GlobalCheckpoint, Int) async -> Void)?
         /// Whether handlers get each event's data and metadata. Handlers that only look at where
-        /// events are and of what type (the fleet's scheduler) read far less with `false`; their
-        /// messages then carry `{}` as data and metadata.
+        /// events are and of what type read far less with `false`; their messages then carry `{}` as
+        /// data and metadata.
         public var readsPayload: Bool = true
-        /// Pages handled on the server instead of read (the fleet's scheduler); see ``ServerSidePages``.
+        /// Pages handled on the server instead of read and handed to projections (the fleet's
+        /// scheduler); see ``ServerSidePages``.
         package var serverSidePages: ServerSidePages?
 
         public init(name: String, scope: PartitionScope = .all) {
@@ -110,9 +111,8 @@ public final class EventConsumer: Service, Sendable {
     ///
     /// In the batch's transaction, before the checkpoint moves, `handle` takes up to `limit` events
     /// after the checkpoint, by the global log's rule, and says how many it took and the checkpoint of
-    /// the last, or for an empty page whether it is held back. When it fails for a reason other than the database being away or the lease being
-    /// lost, the consumer reads that batch and hands it to its projections as usual, which retry and
-    /// stop or dead-letter per ``FailurePolicy``.
+    /// the last, or for an empty page whether it is held back. Such a consumer has no projections:
+    /// a page that fails for a reason other than the database being away stops it.
     package struct ServerSidePages: Sendable {
         /// What `handle` did with a page.
         package struct Page: Sendable {
@@ -132,7 +132,7 @@ public final class EventConsumer: Service, Sendable {
         }
 
         package typealias Handle = @Sendable (
-            _ after: GlobalCheckpoint, _ limit: Int, _ connection: PostgresConnection, _ logger: Logger
+            _ after: GlobalCheckpoint, _ limit: Int, _ connection: Database.Connection
         ) async throws -> Page
 
         package var handle: Handle
@@ -180,7 +180,7 @@ public final class EventConsumer: Service, Sendable {
             try await validateProjections()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 if let channel = configuration.notifyChannel {
-                    group.addTask { await self.wakeup.listen(on: channel, client: self.store.client, logger: self.logger) }
+                    group.addTask { await self.wakeup.listen(on: channel, database: self.store.database) }
                 }
                 group.addTask {
                     try await withGracefulShutdownHandler {
@@ -205,7 +205,7 @@ public final class EventConsumer: Service, Sendable {
     /// - Throws: ``ProjectionError/timedOut(consumer:after:)``, or
     ///   ``ProjectionError/consumerStopped(consumer:reason:)`` when the consumer stopped.
     public func whenCaughtUp(timeout: Duration = .seconds(30)) async throws {
-        let head = try await store.globalLogHead(scope: configuration.scope, types: registry.eventTypes.map { Array($0) })
+        let head = try await store.globalLogHead(scope: configuration.scope, types: eventTypes.map { Array($0) })
         wakeup.signal()
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -228,21 +228,17 @@ public final class EventConsumer: Service, Sendable {
         }
     }
 
-    private func validateProjections() async throws {
-        try await mapErrors("validate projections") {
-            try await store.client.withConnection { connection in
-                for projection in registry.projections {
-                    try await projection.validate(on: connection, logger: logger)
-                }
-            }
-        }
+    /// The types of the events this consumer reads: those its projections handle, or all of them
+    /// (`nil`) when pages are handled on the server.
+    var eventTypes: Set<String>? {
+        configuration.serverSidePages == nil ? registry.eventTypes : nil
     }
 
-    func mapErrors<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw PostgresErrorMapping.map(error, operation: operation, target: store.options.databaseTarget)
+    private func validateProjections() async throws {
+        try await store.database.withConnection("validate projections") { [store, logger] connection in
+            for projection in registry.projections {
+                try await projection.validate(context: ProjectionContext(connection, store: store, logger: logger))
+            }
         }
     }
 }

@@ -3,19 +3,44 @@ import EventFleetPostgres
 import Logging
 import PostgresNIO
 
-/// What a projection's handler works with: a connection inside the transaction that also records
-/// the consumer's checkpoint, so the handler's writes and the checkpoint commit together.
+/// What a projection works with: a connection inside the transaction that also records the
+/// consumer's checkpoint (or completes the fleet's jobs), so the projection's writes and the
+/// checkpoint commit together. When a projection validates its tables, the connection is in no
+/// transaction.
 public struct ProjectionContext: Sendable {
     /// The connection of the open transaction. Do not commit or roll back on it.
-    public let connection: PostgresConnection
+    ///
+    /// Prefer ``query(_:)`` and ``execute(_:)``: a statement sent on the connection itself right
+    /// after the server closed it (a restart) never completes with postgres-nio 1.33, and holds the
+    /// consumer or the job until the process ends.
+    public var connection: PostgresConnection { database.connection }
     /// The store, for reads inside the transaction (pass `connection`).
     public let store: PostgresEventStore
     public let logger: Logger
+    package let database: Database.Connection
 
     public init(connection: PostgresConnection, store: PostgresEventStore, logger: Logger) {
-        self.connection = connection
+        self.init(Database.Connection(connection: connection, database: store.database), store: store, logger: logger)
+    }
+
+    package init(_ database: Database.Connection, store: PostgresEventStore, logger: Logger) {
+        self.database = database
         self.store = store
         self.logger = logger
+    }
+
+    /// Runs a statement in the transaction and returns its rows; a connection the server closed
+    /// fails it at once (a transient ``EventFleetCore/EventStoreError/connectionFailed(target:reason:)``).
+    ///
+    /// - Throws: ``EventFleetCore/EventStoreError`` for driver and server errors.
+    @discardableResult
+    public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await database.database.mapErrors("projection statement") { try await database.query(query) }
+    }
+
+    /// Runs a statement in the transaction to its end; see ``query(_:)``.
+    public func execute(_ query: PostgresQuery) async throws {
+        try await self.query(query)
     }
 }
 
@@ -25,10 +50,11 @@ public protocol Projection: Sendable {
     var name: String { get }
     /// The event types it handles; `nil` for all.
     var eventTypes: Set<String>? { get }
-    /// Checks at start that the database fits the projection (tables, columns, keys).
+    /// Checks at start that the database fits the projection (tables, columns, keys). The context's
+    /// connection is in no transaction.
     ///
     /// - Throws: ``ProjectionError/misconfigured(projection:table:problems:)`` naming what is missing.
-    func validate(on connection: PostgresConnection, logger: Logger) async throws
+    func validate(context: ProjectionContext) async throws
     /// Applies events, in global-log order, inside the consumer's transaction.
     func handle(_ messages: [RecordedMessage], context: ProjectionContext) async throws
 }

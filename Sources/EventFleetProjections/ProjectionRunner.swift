@@ -69,27 +69,15 @@ public struct ProjectionRunner: Sendable {
     ///
     /// - Throws: ``ProjectionError/misconfigured(projection:table:problems:)``.
     public func validate(_ projection: some Projection) async throws {
-        try await mapErrors("validate \(projection.name)") {
-            try await store.client.withConnection { connection in
-                try await projection.validate(on: connection, logger: logger)
-            }
+        try await store.database.withConnection("validate \(projection.name)") { [store, logger] connection in
+            try await projection.validate(context: ProjectionContext(connection, store: store, logger: logger))
         }
     }
 
     /// Runs `body` in a transaction on one connection: commit on success, roll back on error.
     func inTransaction<T: Sendable>(operation: String, _ body: @escaping @Sendable (ProjectionContext) async throws -> T) async throws -> T {
-        try await mapErrors(operation) {
-            try await store.client.withGuardedTransaction(logger: logger) { [store, logger] connection in
-                try await body(ProjectionContext(connection: connection, store: store, logger: logger))
-            }
-        }
-    }
-
-    private func mapErrors<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw PostgresErrorMapping.map(error, operation: operation, target: store.options.databaseTarget)
+        try await store.database.transaction(operation) { [store, logger] connection in
+            try await body(ProjectionContext(connection, store: store, logger: logger))
         }
     }
 }

@@ -1,3 +1,5 @@
+import EventFleetPostgres
+
 /// A table or column name from configuration: validated, and always quoted when it goes into SQL.
 ///
 /// Names that come from configuration cannot be bound as parameters, so they are restricted to
@@ -39,4 +41,9 @@ public struct SQLIdentifier: Sendable, Hashable, CustomStringConvertible {
 
     /// The schema when qualified.
     public var schema: String? { parts.count == 2 ? parts[0] : nil }
+}
+
+extension SQLIdentifier: QualifiableName {
+    package var schemaName: String? { schema }
+    package var quotedName: String { "\"\(name)\"" }
 }

@@ -112,7 +112,7 @@ extension SnapshotProjection {
         let query = PostgresQuery(
             unsafeSQL: """
                 SELECT ef_row.partition, ef_row.stream_id, ef_row.last_stream_position, ef_row.snapshot::text
-                  FROM \(table.quoted) AS ef_row
+                  FROM \(tableName(context)) AS ef_row
                  WHERE (ef_row.partition, ef_row.stream_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
                  ORDER BY ef_row.partition, ef_row.stream_id
                    FOR UPDATE OF ef_row
@@ -120,7 +120,7 @@ extension SnapshotProjection {
             binds: bindings
         )
         var rows: [StreamKey: (position: Int64, snapshot: String)] = [:]
-        for try await row in try await context.connection.checkedQuery(query, logger: context.logger) {
+        for row in try await context.database.query(query) {
             var cells = RowCells(row, statement: "lock read-model rows")
             let key = StreamKey(partition: try cells.next(), streamId: try cells.next())
             rows[key] = (try cells.next(), try cells.next())
@@ -227,25 +227,26 @@ extension SnapshotProjection {
             .map { "\"\($0)\" = ef_new.\"\($0)\"" }
             .joined(separator: ", ")
         let columnList = insertedColumns.map { "\"\($0)\"" }.joined(separator: ", ")
+        let table = tableName(context)
         var bindings = PostgresBindings(capacity: 2)
         bindings.append(updates.text)
         bindings.append(inserts.text)
         let query = PostgresQuery(
             unsafeSQL: """
                 WITH updated AS (
-                    UPDATE \(table.quoted) AS ef_row SET \(assignments)
-                      FROM json_populate_recordset(NULL::\(table.quoted), $1::json) AS ef_new
+                    UPDATE \(table) AS ef_row SET \(assignments)
+                      FROM json_populate_recordset(NULL::\(table), $1::json) AS ef_new
                      WHERE ef_row.partition = ef_new.partition AND ef_row.stream_id = ef_new.stream_id
                 )
-                INSERT INTO \(table.quoted) (\(columnList))
-                SELECT \(columnList) FROM json_populate_recordset(NULL::\(table.quoted), $2::json)
+                INSERT INTO \(table) (\(columnList))
+                SELECT \(columnList) FROM json_populate_recordset(NULL::\(table), $2::json)
                 ON CONFLICT DO NOTHING
                 RETURNING partition, stream_id
                 """,
             binds: bindings
         )
         var inserted = Set<StreamKey>()
-        for try await row in try await context.connection.checkedQuery(query, logger: context.logger) {
+        for row in try await context.database.query(query) {
             var cells = RowCells(row, statement: "write read-model rows")
             inserted.insert(StreamKey(partition: try cells.next(), streamId: try cells.next()))
         }

@@ -1,5 +1,4 @@
 import EventFleetPostgres
-import Logging
 import PostgresNIO
 
 extension SnapshotProjection {
@@ -7,26 +6,21 @@ extension SnapshotProjection {
     /// JSON), a unique constraint on exactly the key columns, and an index on `(partition, stream_id)`.
     ///
     /// - Throws: ``ProjectionError/misconfigured(projection:table:problems:)`` listing every problem.
-    public func validate(on connection: PostgresConnection, logger: Logger) async throws {
-        let tableName = table.quoted
+    public func validate(context: ProjectionContext) async throws {
+        let tableName = self.tableName(context).description
         var columnTypes: [String: String] = [:]
         var found = false
-        for try await (exists, column, type) in try await connection.checkedQuery(
-            """
+        for row in try await context.query("""
             SELECT to_regclass(\(tableName)) IS NOT NULL, a.attname::text, format_type(a.atttypid, a.atttypmod)
               FROM (SELECT 1) AS one
               LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(\(tableName)) AND a.attnum > 0 AND NOT a.attisdropped
-            """,
-            logger: logger
-        ).decode((Bool, String?, String?).self) {
+            """) {
+            let (exists, column, type) = try row.decode((Bool, String?, String?).self)
             found = exists
             if let column, let type { columnTypes[column] = type }
         }
         guard found else {
-            throw ProjectionError.misconfigured(
-                projection: name, table: table.description,
-                problems: ["the table does not exist (in the connection's search_path)"]
-            )
+            throw ProjectionError.misconfigured(projection: name, table: table.description, problems: ["the table does not exist (looked for \(tableName))"])
         }
 
         var problems: [String] = []
@@ -47,17 +41,15 @@ extension SnapshotProjection {
 
         var uniqueKeys: [Set<String>] = []
         var indexPrefixes: [[String]] = []
-        for try await (columns, unique) in try await connection.checkedQuery(
-            """
+        for row in try await context.query("""
             SELECT array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
                            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                           ORDER BY k.n),
                    i.indisunique
               FROM pg_index i
              WHERE i.indrelid = to_regclass(\(tableName)) AND i.indpred IS NULL AND i.indisvalid
-            """,
-            logger: logger
-        ).decode(([String], Bool).self) {
+            """) {
+            let (columns, unique) = try row.decode(([String], Bool).self)
             if unique { uniqueKeys.append(Set(columns)) }
             indexPrefixes.append(Array(columns.prefix(2)))
         }

@@ -9,7 +9,8 @@ import PostgresNIO
 /// The row has the user's key columns, the snapshot columns (`stream_id`, `partition`,
 /// `last_stream_position`, `last_global_position`, `snapshot jsonb`) and optional denormalized
 /// columns from ``mapToColumns``. The table needs a unique constraint on the key columns and an
-/// index on `(partition, stream_id)`; ``validate(on:logger:)`` checks both at start.
+/// index on `(partition, stream_id)`; ``validate(context:)`` checks both at start. A table named
+/// without a schema lives in the store's (``EventFleetPostgres/DatabaseConfiguration/schema``).
 ///
 /// > Important: Each event applies exactly once in effect: the row is locked, events must continue
 /// > at `last_stream_position + 1`, and the row and its positions are written in one statement of
@@ -100,15 +101,19 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     ///
     /// - Throws: ``ProjectionError/malformedSnapshot(projection:table:streamId:partition:reason:)``
     ///   when the stored snapshot does not decode as `State`.
-    public func load(streamId: String, partition: String, on connection: PostgresConnection, logger: Logger) async throws -> (state: State, lastStreamPosition: Int64)? {
-        let query = PostgresQuery(
-            unsafeSQL: "SELECT last_stream_position, snapshot::text FROM \(table.quoted) WHERE partition = $1 AND stream_id = $2",
-            binds: Self.binds(partition, streamId)
+    public func load(streamId: String, partition: String, context: ProjectionContext) async throws -> (state: State, lastStreamPosition: Int64)? {
+        let rows = try await context.query(
+            "SELECT last_stream_position, snapshot::text FROM \(tableName(context)) WHERE partition = \(partition) AND stream_id = \(streamId)"
         )
-        for try await (position, snapshot) in try await connection.checkedQuery(query, logger: logger).decode((Int64, String).self) {
+        return try rows.first.map { row in
+            let (position, snapshot) = try row.decode((Int64, String).self)
             return (try decodeSnapshot(snapshot, streamId: streamId, partition: partition), position)
         }
-        return nil
+    }
+
+    /// The table as statements name it: qualified with the store's schema unless it names its own.
+    func tableName(_ context: ProjectionContext) -> SQLName {
+        context.database.schema.qualifying(table)
     }
 
     /// Decodes a stored snapshot, naming the row when it does not fit `State`.
@@ -121,12 +126,6 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
                 reason: JSONValue.describe(error)
             )
         }
-    }
-
-    static func binds(_ values: String...) -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: values.count)
-        for value in values { bindings.append(value) }
-        return bindings
     }
 }
 

@@ -1,7 +1,5 @@
 import EventFleetCore
 import EventFleetPostgres
-import Logging
-import PostgresNIO
 import Synchronization
 
 /// Wakes an idle loop early: `signal()` ends the current or next `wait(timeout:)`.
@@ -64,15 +62,15 @@ extension Wakeup {
     /// Turns `NOTIFY` on `channel` into signals until cancelled: LISTEN on a pooled connection,
     /// reconnecting with backoff when it drops (polling carries on meanwhile). It signals once as
     /// soon as it listens, since what was notified before LISTEN took effect was not seen.
-    package func listen(on channel: String, client: PostgresClient, logger: Logger) async {
-        var failures = 0
+    package func listen(on channel: String, database: Database) async {
+        var backoff = Backoff(RetryPolicy())
         while !Task.isCancelled {
             let attempt = ContinuousClock.now
             do {
-                try await client.withGuardedConnection { [self] connection in
-                    try await connection.listen(on: channel) { notifications in
+                try await database.withConnection("listen") { [self] connection in
+                    try await connection.connection.listen(on: channel) { notifications in
                         signal()
-                        logger.trace("listening", metadata: ["eventfleet.channel": "\(channel)"])
+                        database.logger.trace("listening", metadata: ["eventfleet.channel": "\(channel)"])
                         for try await _ in notifications {
                             signal()
                         }
@@ -81,10 +79,10 @@ extension Wakeup {
             } catch {
                 if Task.isCancelled { return }
                 // A connection that listened for a while starts the backoff over.
-                failures = ContinuousClock.now - attempt > .seconds(10) ? 1 : failures + 1
-                logger.debug("LISTEN connection lost; polling continues", metadata: ["eventfleet.error": "\(error)"])
+                if ContinuousClock.now - attempt > .seconds(10) { backoff.reset() }
+                database.logger.debug("LISTEN connection lost; polling continues", metadata: ["eventfleet.error": "\(error)"])
             }
-            try? await Task.sleep(for: RetryPolicy().delay(beforeRetry: min(failures, 8)))
+            try? await Task.sleep(for: backoff.next())
         }
     }
 }

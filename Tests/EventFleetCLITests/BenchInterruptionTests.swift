@@ -1,16 +1,17 @@
+import EventFleetCLI
 import EventFleetTestSupport
 import Foundation
 import PostgresNIO
 import Testing
 
-/// `eventfleet bench` stopped half-way (Ctrl-C, `timeout`) leaves nothing running and nothing behind.
+/// `eventfleet-bench` stopped half-way (Ctrl-C, `timeout`) leaves nothing running and nothing behind.
 @Suite("Bench interruption", .timeLimit(.minutes(3)))
 struct BenchInterruptionTests {
     /// The bench schemas on the server.
     private func benchSchemas() async throws -> Set<String> {
         try await TestDatabase.withSchema(migrate: false) { schema in
             var names = Set<String>()
-            for try await name in try await schema.client.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'").decode(String.self) {
+            for name in try await schema.rows("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'", as: String.self) {
                 names.insert(name)
             }
             return names
@@ -40,10 +41,10 @@ struct BenchInterruptionTests {
     func interruptedCatchUp() async throws {
         let before = try await benchSchemas()
         // One slow worker, so the catch-up is still running when the signal comes.
-        let bench = try RunningProcess(
-            try builtProduct("eventfleet"),
-            arguments: ["bench", "--quick", "--only", "catchup", "--catch-up-workers", "1", "--worker-concurrency", "1", "--jobs-per-transaction", "1"],
-            environment: childEnvironment(url: try TestDatabase.baseURL())
+        let bench = try ChildProcess(
+            try builtProduct("eventfleet-bench"),
+            arguments: ["--quick", "--only", "catchup", "--catch-up-workers", "1", "--worker-concurrency", "1", "--jobs-per-transaction", "1"],
+            environment: childEnvironment(url: try TestDatabase.baseURL()), error: .capture
         )
         var fleet: [Int32] = []
         try await waitUntil(timeout: .seconds(90), "the bench has started its scheduler and worker") {
@@ -54,12 +55,12 @@ struct BenchInterruptionTests {
         #expect(created.count == 1, "the run's schema: \(created)")
 
         bench.signal(SIGINT)
-        let status = try await bench.waitForExit(timeout: .seconds(60))
+        let status = try await bench.exit(within: .seconds(60))
         let survivors = fleet.filter(isAlive)
         // Left running, they would also hold the bench's standard error open.
         for pid in survivors { kill(pid, SIGKILL) }
-        let output = await bench.stderr()
-        #expect(status == 128 + SIGINT, "\(output)")
+        let output = await bench.capturedError()
+        #expect(status == .exited(128 + SIGINT), "\(output)")
         #expect(survivors.isEmpty, "fleet processes still running after the bench stopped: \(survivors)")
         let left = try await benchSchemas().intersection(created)
         #expect(left.isEmpty, "the bench schema was not dropped")

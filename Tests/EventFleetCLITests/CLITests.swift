@@ -1,3 +1,4 @@
+import EventFleetCLI
 import EventFleetCore
 import EventFleetTestSupport
 import Foundation
@@ -160,6 +161,6 @@ struct CLITests {
     }
 }
 
-func eventfleet(_ arguments: [String], url: String) async throws -> ProcessOutput {
-    try await runProcess(try builtProduct("eventfleet"), arguments: arguments, environment: childEnvironment(url: url))
+func eventfleet(_ arguments: [String], url: String) async throws -> ChildProcess.Result {
+    try await ChildProcess.run(try builtProduct("eventfleet"), arguments: arguments, environment: childEnvironment(url: url))
 }

@@ -1,4 +1,5 @@
 import CartsExample
+import EventFleetCLI
 import EventFleetCore
 import EventFleetJobs
 import EventFleetPostgres
@@ -55,25 +56,27 @@ struct DatabaseRestartTests {
 
     static func restartDatabase() async throws {
         let command = try #require(restartCommand)
-        let output = try await runShell(command)
-        try #require(output.status == 0, "restart failed: \(output.stderr)")
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("eventfleet-restart-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let termination = try await ChildProcess.runShell(command, log: log)
+        try #require(termination == .exited(0), "restart failed: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
     }
 
     @Test("pg_ctl restart -m immediate mid-run: the scheduler and the workers reconnect and finish; nothing is lost")
     func restartMidRun() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(client: schema.client).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
             let environment = childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
             let eventfleet = try builtProduct("eventfleet")
-            let scheduler = try RunningProcess(
-                eventfleet, arguments: ["scheduler", "--lease-seconds", "3", "--heartbeat-timeout", "5"], environment: environment
+            let scheduler = try ChildProcess(
+                eventfleet, arguments: ["scheduler", "--lease-seconds", "3", "--heartbeat-timeout", "5"], environment: environment, error: .capture
             )
             let workers = try (0..<2).map { _ in
-                try RunningProcess(
+                try ChildProcess(
                     eventfleet,
                     arguments: ["worker", "--concurrency", "4", "--batch-size", "1", "--heartbeat-interval-ms", "500",
                                 "--poll-interval-ms", "200", "--drain-timeout", "5"],
-                    environment: environment
+                    environment: environment, error: .capture
                 )
             }
             var streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 6, extraItems: 30)
@@ -104,9 +107,9 @@ struct DatabaseRestartTests {
                 process.signal(SIGTERM)
             }
             for process in workers + [scheduler] {
-                let status = try await process.waitForExit(timeout: .seconds(30))
-                let log = await process.stderr()
-                #expect(status == 0, "pid \(process.pid) exited with \(status): \(log.suffix(40_000))")
+                let status = try await process.exit(within: .seconds(30))
+                let log = await process.capturedError()
+                #expect(status == .exited(0), "pid \(process.pid) \(status): \(log.suffix(40_000))")
             }
         }
     }

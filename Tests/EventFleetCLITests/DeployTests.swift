@@ -1,3 +1,4 @@
+import EventFleetCLI
 import EventFleetTestSupport
 import Foundation
 import Testing
@@ -9,8 +10,8 @@ struct DeployTests {
 
     @Test("Kubernetes manifests validate against the schemas and systemd units verify")
     func validateDeploy() async throws {
-        let run = try await runProcess(
-            Self.root.appendingPathComponent("scripts/validate-deploy"), environment: ProcessInfo.processInfo.environment
+        let run = try await ChildProcess.run(
+            Self.root.appendingPathComponent("scripts/validate-deploy").path, environment: ProcessInfo.processInfo.environment
         )
         #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
         #expect(run.stdout.contains(" 0 failed"), "\(run.stdout)")

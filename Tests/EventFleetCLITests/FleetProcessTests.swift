@@ -1,4 +1,5 @@
 import CartsExample
+import EventFleetCLI
 import EventFleetCore
 import EventFleetJobs
 import EventFleetPostgres
@@ -11,12 +12,12 @@ import Testing
 @Suite("Fleet processes", .timeLimit(.minutes(3)))
 struct FleetProcessTests {
     /// A worker that works slowly (one event per transaction) so it is caught mid-job.
-    static func startWorker(_ schema: TestSchema, extra: [String] = []) throws -> RunningProcess {
-        try RunningProcess(
+    static func startWorker(_ schema: TestSchema, extra: [String] = []) throws -> ChildProcess {
+        try ChildProcess(
             try builtProduct("eventfleet"),
             arguments: ["worker", "--concurrency", "4", "--batch-size", "1", "--heartbeat-interval-ms", "300",
                         "--poll-interval-ms", "100", "--drain-timeout", "2"] + extra,
-            environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
+            environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .capture
         )
     }
 
@@ -29,7 +30,7 @@ struct FleetProcessTests {
     }
 
     static func workerId(_ schema: TestSchema, pid: Int32) async throws -> String? {
-        for try await id in try await schema.client.query("SELECT id FROM ef_workers WHERE pid = \(pid)").decode(String.self) { return id }
+        for id in try await schema.rows("SELECT id FROM ef_workers WHERE pid = \(pid)", as: String.self) { return id }
         return nil
     }
 
@@ -60,7 +61,7 @@ struct FleetProcessTests {
     @Test("kill -9 of a worker mid-job: its jobs are rescued within the heartbeat timeout and every row ends correct")
     func killedWorker() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(client: schema.client).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
             let streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 6, extraItems: 30)
             try await Self.withScheduler(schema) { scheduler in
                 let victim = try Self.startWorker(schema)
@@ -71,7 +72,7 @@ struct FleetProcessTests {
                     return try await Self.runningJobs(schema, owner: victimId) > 0
                 }
                 victim.signal(SIGKILL)
-                #expect(try await victim.waitForExit() == SIGKILL)
+                #expect(try await victim.exit() == .signalled(SIGKILL))
                 let killedAt = ContinuousClock.now
                 let owner = try #require(victimId)
                 try await waitUntil(timeout: .seconds(15), "its jobs are rescued") {
@@ -81,7 +82,7 @@ struct FleetProcessTests {
                 let survivor = try Self.startWorker(schema)
                 try await Self.waitForIdleQueue(schema, scheduler)
                 survivor.signal(SIGTERM)
-                #expect(try await survivor.waitForExit() == 0)
+                #expect(try await survivor.exit() == .exited(0))
             }
             #expect(try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty)
         }
@@ -90,14 +91,14 @@ struct FleetProcessTests {
     @Test("a frozen worker (SIGSTOP) loses its jobs and, resumed, can neither complete them nor commit their effects")
     func frozenWorker() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(client: schema.client).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
             let streams = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 6, extraItems: 40)
             try await Self.withScheduler(schema) { scheduler in
-                let zombie = try RunningProcess(
+                let zombie = try ChildProcess(
                     try builtProduct("eventfleet"),
                     arguments: ["worker", "--concurrency", "4", "--batch-size", "1", "--heartbeat-interval-ms", "300",
                                 "--poll-interval-ms", "100", "--drain-timeout", "2", "--idle-transaction-timeout-ms", "1000"],
-                    environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
+                    environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .capture
                 )
                 var zombieId: String?
                 try await waitUntil(timeout: .seconds(30), "the worker runs jobs") {
@@ -125,14 +126,14 @@ struct FleetProcessTests {
                 #expect(try await schema.count("SELECT coalesce(sum(last_global_position), 0)::bigint FROM carts") == projectedBefore)
                 healthy.signal(SIGTERM)
                 zombie.signal(SIGTERM)
-                let healthyExit = try? await healthy.waitForExit()
+                let healthyExit = try? await healthy.exit()
                 // Its connections were cut while it was frozen; it still drains and exits cleanly.
-                let zombieExit = try? await zombie.waitForExit(timeout: .seconds(20))
+                let zombieExit = try? await zombie.exit(within: .seconds(20))
                 if zombieExit == nil { zombie.signal(SIGKILL) }
-                let log = await zombie.stderr()
-                let healthyLog = await healthy.stderr()
-                #expect(healthyExit == 0, "\(healthyLog.suffix(3_000))")
-                #expect(zombieExit == 0, "\(log.suffix(3_000))")
+                let log = await zombie.capturedError()
+                let healthyLog = await healthy.capturedError()
+                #expect(healthyExit == .exited(0), "\(healthyLog.suffix(3_000))")
+                #expect(zombieExit == .exited(0), "\(log.suffix(3_000))")
                 #expect(log.contains("declared dead"), "\(log.suffix(2_000))")
             }
             #expect(try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty)
@@ -142,7 +143,7 @@ struct FleetProcessTests {
     @Test("SIGTERM drains a worker: it exits 0, deregisters, leaves no job running and loses none")
     func sigtermDrains() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(client: schema.client).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
             let streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 5, extraItems: 30)
             try await Self.withScheduler(schema) { scheduler in
                 let worker = try Self.startWorker(schema)
@@ -151,13 +152,13 @@ struct FleetProcessTests {
                     return try await Self.runningJobs(schema, owner: id) > 0
                 }
                 worker.signal(SIGTERM)
-                #expect(try await worker.waitForExit(timeout: .seconds(20)) == 0)
+                #expect(try await worker.exit(within: .seconds(20)) == .exited(0))
                 #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'running'") == 0)
                 #expect(try await Self.workerId(schema, pid: worker.pid) == nil, "deregistered")
                 let next = try Self.startWorker(schema)
                 try await Self.waitForIdleQueue(schema, scheduler)
                 next.signal(SIGTERM)
-                #expect(try await next.waitForExit() == 0)
+                #expect(try await next.exit() == .exited(0))
             }
             #expect(try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty)
         }
@@ -166,18 +167,18 @@ struct FleetProcessTests {
     @Test("kill -9 of the leading scheduler: another scheduler takes over and nothing is missed")
     func schedulerFailover() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(client: schema.client).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
             let environment = childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
             let arguments = ["scheduler", "--lease-seconds", "2", "--heartbeat-timeout", "3"]
-            let leader = try RunningProcess(try builtProduct("eventfleet"), arguments: arguments, environment: environment)
+            let leader = try ChildProcess(try builtProduct("eventfleet"), arguments: arguments, environment: environment, error: .capture)
             try await waitUntil(timeout: .seconds(30), "the first scheduler leads") {
                 try await schema.count("SELECT count(*) FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler' AND owner LIKE '%-' || \(String(leader.pid)) || '-%'") == 1
             }
-            let standby = try RunningProcess(try builtProduct("eventfleet"), arguments: arguments, environment: environment)
+            let standby = try ChildProcess(try builtProduct("eventfleet"), arguments: arguments, environment: environment, error: .capture)
             let worker = try Self.startWorker(schema)
             var streams = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 4)
             leader.signal(SIGKILL)
-            _ = try await leader.waitForExit()
+            _ = try await leader.exit()
             streams += try await writeCarts(schema.store, tenants: ["b"], cartsPerTenant: 4)
             try await waitUntil(timeout: .seconds(30), "the standby took over and every cart is projected") {
                 try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty
@@ -185,8 +186,8 @@ struct FleetProcessTests {
             #expect(try await schema.count("SELECT count(*) FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler' AND owner LIKE '%-' || \(String(standby.pid)) || '-%'") == 1)
             standby.signal(SIGTERM)
             worker.signal(SIGTERM)
-            #expect(try await standby.waitForExit() == 0)
-            #expect(try await worker.waitForExit() == 0)
+            #expect(try await standby.exit() == .exited(0))
+            #expect(try await worker.exit() == .exited(0))
         }
     }
 }

@@ -1,3 +1,4 @@
+import EventFleetCLI
 import EventFleetCore
 import EventFleetPostgres
 import EventFleetTestSupport
@@ -12,9 +13,9 @@ struct HostileInputCLITests {
     func invalidUTF8Data() async throws {
         try await TestDatabase.withSchema { schema in
             // Swift strings cannot hold the byte, so a shell puts it on the command line.
-            let run = try await runProcess(
-                URL(fileURLWithPath: "/bin/sh"),
-                arguments: ["-c", #"exec "$0" append --stream s --type A --data "$(printf '{"a":"\377"}')""#, try builtProduct("eventfleet").path],
+            let run = try await ChildProcess.run(
+                "/bin/sh",
+                arguments: ["-c", #"exec "$0" append --stream s --type A --data "$(printf '{"a":"\377"}')""#, try builtProduct("eventfleet")],
                 environment: childEnvironment(url: schema.url)
             )
             #expect(run.status == 2, "\(run.stderr)")
@@ -36,7 +37,7 @@ struct HostileInputCLITests {
     )
     func refusedInput(arguments: [String], message: String) async throws {
         try await TestDatabase.withSchema { schema in
-            let run = try await runProcess(
+            let run = try await ChildProcess.run(
                 try builtProduct("eventfleet"), arguments: ["append"] + arguments, environment: childEnvironment(url: schema.url)
             )
             #expect(run.status == 2, "\(run.stderr)")
@@ -55,7 +56,7 @@ struct HostileInputCLITests {
                 name, messages: [ProposedMessage(type: name, data: Data(data.utf8), metadata: Data(#"{"by":"\u00e9"}"#.utf8))],
                 options: AppendOptions(partition: name)
             )
-            let run = try await runProcess(
+            let run = try await ChildProcess.run(
                 try builtProduct("eventfleet"), arguments: ["read", "--stream", name, "--partition", name],
                 environment: childEnvironment(url: schema.url)
             )
@@ -80,7 +81,7 @@ struct HostileInputCLITests {
     )
     func readBounds(arguments: [String], field: String) async throws {
         try await TestDatabase.withSchema { schema in
-            let run = try await runProcess(
+            let run = try await ChildProcess.run(
                 try builtProduct("eventfleet"), arguments: ["read", "--stream", "s"] + arguments, environment: childEnvironment(url: schema.url)
             )
             #expect(run.status == 2, "\(run.stderr)")
@@ -91,7 +92,7 @@ struct HostileInputCLITests {
     @Test("Int64.max as the expected version is a conflict (exit 3) that creates nothing")
     func maximalExpectedVersion() async throws {
         try await TestDatabase.withSchema { schema in
-            let run = try await runProcess(
+            let run = try await ChildProcess.run(
                 try builtProduct("eventfleet"),
                 arguments: ["append", "--stream", "s", "--type", "A", "--data", "{}", "--expected-version", "9223372036854775807"],
                 environment: childEnvironment(url: schema.url)
@@ -109,7 +110,7 @@ struct HostileInputCLITests {
         let url = "postgres://\(base.username):\(password)@\(base.target)/\(base.database ?? "")?sslmode=disable"
         let clock = ContinuousClock()
         let start = clock.now
-        let run = try await runProcess(
+        let run = try await ChildProcess.run(
             try builtProduct("eventfleet"), arguments: ["read", "--stream", "s"], environment: childEnvironment(url: url)
         )
         #expect(clock.now - start < .seconds(15))

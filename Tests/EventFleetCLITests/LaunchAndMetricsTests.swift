@@ -1,4 +1,5 @@
 import CartsExample
+import EventFleetCLI
 import EventFleetCore
 import EventFleetJobs
 import EventFleetPostgres
@@ -12,7 +13,7 @@ import Testing
 struct LaunchAndMetricsTests {
     static func workerPids(_ schema: TestSchema) async throws -> Set<Int32> {
         var pids = Set<Int32>()
-        for try await pid in try await schema.client.query("SELECT pid FROM ef_workers").decode(Int32.self) { pids.insert(pid) }
+        for pid in try await schema.rows("SELECT pid FROM ef_workers", as: Int32.self) { pids.insert(pid) }
         return pids
     }
 
@@ -38,10 +39,10 @@ struct LaunchAndMetricsTests {
     @Test("launch restarts a worker killed with -9 and stops every worker on SIGTERM")
     func launchRestartsCrashedWorker() async throws {
         try await withCartsSchema { schema in
-            let launcher = try RunningProcess(
+            let launcher = try ChildProcess(
                 try builtProduct("eventfleet"),
                 arguments: ["launch", "--workers", "2", "--status-interval", "1", "--heartbeat-interval-ms", "300", "--drain-timeout", "2"],
-                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
+                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .capture
             )
             var first = Set<Int32>()
             try await waitUntil(timeout: .seconds(30), "two workers registered") {
@@ -59,9 +60,9 @@ struct LaunchAndMetricsTests {
             #expect(kill(replacement, 0) == 0, "the replacement is a live process")
 
             launcher.signal(SIGTERM)
-            let status = try await launcher.waitForExit(timeout: .seconds(30))
-            let log = await launcher.stderr()
-            #expect(status == 0, "\(log.suffix(3_000))")
+            let status = try await launcher.exit(within: .seconds(30))
+            let log = await launcher.capturedError()
+            #expect(status == .exited(0), "\(log.suffix(3_000))")
             #expect(log.contains("restarting"), "\(log.suffix(3_000))")
             // Both live workers drained and deregistered; only the killed one's row is left (for rescue).
             #expect(try await Self.workerPids(schema) == [victim])
@@ -72,21 +73,21 @@ struct LaunchAndMetricsTests {
     @Test("a worker's /metrics shows the ready-job depth per tenant and lane")
     func metricsShowQueueDepth() async throws {
         try await withCartsSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.registerProjections([("carts", 1, CartEvent.eventTypes)])
             // Tenant "a" is paused, so its jobs stay ready and the depth stays put.
             try await queue.setQuota(partition: "a", lane: .live, maxRunning: nil, weight: nil, paused: true)
             try await queue.enqueue((0..<3).map { JobRequest(projection: "carts", partition: "a", streamId: "s\($0)") })
             let port = try Self.freePort()
-            let worker = try RunningProcess(
+            let worker = try ChildProcess(
                 try builtProduct("eventfleet"),
                 arguments: ["worker", "--metrics-port", "\(port)", "--heartbeat-interval-ms", "200"],
-                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
+                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .capture
             )
             var body = ""
             try await waitUntil(timeout: .seconds(30), "the depth gauge is served") {
-                let output = try await runProcess(
-                    URL(fileURLWithPath: "/usr/bin/curl"), arguments: ["-s", "http://127.0.0.1:\(port)/metrics"],
+                let output = try await ChildProcess.run(
+                    "/usr/bin/curl", arguments: ["-s", "http://127.0.0.1:\(port)/metrics"],
                     environment: ProcessInfo.processInfo.environment
                 )
                 body = output.stdout
@@ -96,7 +97,7 @@ struct LaunchAndMetricsTests {
             }
             #expect(body.contains("eventfleet_jobs_claimed_total"), "\(body)")
             worker.signal(SIGTERM)
-            #expect(try await worker.waitForExit() == 0)
+            #expect(try await worker.exit() == .exited(0))
         }
     }
 }

@@ -35,7 +35,7 @@ struct OperatorCommandTests {
             #expect(try await schema.count("SELECT max_running::bigint FROM ef_tenant_quotas WHERE partition = 'a' AND lane = 'live'") == 3)
             #expect(try await eventfleet(["scale", "--partition", "a"], url: schema.url).status == 2, "nothing to change")
 
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue([JobRequest(projection: "carts", partition: "b", streamId: "s", maxAttempts: 1)])
             try await queue.register(WorkerRegistration(id: "w", host: "h", pid: 1, lanes: [.live], partitions: nil, slots: 1))
             let job = try #require(try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 1).first)

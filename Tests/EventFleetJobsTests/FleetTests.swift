@@ -39,13 +39,13 @@ struct FleetTests {
             schedulerConfiguration.maxAttempts = 3
             // Registered already (as in a running system), so the jobs come from the scheduler with
             // its attempts rather than from the first worker's backfill.
-            try await JobQueue(client: schema.client).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
             try await withFleet(schema, workers: 2, registry: poisonedRegistry(), scheduler: schedulerConfiguration) { scheduler, _ in
                 try await waitUntil(timeout: .seconds(30), "the poison job is dead") {
                     try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'dead'") == 1
                 }
                 try await waitForIdleQueue(schema, scheduler: scheduler)
-                let queue = JobQueue(client: schema.client)
+                let queue = JobQueue(store: schema.store)
                 let dead = try #require(try await queue.deadJobs().first)
                 #expect(dead.streamId == cartStreamId("poison"))
                 #expect(dead.attempts == 3)
@@ -67,7 +67,7 @@ struct FleetTests {
                 CartEvent.created(CartCreated(tenantId: "a", cartId: "poison", currency: "EUR")),
                 CartEvent.itemAdded(ItemAddedToCart(sku: "POISON", name: "p", unitPrice: 1, quantity: 1)),
             ], options: AppendOptions(partition: "a"))
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.registerProjections([("carts", 1, CartEvent.eventTypes)])
             // All eight ready before the worker starts, so that its first claim takes them into one group.
             let requests = (streams + [("a", cartStreamId("poison"))]).map { JobRequest(projection: "carts", partition: $0.0, streamId: $0.1, maxAttempts: 1) }

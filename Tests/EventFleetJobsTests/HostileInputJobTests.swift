@@ -12,7 +12,7 @@ struct HostileInputJobTests {
     @Test("hostile partitions and stream ids go through enqueue, claim and complete verbatim")
     func hostileIds() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             let names = ["x'); DROP TABLE ef_jobs; --", #""quoted" \back\ 100%_"#, "🛒👩‍👩‍👧 \u{202E}", "*", String(repeating: "🛒", count: 250)]
             #expect(try await queue.enqueue(names.map { JobRequest(projection: "carts", partition: $0, streamId: $0) }) == names.count)
             try await schema.register("w1")
@@ -28,7 +28,7 @@ struct HostileInputJobTests {
     @Test("an error text with NUL bytes is recorded, so the job retries and dies instead of staying claimed")
     func nulInErrorText() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue([JobRequest(projection: "carts", partition: "p", streamId: "s", maxAttempts: 2)])
             try await schema.register("w1")
             for attempt in 1...2 {

@@ -12,7 +12,7 @@ struct JobQueueTests {
     @Test("one live job per stream: duplicates are no-ops, a running job is marked to run again")
     func dedupe() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             let request = JobRequest(projection: "carts", partition: "a", streamId: "s1")
             #expect(try await queue.enqueue([request, request]) == 1)
             #expect(try await queue.enqueue([request]) == 0)
@@ -31,7 +31,7 @@ struct JobQueueTests {
     @Test("a batch completion fences each job by its token: completed, requeued and lost")
     func batchCompletion() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue((1...3).map { JobRequest(projection: "carts", partition: "a", streamId: "s\($0)") })
             try await schema.register("w1")
             let claimed = try await queue.claim(worker: "w1", lanes: [.live], partitions: nil, slots: 5).sorted { $0.streamId < $1.streamId }
@@ -51,7 +51,7 @@ struct JobQueueTests {
     @Test("a live request promotes a ready backfill job to the live lane")
     func promotion() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue([JobRequest(projection: "carts", partition: "a", streamId: "s1", lane: .backfill)])
             try await queue.enqueue([JobRequest(projection: "carts", partition: "a", streamId: "s1", lane: .live)])
             try await schema.register("w1")
@@ -63,7 +63,7 @@ struct JobQueueTests {
     @Test("tenant caps hold exactly under 8 concurrent claimers")
     func capsAreExact() async throws {
         try await TestDatabase.withSchema(poolSize: 12) { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue((1...60).map { JobRequest(projection: "p", partition: "a", streamId: "s\($0)") })
             try await queue.enqueue((1...60).map { JobRequest(projection: "p", partition: "b", streamId: "s\($0)") })
             try await queue.setQuota(partition: "a", lane: .live, maxRunning: 3, weight: nil, paused: nil)
@@ -88,7 +88,7 @@ struct JobQueueTests {
     @Test("a tenant's large backfill does not hold back another tenant's live jobs")
     func fairness() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.backfillJobs(count: 500, partition: "big")
             try await queue.enqueue((1...3).map { JobRequest(projection: "p", partition: "small", streamId: "live\($0)", lane: .live) })
             try await schema.register("w1")
@@ -101,7 +101,7 @@ struct JobQueueTests {
     @Test("one claim shares its slots: least loaded tenant first, equal shares, the rest filled within caps")
     func claimShares() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             func enqueue(_ partition: String, _ count: Int) async throws {
                 try await queue.enqueue((1...count).map { JobRequest(projection: "p", partition: partition, streamId: "s\($0)") })
             }
@@ -129,7 +129,7 @@ struct JobQueueTests {
     @Test("finished jobs' dead rows are vacuumed once they pass the threshold, not before")
     func vacuumWhenWorn() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             // Autovacuum visiting meanwhile would leave nothing to vacuum.
             try await schema.execute("ALTER TABLE ef_jobs SET (autovacuum_enabled = false)")
             try await schema.register("w1")
@@ -164,7 +164,7 @@ struct JobQueueTests {
     @Test("a paused tenant and a dedicated worker's partitions are respected")
     func pausedAndDedicated() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "1"), JobRequest(projection: "p", partition: "b", streamId: "1")])
             try await queue.setQuota(partition: "a", lane: .live, maxRunning: nil, weight: nil, paused: true)
             try await schema.register("w1")
@@ -178,7 +178,7 @@ struct JobQueueTests {
     @Test("a rescued job cannot be completed or failed by its old owner, and its fence fails")
     func fencing() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "s")])
             try await schema.register("slow")
             let stale = try #require(try await queue.claim(worker: "slow", lanes: [.live], partitions: nil, slots: 1).first)
@@ -207,7 +207,7 @@ struct JobQueueTests {
     @Test("a slow but alive worker keeps its jobs")
     func slowWorkerKeepsJobs() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "s")])
             try await schema.register("slow")
             let job = try #require(try await queue.claim(worker: "slow", lanes: [.live], partitions: nil, slots: 1).first)
@@ -220,7 +220,7 @@ struct JobQueueTests {
     @Test("failures retry with backoff and end dead with their error history; operators retry and purge")
     func failuresAndDeadJobs() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "poison", maxAttempts: 3)])
             try await schema.register("w")
             for attempt in 1...3 {
@@ -248,7 +248,7 @@ struct JobQueueTests {
     @Test("draining hands unfinished jobs back without counting the attempt")
     func release() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.enqueue([JobRequest(projection: "p", partition: "a", streamId: "s")])
             try await schema.register("w")
             let job = try #require(try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 1).first)
@@ -261,7 +261,7 @@ struct JobQueueTests {
 
 extension TestSchema {
     func register(_ worker: String) async throws {
-        try await JobQueue(client: client).register(
+        try await JobQueue(store: store).register(
             WorkerRegistration(id: worker, host: "test", pid: 1, lanes: JobLane.allCases, partitions: nil, slots: 8)
         )
     }

@@ -7,7 +7,7 @@ import Foundation
 import PostgresNIO
 import Testing
 
-/// Which jobs the scheduler makes of the global log, on the server and in its Swift fallback.
+/// Which jobs the scheduler makes of the global log, one page per statement on the server.
 @Suite("Fleet scheduler", .timeLimit(.minutes(2)))
 struct SchedulerTests {
     /// Events in two tenants: some of types a projection handles, one of a type none does.
@@ -29,7 +29,7 @@ struct SchedulerTests {
         projections: [(name: String, version: Int32, eventTypes: [String])], _ body: @Sendable (TestSchema, JobQueue) async throws -> Void
     ) async throws {
         try await withCartsSchema(poolSize: 10) { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await queue.registerProjections(projections)
             try await writeEvents(schema.store)
             try await body(schema, queue)
@@ -39,7 +39,7 @@ struct SchedulerTests {
     private func jobs(_ schema: TestSchema) async throws -> [String] {
         var jobs: [String] = []
         let query: PostgresQuery = "SELECT projection, partition, stream_id, lane, state FROM ef_jobs ORDER BY 1, 2, 3"
-        for try await (projection, partition, stream, lane, state) in try await schema.client.query(query).decode((String, String, String, String, String).self) {
+        for (projection, partition, stream, lane, state) in try await schema.rows(query, as: (String, String, String, String, String).self) {
             jobs.append("\(projection)/\(partition)/\(stream) \(lane) \(state)")
         }
         return jobs
@@ -87,16 +87,19 @@ struct SchedulerTests {
         }
     }
 
-    @Test("when the server cannot schedule a page, the scheduler schedules the batch itself and misses nothing")
-    func swiftFallback() async throws {
-        try await withEvents(projections: [("carts", 1, ["Opened", "Changed"]), ("audit", 1, ["Audited"])]) { schema, _ in
-            // The server-side page fails for a reason of its own (here: its function is gone).
+    @Test("a page the server cannot schedule stops the scheduler with the error; its checkpoint stays, so nothing is skipped")
+    func pageFailureStops() async throws {
+        try await withEvents(projections: [("carts", 1, ["Opened", "Changed"])]) { schema, _ in
+            // The page fails for a reason of its own (here: its function is gone).
             try await schema.execute("DROP FUNCTION ef_schedule_global_log")
-
-            try await schedule(schema, scope: .all)
-            #expect(try await jobs(schema) == [
-                "audit/a/s4 live ready", "carts/a/s1 live ready", "carts/a/s4 live ready", "carts/b/s2 live ready",
-            ])
+            let scheduler = FleetScheduler(configuration: fastScheduler(), store: schema.store)
+            let error = await #expect(throws: EventStoreError.self) { try await scheduler.run() }
+            guard case .database(_, sqlState: "42883", _)? = error else {
+                Issue.record("expected the missing function's error, got \(String(describing: error))")
+                return
+            }
+            #expect(try await jobs(schema).isEmpty)
+            #expect(try await schema.count("SELECT last_global_position FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler'") == 0)
         }
     }
 

@@ -14,7 +14,7 @@ struct StalePlanTests {
     @Test("claims, fences and completions planned on a nearly empty job table never scan it once it has grown")
     func jobStatementsStayOnIndexes() async throws {
         try await TestDatabase.withSchema { schema in
-            let queue = JobQueue(client: schema.client)
+            let queue = JobQueue(store: schema.store)
             try await schema.register("w1")
             let connection = try await schema.connect()
             do {

@@ -211,16 +211,16 @@ struct HostileInputTests {
             #expect(first.createdNewStream)
 
             var streamRows: [[String]] = []
-            for try await (stream, partition, type, metadata) in try await schema.client.query(
+            for (stream, partition, type, metadata) in try await schema.rows(
                 "SELECT stream_id, partition, stream_type, stream_metadata ->> 'name' FROM ef_streams"
-            ).decode((String, String, String, String).self) {
+            , as: (String, String, String, String).self) {
                 streamRows.append([stream, partition, type, metadata])
             }
             #expect(streamRows.map { $0.map(utf8) } == [Array(repeating: utf8(name), count: 4)])
             var messageRows: [[String]] = []
-            for try await (stream, partition, type, id) in try await schema.client.query(
+            for (stream, partition, type, id) in try await schema.rows(
                 "SELECT stream_id, partition, message_type, message_id FROM ef_messages"
-            ).decode((String, String, String, String).self) {
+            , as: (String, String, String, String).self) {
                 messageRows.append([stream, partition, type, id])
             }
             #expect(messageRows.map { $0.map(utf8) } == [Array(repeating: utf8(name), count: 4)])
@@ -465,16 +465,38 @@ struct HostileInputTests {
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             do {
-                try await MigrationRunner(client: client, logger: TestDatabase.logger).migrate()
+                try await MigrationRunner(store: store, logger: TestDatabase.logger).migrate()
                 try await store.appendToStream("s", messages: [message("A")], options: AppendOptions())
-                let locker = try await TestDatabase.connect(configuration)
-                let interrupted = await capture {
-                    try await appendInterrupted(store: store, stream: "s", holdingLockOn: locker) { _ in
-                        _ = try await admin.query("DROP DATABASE \(unescaped: name) WITH (FORCE)", logger: TestDatabase.logger)
+                // The next append stalls in its insert until the drop ends its backend. (A lock held
+                // by another session would not do: the drop ends that session too, and the append
+                // could commit in between.)
+                try await store.database.query("stall appends", """
+                    CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$
+                    """)
+                try await store.database.query(
+                    "stall appends", "CREATE TRIGGER stall BEFORE INSERT ON ef_messages FOR EACH ROW EXECUTE FUNCTION stall()"
+                )
+                return .success(try await failure(within: promptly * 2) {
+                    try await withThrowingTaskGroup(of: Bool.self) { group in
+                        group.addTask {
+                            try await store.appendToStream("s", messages: [message("Interrupted")], options: AppendOptions())
+                            return true
+                        }
+                        group.addTask {
+                            try await waitUntil(timeout: promptly, "the append stalls") {
+                                for try await _ in try await admin.query(
+                                    "SELECT 1 FROM pg_stat_activity WHERE datname = \(name) AND wait_event = 'PgSleep'", logger: TestDatabase.logger
+                                ) { return true }
+                                return false
+                            }
+                            _ = try await admin.query("DROP DATABASE \(unescaped: name) WITH (FORCE)", logger: TestDatabase.logger)
+                            return false
+                        }
+                        defer { group.cancelAll() }
+                        // The append's outcome, not the drop's, ends the wait.
+                        while let appendEnded = try await group.next(), !appendEnded {}
                     }
-                }
-                try? await locker.close()
-                return .success(try interrupted.get())
+                })
             } catch {
                 return .failure(error)
             }
@@ -646,10 +668,7 @@ private func expectStoreKeepsWorking(_ schema: TestSchema) async throws {
 private func sameJSON(_ schema: TestSchema, _ left: Data, _ right: Data) async throws -> Bool {
     let left = String(decoding: left, as: UTF8.self)
     let right = String(decoding: right, as: UTF8.self)
-    for try await equal in try await schema.client.query("SELECT \(left)::jsonb = \(right)::jsonb").decode(Bool.self) {
-        return equal
-    }
-    return false
+    return try await schema.rows("SELECT \(left)::jsonb = \(right)::jsonb", as: Bool.self).first ?? false
 }
 
 /// The value Foundation parses, for a second, independent comparison.

@@ -26,7 +26,7 @@ struct MigrationTests {
     @Test("migrating twice applies nothing the second time")
     func idempotent() async throws {
         try await TestDatabase.withSchema(migrate: false) { schema in
-            let runner = MigrationRunner(client: schema.client)
+            let runner = MigrationRunner(store: schema.store)
             let first = try await runner.migrate()
             #expect(first.applied == Migration.all.map(\.version))
             let second = try await runner.migrate()
@@ -40,13 +40,13 @@ struct MigrationTests {
         try await TestDatabase.withSchema(poolSize: 6, migrate: false) { schema in
             let reports = try await withThrowingTaskGroup(of: MigrationRunner.Report.self) { group in
                 for _ in 0..<4 {
-                    group.addTask { try await MigrationRunner(client: schema.client).migrate() }
+                    group.addTask { try await MigrationRunner(store: schema.store).migrate() }
                 }
                 return try await group.reduce(into: [MigrationRunner.Report]()) { $0.append($1) }
             }
             #expect(reports.filter { !$0.applied.isEmpty }.count == 1)
-            let rows = try await schema.client.query("SELECT count(*) FROM ef_migrations").decode(Int64.self)
-            for try await count in rows { #expect(count == Int64(Migration.all.count)) }
+            let rows = try await schema.rows("SELECT count(*) FROM ef_migrations", as: Int64.self)
+            for count in rows { #expect(count == Int64(Migration.all.count)) }
         }
     }
 
@@ -57,14 +57,14 @@ struct MigrationTests {
             changed[0].sql += "\n-- edited after it was applied\n"
             changed.append(Migration(version: 9_999, name: "later", sql: "CREATE TABLE later_table (id int);"))
             let error = await #expect(throws: MigrationError.self) {
-                try await MigrationRunner(client: schema.client, migrations: changed).migrate()
+                try await MigrationRunner(store: schema.store, migrations: changed).migrate()
             }
             guard case .checksumMismatch(version: 1, name: _, applied: _, current: _) = error else {
                 Issue.record("expected a checksum mismatch, got \(String(describing: error))")
                 return
             }
-            let rows = try await schema.client.query("SELECT to_regclass('later_table') IS NULL").decode(Bool.self)
-            for try await missing in rows { #expect(missing, "the run rolled back: the newer migration was not applied") }
+            let rows = try await schema.rows("SELECT to_regclass('later_table') IS NULL", as: Bool.self)
+            for missing in rows { #expect(missing, "the run rolled back: the newer migration was not applied") }
         }
     }
 }

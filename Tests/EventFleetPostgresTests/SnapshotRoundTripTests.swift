@@ -19,11 +19,11 @@ struct SnapshotRoundTripTests {
             String(decoding: try encoder.encode(history.events[..<history.split].reduce(CartState.initial, CartState.evolve)), as: UTF8.self)
         }
         try await TestDatabase.withSchema(migrate: false) { schema in
-            let rows = try await schema.client.query(
-                "SELECT s::jsonb::text FROM unnest(\(snapshots)::text[]) WITH ORDINALITY AS t(s, n) ORDER BY n"
+            let rows = try await schema.rows(
+                "SELECT s::jsonb::text FROM unnest(\(snapshots)::text[]) WITH ORDINALITY AS t(s, n) ORDER BY n", as: String.self
             )
             var index = 0
-            for try await stored in rows.decode(String.self) {
+            for stored in rows {
                 let history = histories[index]
                 let loaded = try JSONDecoder().decode(CartState.self, from: Data(stored.utf8))
                 let resumed = history.events[history.split...].reduce(loaded, CartState.evolve)

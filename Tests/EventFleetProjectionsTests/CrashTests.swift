@@ -1,4 +1,5 @@
 import CartsExample
+import EventFleetCLI
 import EventFleetCore
 import EventFleetPostgres
 import EventFleetProjections
@@ -34,14 +35,14 @@ struct CrashTests {
             // Die in the middle of the log: at the first event of the second batch of three.
             let victim = positions[1]
             let crashed = try await runFixture(url: schema.url, environment: ["FIXTURE_CRASH": "\(point):\(victim)"])
-            #expect(crashed.status == SIGKILL, "the fixture killed itself at \(point): \(crashed.stderr)")
+            #expect(crashed.termination == .signalled(SIGKILL), "the fixture killed itself at \(point): \(crashed.stderr)")
 
             let resumed = try await runFixture(url: schema.url, environment: ["FIXTURE_EXIT": "caught-up"])
-            #expect(resumed.status == 0, "\(resumed.stderr)")
+            #expect(resumed.termination == .exited(0), "\(resumed.stderr)")
 
-            let counts = try await schema.client.query("SELECT applied FROM event_applications").decode(Int32.self)
+            let counts = try await schema.rows("SELECT applied FROM event_applications", as: Int32.self)
             var applied: [Int32] = []
-            for try await count in counts { applied.append(count) }
+            for count in counts { applied.append(count) }
             #expect(applied.count == 8, "every event was applied")
             #expect(applied.allSatisfy { $0 == 1 }, "and none twice: \(applied)")
             let rows = try await cartRows(schema)
@@ -56,6 +57,6 @@ struct CrashTests {
 }
 
 /// Runs the consumer fixture binary (built beside the tests) to its end.
-func runFixture(url: String, environment extra: [String: String]) async throws -> ProcessOutput {
-    try await runProcess(try builtProduct("ConsumerFixture"), environment: childEnvironment(url: url, extra))
+func runFixture(url: String, environment extra: [String: String]) async throws -> ChildProcess.Result {
+    try await ChildProcess.run(try builtProduct("ConsumerFixture"), environment: childEnvironment(url: url, extra))
 }

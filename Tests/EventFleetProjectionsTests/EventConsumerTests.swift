@@ -167,9 +167,9 @@ struct EventConsumerTests {
 
                 await gate.open()
                 try await waitUntil("the stale instance stood down") { !stale.isActive }
-                let rows = try await schema.client.query("SELECT instance FROM applied").decode(String.self)
+                let rows = try await schema.rows("SELECT instance FROM applied", as: String.self)
                 var instances: [String] = []
-                for try await instance in rows { instances.append(instance) }
+                for instance in rows { instances.append(instance) }
                 #expect(instances == ["fresh"], "the stale batch was rolled back")
                 group.cancelAll()
             }
@@ -218,11 +218,11 @@ struct EventConsumerTests {
             case .deadLetter:
                 try await withRunning([consumer]) { try await consumer.whenCaughtUp() }
                 #expect(try await cartRows(schema).map(\.cartId).sorted() == ["after", "bad", "before"])
-                let rows = try await schema.client.query(
+                let rows = try await schema.rows(
                     "SELECT stream_id, stream_position, attempts, error FROM ef_dead_letters"
-                ).decode((String, Int64, Int32, String).self)
+                , as: (String, Int64, Int32, String).self)
                 var letters: [(String, Int64, Int32, String)] = []
-                for try await row in rows { letters.append(row) }
+                for row in rows { letters.append(row) }
                 #expect(letters.count == 1)
                 #expect(letters.first?.0 == cartStreamId("bad"))
                 #expect(letters.first?.1 == 2)
@@ -291,8 +291,8 @@ struct EventConsumerLifecycleTests {
                 try await tasks.waitForAll()
             }
             #expect(!consumer.isActive)
-            let owners = try await schema.client.query("SELECT owner FROM ef_subscriptions WHERE subscription_id = 'graceful'").decode(String?.self)
-            for try await owner in owners { #expect(owner == nil, "the lease was released, so a standby takes over at once") }
+            let owners = try await schema.rows("SELECT owner FROM ef_subscriptions WHERE subscription_id = 'graceful'", as: String?.self)
+            for owner in owners { #expect(owner == nil, "the lease was released, so a standby takes over at once") }
             #expect(try await cartRows(schema).count == 1)
         }
     }

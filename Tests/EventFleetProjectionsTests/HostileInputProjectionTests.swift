@@ -58,9 +58,9 @@ struct HostileInputProjectionTests {
             #expect(result.eventsProcessed == 3)
 
             var rows: [[[UInt8]]] = []
-            for try await (tenant, cart, partition, streamId, currency, order) in try await schema.client.query(
+            for (tenant, cart, partition, streamId, currency, order) in try await schema.rows(
                 "SELECT tenant_id, cart_id, partition, stream_id, currency, order_id FROM carts"
-            ).decode((String, String, String, String, String, String).self) {
+            , as: (String, String, String, String, String, String).self) {
                 rows.append([tenant, cart, partition, streamId, currency, order].map { Array($0.utf8) })
             }
             let expected = [name, name, name, stream, name, name].map { Array($0.utf8) }
@@ -87,7 +87,7 @@ struct HostileInputProjectionTests {
                 }
                 try await consumer.whenCaughtUp()
                 var partitions: [[UInt8]] = []
-                for try await partition in try await schema.client.query("SELECT partition FROM carts").decode(String.self) {
+                for partition in try await schema.rows("SELECT partition FROM carts", as: String.self) {
                     partitions.append(Array(partition.utf8))
                 }
                 #expect(partitions.count == scoped.count)
@@ -119,7 +119,7 @@ struct HostileInputProjectionTests {
             }
             try await withRunning([consumer]) { try await consumer.whenCaughtUp() }
             var errors: [String] = []
-            for try await error in try await schema.client.query("SELECT error FROM ef_dead_letters").decode(String.self) {
+            for error in try await schema.rows("SELECT error FROM ef_dead_letters", as: String.self) {
                 errors.append(error)
             }
             #expect(errors == ["bad\u{FFFD}byte"])
@@ -169,9 +169,9 @@ struct HostileInputProjectionTests {
             try await ProjectionRunner(store: schema.store).projectEvents(try CartsReadModel.projection(), streamId: stream)
             #expect(try await cartRowsNotMatchingStreams(schema, streams: [(defaultPartition, stream)]).isEmpty)
             var names: [String] = []
-            for try await itemName in try await schema.client.query(
+            for itemName in try await schema.rows(
                 "SELECT items_json -> 0 ->> 'name' FROM carts WHERE stream_id = \(stream)"
-            ).decode(String.self) {
+            , as: String.self) {
                 names.append(itemName)
             }
             #expect(names.map(\.utf8.count) == [name.utf8.count])
@@ -208,9 +208,13 @@ struct HostileInputProjectionTests {
             #expect("\(try #require(error))".contains("'\(stream)'"))
             #expect(try await schema.count("SELECT last_stream_position FROM carts") == 1, "the failed batch rolled back")
 
-            let connection = try await schema.connect()
-            let loaded = await capture { try await projection.load(streamId: stream, partition: "p;1", on: connection, logger: TestDatabase.logger) }
-            try? await connection.close()
+            let loaded = await capture {
+                try await schema.database.withConnection("load") { connection in
+                    try await projection.load(
+                        streamId: stream, partition: "p;1", context: ProjectionContext(connection, store: schema.store, logger: TestDatabase.logger)
+                    )
+                }
+            }
             guard case .failure(ProjectionError.malformedSnapshot(projection: "carts", table: "carts", streamId: stream, partition: "p;1", _)) = loaded else {
                 Issue.record("load: expected malformedSnapshot, got \(loaded)")
                 return

@@ -100,15 +100,14 @@ struct MultiStreamProjectionTests {
             let stream = cartStreamId("typed")
             try await schema.store.appendToStream(stream, events: [CartEvent.created(CartCreated(tenantId: "default", cartId: "typed", currency: "EUR"))])
             try await ProjectionRunner(store: schema.store).projectEvents(projection, streamId: stream)
-            let rows = try await schema.client.query(
+            let rows = try await schema.rows(
                 """
                 SELECT d, inf, n, flag, t, j::text, extract(epoch FROM ts)::text, nothing IS NULL, last_stream_position FROM typed_rows
-                """
+                """,
+                as: (Double, Double, Int64, Bool, String, String, String, Bool, Int64).self
             )
             var found = false
-            for try await (d, inf, n, flag, t, j, epoch, nothingIsNull, position)
-                in rows.decode((Double, Double, Int64, Bool, String, String, String, Bool, Int64).self)
-            {
+            for (d, inf, n, flag, t, j, epoch, nothingIsNull, position) in rows {
                 found = true
                 #expect(d == 0.1)
                 #expect(inf == -.infinity)

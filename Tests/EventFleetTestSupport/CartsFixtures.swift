@@ -5,11 +5,9 @@ import Foundation
 import PostgresNIO
 
 /// A schema with the library's and the carts example's migrations applied.
-public func withCartsSchema<T: Sendable>(poolSize: Int = 10, _ body: @Sendable (TestSchema) async throws -> T) async throws -> T {
+package func withCartsSchema<T: Sendable>(poolSize: Int = 10, _ body: @Sendable (TestSchema) async throws -> T) async throws -> T {
     try await TestDatabase.withSchema(poolSize: poolSize) { schema in
-        try await MigrationRunner(
-            client: schema.client, component: CartsReadModel.migrationComponent, migrations: CartsReadModel.migrations
-        ).migrate()
+        try await MigrationRunner(store: schema.store, component: CartsReadModel.component, migrations: CartsReadModel.migrations).migrate()
         return try await body(schema)
     }
 }
@@ -17,7 +15,7 @@ public func withCartsSchema<T: Sendable>(poolSize: Int = 10, _ body: @Sendable (
 /// Writes carts through the command handler, concurrently; returns (partition, stream) of each.
 ///
 /// - Parameter extraItems: Items added beyond the usual ones, for longer streams.
-public func writeCarts(
+package func writeCarts(
     _ store: PostgresEventStore, tenants: [String], cartsPerTenant: Int, extraItems: Int = 0
 ) async throws -> [(String, String)] {
     let handler = CartCommandHandler.carts()
@@ -47,19 +45,6 @@ public func writeCarts(
 }
 
 /// The streams whose carts row is missing or differs from `aggregateStream` (state or position).
-public func cartRowsNotMatchingStreams(_ schema: TestSchema, streams: [(String, String)]) async throws -> [String] {
+package func cartRowsNotMatchingStreams(_ schema: TestSchema, streams: [(String, String)]) async throws -> [String] {
     try await CartsReadModel.rowsNotMatchingStreams(streams, store: schema.store)
-}
-
-extension TestSchema {
-    /// Runs a statement to completion.
-    public func execute(_ query: PostgresQuery) async throws {
-        for try await _ in try await client.query(query) {}
-    }
-
-    /// The first column of the first row, as a count.
-    public func count(_ query: PostgresQuery) async throws -> Int64 {
-        for try await value in try await client.query(query).decode(Int64.self) { return value }
-        return 0
-    }
 }

@@ -2,12 +2,12 @@ import EventFleetCore
 import Foundation
 
 /// Raw messages for store tests.
-public func message(_ type: String, _ json: String = "{}", id: String? = nil, metadata: String? = nil) -> ProposedMessage {
+package func message(_ type: String, _ json: String = "{}", id: String? = nil, metadata: String? = nil) -> ProposedMessage {
     ProposedMessage(type: type, data: Data(json.utf8), metadata: metadata.map { Data($0.utf8) }, messageId: id)
 }
 
 /// Waits until `condition` holds, polling, or fails after `timeout`.
-public func waitUntil(
+package func waitUntil(
     timeout: Duration = .seconds(10),
     _ description: String,
     condition: () async throws -> Bool
@@ -19,17 +19,17 @@ public func waitUntil(
     }
 }
 
-public struct TimedOut: Error, CustomStringConvertible {
-    public var description: String
+package struct TimedOut: Error, CustomStringConvertible {
+    package var description: String
 
-    public init(description: String) {
+    package init(description: String) {
         self.description = description
     }
 }
 
 /// Follows the global log from `checkpoint` until `count` events arrived (other tests' transactions
 /// on the same server can hold the log back for a moment), then reads once more to catch extras.
-public func readGlobalLog(
+package func readGlobalLog(
     _ store: any EventStore,
     after checkpoint: GlobalCheckpoint = .start,
     options: ReadAllOptions = ReadAllOptions(),

@@ -10,7 +10,7 @@ import Logging
 import Glibc
 #endif
 
-/// `eventfleet chaos writer`: a command handler that shops carts until it is stopped, and logs the
+/// `eventfleet-chaos writer`: a command handler that shops carts until it is stopped, and logs the
 /// message id of every event it saw acknowledged (one line each, written after the append returned).
 ///
 /// Each event gets a message id derived from the writer, the cart, the command and its index, so a
@@ -41,10 +41,10 @@ struct ChaosWriterCommand: AsyncParsableCommand {
             while !Task.isCancelled {
                 let tenant = tenants[cart % tenants.count]
                 let cartId = "\(writerId)-\(cart)"
-                for (index, command) in DemoRun.script(tenant: tenant, cartId: cartId, number: cart).enumerated() {
+                for (index, command) in CartCommand.shoppingTrip(tenant: tenant, cartId: cartId, number: cart).enumerated() {
                     let prefix = "\(cartId)/\(index)"
                     let ids: @Sendable ([CartEvent]) -> [String] = { events in events.indices.map { "\(prefix)/\($0)" } }
-                    var failures = 0
+                    var backoff = Backoff(RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(2)))
                     while true {
                         do {
                             let result = try await handler.handle(command, streamId: cartStreamId(cartId), in: store, partition: tenant, messageIds: ids)
@@ -55,9 +55,8 @@ struct ChaosWriterCommand: AsyncParsableCommand {
                             // Decided nothing (e.g. a retried command whose first try had committed).
                             break
                         } catch where PostgresErrorMapping.isTransient(error) {
-                            failures += 1
                             logger.warning("append failed; retrying the same command", metadata: ["eventfleet.error": "\(error)"])
-                            try await Task.sleep(for: RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(2)).delay(beforeRetry: min(failures, 6)))
+                            try await Task.sleep(for: backoff.next())
                         }
                     }
                     try await Task.sleep(for: pause)

@@ -14,16 +14,15 @@ struct InvariantResult: Sendable {
 /// The checks made after the fleet drained.
 struct ChaosInvariants: Sendable {
     let store: PostgresEventStore
-    var client: PostgresClient { store.client }
+    private var database: Database { store.database }
+    private var schema: Schema { store.database.schema }
 
     /// Every `carts` row equals the fold of its stream (the poison stream excepted: it cannot fold).
     func cartsRowsMatchStreams() async throws -> InvariantResult {
-        var streams: [(String, String)] = []
-        for try await (partition, stream) in try await client.query(
-            "SELECT partition, stream_id FROM ef_streams WHERE stream_id LIKE 'cart-%' AND stream_id <> \(ChaosInjector.poisonStream)"
-        ).decode((String, String).self) {
-            streams.append((partition, stream))
-        }
+        let streams = try await database.query(
+            "list cart streams",
+            "SELECT partition, stream_id FROM \(schema.ef_streams) WHERE stream_id LIKE 'cart-%' AND stream_id <> \(ChaosInjector.poisonStream)"
+        ).map { try $0.decode((String, String).self) }
         let mismatches = try await CartsReadModel.rowsNotMatchingStreams(streams, store: store)
         return InvariantResult(
             name: "every carts row equals aggregateStream of its stream",
@@ -34,16 +33,16 @@ struct ChaosInvariants: Sendable {
 
     /// Every event was applied exactly once by the counting projection.
     func everyEventAppliedOnce() async throws -> InvariantResult {
-        let query: PostgresQuery = """
+        let rows = try await database.query("count applications", """
             SELECT count(*) FILTER (WHERE a.applications IS NULL),
                    count(*) FILTER (WHERE a.applications > 1),
                    count(*)
-              FROM ef_messages m
-              LEFT JOIN chaos_applications a USING (partition, stream_id, stream_position)
+              FROM \(schema.ef_messages) m
+              LEFT JOIN \(schema.chaos_applications) a USING (partition, stream_id, stream_position)
              WHERE m.stream_id LIKE 'cart-%'
-            """
+            """)
         var (missing, repeated, total): (Int64, Int64, Int64) = (0, 0, 0)
-        for try await row in try await client.query(query).decode((Int64, Int64, Int64).self) { (missing, repeated, total) = row }
+        if let row = rows.first { (missing, repeated, total) = try row.decode((Int64, Int64, Int64).self) }
         return InvariantResult(
             name: "every event applied exactly once (no loss, no double application)",
             held: missing == 0 && repeated == 0,
@@ -73,22 +72,17 @@ struct ChaosInvariants: Sendable {
         var start = 0
         while start < ids.count {
             let chunk = Array(ids[start..<min(start + 5_000, ids.count)])
-            var present = Set<String>()
-            for try await id in try await client.query(
-                "SELECT message_id FROM ef_messages WHERE message_id = ANY(\(chunk)::text[])"
-            ).decode(String.self) {
-                present.insert(id)
-            }
+            let present = Set(try await database.query(
+                "find acknowledged ids", "SELECT message_id FROM \(schema.ef_messages) WHERE message_id = ANY(\(chunk)::text[])"
+            ).map { try $0.decode(String.self) })
             found += present.count
             missingExamples += chunk.filter { !present.contains($0) }.prefix(5 - min(5, missingExamples.count))
             start += chunk.count
         }
-        var storedTwice: Int64 = 0
-        for try await count in try await client.query(
-            "SELECT count(*) FROM (SELECT partition, message_id FROM ef_messages GROUP BY 1, 2 HAVING count(*) > 1) d"
-        ).decode(Int64.self) {
-            storedTwice = count
-        }
+        let storedTwice = try await database.query(
+            "count ids stored twice",
+            "SELECT count(*) FROM (SELECT partition, message_id FROM \(schema.ef_messages) GROUP BY 1, 2 HAVING count(*) > 1) d"
+        ).first?.decode(Int64.self) ?? 0
         let missing = ids.count - found
         return InvariantResult(
             name: "every acknowledged command's events are in the store, none twice",
@@ -103,9 +97,10 @@ struct ChaosInvariants: Sendable {
         var lines: [String] = []
         var problems = 0
         var poisonDead = 0
-        for try await (projection, partition, stream, state, lane, attempts) in try await client.query(
-            "SELECT projection, partition, stream_id, state, lane, attempt FROM ef_jobs ORDER BY id"
-        ).decode((String, String, String, String, String, Int32).self) {
+        for row in try await database.query(
+            "list jobs", "SELECT projection, partition, stream_id, state, lane, attempt FROM \(schema.ef_jobs) ORDER BY id"
+        ) {
+            let (projection, partition, stream, state, lane, attempts) = try row.decode((String, String, String, String, String, Int32).self)
             let isPoison = stream == ChaosInjector.poisonStream && projection == "carts"
             if isPoison && state == "dead" { poisonDead += 1 }
             if !isPoison || state == "running" { problems += 1 }

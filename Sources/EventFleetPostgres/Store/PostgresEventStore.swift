@@ -37,36 +37,40 @@ public struct PostgresEventStore: EventStore {
     }
 
     /// The client all queries go through.
-    public let client: PostgresClient
+    public var client: PostgresClient { database.client }
     public let options: Options
-    let logger: Logger
+    /// The database seam every statement goes through; the fleet's components share it.
+    package let database: Database
     let notifier: AppendNotifier?
+    var logger: Logger { database.logger }
 
+    /// A store in the server's default schema, with named statements.
+    ///
     /// - Parameters:
     ///   - client: A client whose `run()` the application runs.
     ///   - options: Store settings.
     ///   - logger: Where the store logs.
     public init(client: PostgresClient, options: Options = Options(), logger: Logger = Logger(label: "eventfleet.store")) {
-        self.client = client
-        self.options = options
-        self.logger = logger
-        self.notifier = options.notifyChannel.map { AppendNotifier(channel: $0, client: client, logger: logger) }
+        self.init(database: Database(client: client, target: options.databaseTarget, logger: logger), notifyChannel: options.notifyChannel)
     }
 
-    /// A store whose connection errors name the configured host and port.
+    /// A store as `configuration` describes it: its schema, its statements, and connection errors
+    /// that name its host and port.
     public init(
         client: PostgresClient, configuration: DatabaseConfiguration, notifyChannel: String? = nil,
         logger: Logger = Logger(label: "eventfleet.store")
     ) {
-        self.init(client: client, options: Options(databaseTarget: configuration.target, notifyChannel: notifyChannel), logger: logger)
+        self.init(database: Database(client: client, configuration: configuration, logger: logger), notifyChannel: notifyChannel)
     }
 
-    /// Runs a database call, mapping its errors to ``EventStoreError``.
-    func mapErrors<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch {
-            throw PostgresErrorMapping.map(error, operation: operation, target: options.databaseTarget)
-        }
+    package init(database: Database, notifyChannel: String?) {
+        self.database = database
+        self.options = Options(databaseTarget: database.target, notifyChannel: notifyChannel)
+        self.notifier = notifyChannel.map { AppendNotifier(channel: $0, database: database) }
+    }
+
+    /// The same store, notifying on `channel` after each append (or not, for `nil`).
+    package func notifying(on channel: String?) -> PostgresEventStore {
+        PostgresEventStore(database: database, notifyChannel: channel)
     }
 }

@@ -16,33 +16,28 @@ public struct MigrationRunner: Sendable {
         public var alreadyApplied: [Int]
     }
 
-    public let client: PostgresClient
     /// Whose migrations these are: versions count per component, so an application can keep its
     /// own numbered migrations (read-model tables, say) beside the library's.
     public var component: String
     public var migrations: [Migration]
-    public var databaseTarget: String
-    let logger: Logger
+    let database: Database
 
     /// The library's own component name.
     public static let libraryComponent = "eventfleet"
 
     /// - Parameters:
-    ///   - client: A running client.
+    ///   - store: The store whose database (and schema) to migrate; its client must be running.
     ///   - component: Whose migrations these are; the library's by default.
     ///   - migrations: The migrations of that component; the library's by default.
     public init(
-        client: PostgresClient,
+        store: PostgresEventStore,
         component: String = MigrationRunner.libraryComponent,
         migrations: [Migration] = Migration.all,
-        databaseTarget: String = "the configured database",
         logger: Logger = Logger(label: "eventfleet.migrations")
     ) {
-        self.client = client
+        self.database = store.database.logging(to: logger)
         self.component = component
         self.migrations = migrations.sorted { $0.version < $1.version }
-        self.databaseTarget = databaseTarget
-        self.logger = logger
     }
 
     /// Applies every pending migration.
@@ -51,24 +46,12 @@ public struct MigrationRunner: Sendable {
     ///   ``EventStoreError`` for database errors (nothing is applied then).
     @discardableResult
     public func migrate() async throws -> Report {
-        do {
-            return try await client.withConnection { connection in
-                try await execute("BEGIN", on: connection)
-                do {
-                    let report = try await migrate(on: connection)
-                    try await execute("COMMIT", on: connection)
-                    return report
-                } catch {
-                    try? await execute("ROLLBACK", on: connection)
-                    throw error
-                }
-            }
-        } catch {
-            throw PostgresErrorMapping.map(error, operation: "migrate", target: databaseTarget)
+        try await database.transaction("migrate") { connection in
+            try await migrate(on: connection)
         }
     }
 
-    private func migrate(on connection: PostgresConnection) async throws -> Report {
+    private func migrate(on connection: Database.Connection) async throws -> Report {
         // Keyed by schema, so that separate schemas (one per test, one per app) migrate independently.
         try await execute(
             "SELECT pg_advisory_xact_lock(hashtext('eventfleet.migrations:' || coalesce(current_schema(), '')))",
@@ -95,9 +78,8 @@ public struct MigrationRunner: Sendable {
             on: connection
         )
         var applied: [Int: (name: String, checksum: String)] = [:]
-        for try await (version, name, checksum) in try await connection.checkedQuery(
-            "SELECT version, name, checksum FROM ef_migrations WHERE component = \(component)", logger: logger
-        ).decode((Int, String, String).self) {
+        for row in try await connection.query("SELECT version, name, checksum FROM ef_migrations WHERE component = \(component)") {
+            let (version, name, checksum) = try row.decode((Int, String, String).self)
             applied[version] = (name, checksum)
         }
         let checksums = try await checksums(of: migrations, on: connection)
@@ -116,7 +98,7 @@ public struct MigrationRunner: Sendable {
                 report.alreadyApplied.append(migration.version)
                 continue
             }
-            logger.info(
+            database.logger.info(
                 "applying migration",
                 metadata: ["eventfleet.component": "\(component)", "eventfleet.migration": "\(migration.version)_\(migration.name)"]
             )
@@ -134,7 +116,7 @@ public struct MigrationRunner: Sendable {
         }
         let unknown = Set(applied.keys).subtracting(migrations.map(\.version))
         if !unknown.isEmpty {
-            logger.warning(
+            database.logger.warning(
                 "the database has migrations this build does not know; it is older than the schema",
                 metadata: ["eventfleet.component": "\(component)", "eventfleet.migrations": "\(unknown.sorted())"]
             )
@@ -142,25 +124,17 @@ public struct MigrationRunner: Sendable {
         return report
     }
 
-    /// Runs a statement to completion: a server error surfaces when the rows are consumed, not before.
-    private func execute(_ query: PostgresQuery, on connection: PostgresConnection) async throws {
-        for try await _ in try await connection.checkedQuery(query, logger: logger) {}
+    private func execute(_ query: PostgresQuery, on connection: Database.Connection) async throws {
+        try await connection.execute(query)
     }
 
     /// SHA-256 of each migration's SQL, computed by the server so the library needs no crypto code.
-    private func checksums(of migrations: [Migration], on connection: PostgresConnection) async throws -> [String] {
-        var checksums: [String] = []
+    private func checksums(of migrations: [Migration], on connection: Database.Connection) async throws -> [String] {
         let sql = migrations.map(\.sql)
-        for try await checksum in try await connection.checkedQuery(
-            """
+        return try await connection.query("""
             SELECT encode(sha256(convert_to(s.sql, 'UTF8')), 'hex')
               FROM unnest(\(sql)::text[]) WITH ORDINALITY AS s(sql, n)
              ORDER BY s.n
-            """,
-            logger: logger
-        ).decode(String.self) {
-            checksums.append(checksum)
-        }
-        return checksums
+            """).map { try $0.decode(String.self) }
     }
 }

@@ -44,27 +44,24 @@ extension PostgresEventStore {
             expectedKind: kind, expectedVersion: expected, idsSupplied: idsSupplied, ids: ids, types: types, data: data,
             metadata: metadata, schemaVersions: schemaVersions, notifyChannel: options.notifyChannel
         )
-        let row: (String, Int64, Int64?, Int64?, Bool?)
+        let row: AppendOutcome
         do {
             if let connection {
-                row = try await Self.appendRow(try await connection.checkedExecute(AppendStatement(arguments: arguments), logger: logger))
+                row = try await Self.outcome(of: Database.Connection(connection: connection, database: database).run(AppendStatement(arguments: arguments)))
             } else {
                 // postgres-nio ends a statement's rows at CommandComplete, but a statement outside a
                 // transaction block commits later, at Sync: a crash in between would lose an append
-                // the caller saw succeed (the chaos soak caught this across database restarts). The
-                // procedure commits before it answers, so its answer is the acknowledgement of a
-                // durable append, in one round trip. It does not notify: `AppendNotifier` does, after.
+                // the caller saw succeed. The procedure commits before it answers, so its answer is
+                // the acknowledgement of a durable append, in one round trip. It does not notify:
+                // `AppendNotifier` does, after.
                 arguments.notifyChannel = nil
-                let statement = CommittedAppendStatement(arguments: arguments)
-                row = try await client.withGuardedConnection { [logger] connection in
-                    try await Self.appendRow(try await connection.checkedExecute(statement, logger: logger))
-                }
+                row = try await Self.outcome(of: database.run("append", CommittedAppendStatement(arguments: arguments)))
             }
         } catch {
             throw mapAppendError(error, streamId: streamId, partition: partition, ids: ids)
         }
         let (outcome, current, next, lastGlobal, created) = row
-        if connection == nil, outcome == "appended" { notifier?.notify(partition: partition) }
+        if connection == nil, outcome == "appended" { await notifier?.notify(partition: partition) }
         switch outcome {
         case "appended", "duplicate":
             return AppendResult(nextExpectedVersion: next ?? current, lastGlobalPosition: lastGlobal ?? 0, createdNewStream: created ?? false)
@@ -82,16 +79,9 @@ extension PostgresEventStore {
         }
     }
 
-    /// The one row `ef_append_to_stream` returns, reading the rows to their end (errors surface
-    /// only there).
-    private static func appendRow(
-        _ rows: AsyncThrowingMapSequence<PostgresRowSequence, (String, Int64, Int64?, Int64?, Bool?)>
-    ) async throws -> (String, Int64, Int64?, Int64?, Bool?) {
-        var row: (String, Int64, Int64?, Int64?, Bool?)?
-        for try await value in rows where row == nil {
-            row = value
-        }
-        guard let row else {
+    /// The one row the append statements answer with.
+    private static func outcome(of rows: [AppendOutcome]) throws -> AppendOutcome {
+        guard let row = rows.first else {
             throw EventStoreError.database(operation: "append", sqlState: nil, message: "ef_append_to_stream returned no row")
         }
         return row
@@ -107,19 +97,19 @@ extension PostgresEventStore {
     }
 
     private func mapAppendError(_ error: any Error, streamId: String, partition: String, ids: [String]) -> any Error {
-        switch PostgresErrorMapping.sqlState(of: error) {
+        let mapped = PostgresErrorMapping.map(error, operation: "append", target: database.target)
+        guard case .database(_, let sqlState?, let message) = mapped as? EventStoreError else { return mapped }
+        switch sqlState {
         case "22P02", "22P05", "22021", "22025", "22030", "22032", "54001":
             // Invalid JSON text, an untranslatable character such as \u0000, invalid escapes, too deep.
-            let mapped = PostgresErrorMapping.map(error, operation: "append", target: options.databaseTarget)
-            let reason = (mapped as? EventStoreError).map { if case .database(_, _, let message) = $0 { message } else { "\($0)" } }
-            return EventStoreError.invalidJSON(streamId: streamId, partition: partition, reason: reason ?? "\(mapped)")
+            return EventStoreError.invalidJSON(streamId: streamId, partition: partition, reason: message)
         case "23505":
             return EventStoreError.messageIdConflict(
                 streamId: streamId, partition: partition, messageIds: ids,
                 reason: "a concurrent append used the same message ids"
             )
         default:
-            return PostgresErrorMapping.map(error, operation: "append", target: options.databaseTarget)
+            return mapped
         }
     }
 }

@@ -13,8 +13,9 @@ import PostgresNIO
 ///
 /// Query parameters: `sslmode` (`disable`, `allow`, `prefer`, `require`, `verify-ca`, `verify-full`),
 /// `sslrootcert` (a PEM file of trusted roots for the verify modes), `pool_size`, `application_name`,
-/// `schema` (the schema the EventFleet tables live in, set as the connections' `search_path`) and
-/// `connect_timeout` (seconds). Unknown parameters are rejected so that a typo is not silently ignored.
+/// `schema` (the schema of the EventFleet tables and of read-model tables named without one; every
+/// statement EventFleet sends qualifies its names with it) and `connect_timeout` (seconds). Unknown
+/// parameters are rejected so that a typo is not silently ignored.
 public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible {
     /// TLS as libpq's `sslmode` spells it.
     public enum TLSMode: String, Sendable, Hashable, CaseIterable {
@@ -35,9 +36,26 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
     public var poolSize: Int
     /// Reported to the server (`pg_stat_activity.application_name`).
     public var applicationName: String
-    /// The schema holding the EventFleet tables; `nil` uses the server's default `search_path`.
+    /// The schema holding the EventFleet tables, and the read-model tables of projections that name
+    /// none; `nil` leaves names unqualified, for the server's `search_path` to find.
+    ///
+    /// EventFleet qualifies the names in its statements; it does not set the connections'
+    /// `search_path` (a connection pooler refuses or drops that startup parameter). Qualify the names
+    /// in your own SQL, for example in a custom projection's handler.
     public var schema: String?
     public var connectTimeout: Duration
+    /// Whether EventFleet's frequent statements are prepared once per connection (`named`, the
+    /// default) or parsed at every call (`unnamed`, for poolers that hand a client's statements to
+    /// other server connections).
+    public var statements: Statements = .named
+
+    /// How EventFleet sends its frequent statements.
+    public enum Statements: String, Sendable, Hashable, CaseIterable {
+        /// Prepared once per connection: PostgreSQL parses and plans them once.
+        case named
+        /// Parsed at every call, so that no statement outlives its transaction on a server connection.
+        case unnamed
+    }
 
     public init(
         host: String = "127.0.0.1", port: Int = 5432, username: String, password: String? = nil,
@@ -107,7 +125,9 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
             case "application_name":
                 applicationName = value
             case "schema":
-                guard !value.isEmpty, !value.utf8.contains(0) else { throw invalid("schema", "must not be empty") }
+                guard !value.isEmpty, !value.utf8.contains(0) else { throw invalid("schema", "must not be empty or hold NUL bytes") }
+                // PostgreSQL would cut a longer name to 63 bytes, and then qualify with another schema.
+                guard value.utf8.count <= 63 else { throw invalid("schema", "must be at most 63 bytes long (got \(value.utf8.count))") }
                 schema = value
             case "connect_timeout":
                 guard let seconds = Int(value), seconds > 0 else {
@@ -232,7 +252,7 @@ extension DatabaseConfiguration {
         do {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             do {
-                _ = try await connection.checkedQuery("SELECT 1", logger: logger)
+                _ = try await connection.send("SELECT 1", logger: logger)
             } catch {
                 try? await connection.close()
                 throw error

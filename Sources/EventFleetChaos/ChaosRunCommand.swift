@@ -42,53 +42,36 @@ struct ChaosRunCommand: AsyncParsableCommand {
         guard let baseURL = database.databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] else {
             throw ValidationError("set --database-url or DATABASE_URL")
         }
-        let schema = "chaos_\(seed)_\(UInt32.random(in: 0...UInt32.max))"
-        let schemaURL = baseURL + (baseURL.contains("?") ? "&" : "?") + "schema=\(schema)"
-        let directory = "\(workDirectory)/\(schema)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let logger = Logger(label: "eventfleet.chaos")
-        sayLine("chaos: seed \(seed), \(minutes) min, \(tenants) tenants, \(writers) writers, 2 schedulers, \(workers) workers; schema \(schema); logs in \(directory)")
-
-        // The schema, created through a connection to the base database.
-        try await database.withStore(logger: logger) { store in
-            for try await _ in try await store.client.query("CREATE SCHEMA \(unescaped: schema)") {}
-        }
-        var configuration = try DatabaseConfiguration(url: schemaURL)
-        configuration.applicationName = "eventfleet-chaos"
-        configuration.poolSize = 8
-        var backgroundLogger = logger
-        backgroundLogger.logLevel = .error
-        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: backgroundLogger)
-        let store = PostgresEventStore(client: client, configuration: configuration, logger: logger)
-        var environment = ProcessInfo.processInfo.environment
-        environment["DATABASE_URL"] = schemaURL
-        environment["LOG_LEVEL"] = environment["CHAOS_LOG_LEVEL"] ?? "warning"
-        let soak = ChaosSoak(
-            store: store, tenants: (1...tenants).map { "t\($0)" }, workerCount: workers, writerCount: writers,
-            duration: .milliseconds(Int64(minutes * 60_000)), seed: seed, heartbeatTimeout: .seconds(heartbeatTimeout),
-            restartCommand: restartCommand, directory: directory,
-            fleet: ChaosFleet(settings: .init(
-                executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path, environment: environment,
-                directory: directory, tenants: (1...tenants).map { "t\($0)" }, heartbeatTimeoutSeconds: heartbeatTimeout,
-                writerPauseMilliseconds: writerPauseMilliseconds
-            )),
-            logger: logger
-        )
-        let passed = try await withThrowingTaskGroup(of: Bool?.self) { group in
-            group.addTask {
-                await client.run()
-                return nil
+        let keep = self.keep
+        let passed = try await SchemaSandbox.with(
+            baseURL: baseURL, prefix: "chaos_\(seed)_", poolSize: 8, applicationName: "eventfleet-chaos", logger: logger,
+            keep: { (result: Result<Bool, any Error>) in keep || (try? result.get()) != true }
+        ) { sandbox -> Bool in
+            let directory = "\(workDirectory)/\(sandbox.name)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            sayLine("chaos: seed \(seed), \(minutes) min, \(tenants) tenants, \(writers) writers, 2 schedulers, \(workers) workers; schema \(sandbox.name); logs in \(directory)")
+            var environment = ProcessInfo.processInfo.environment
+            environment["DATABASE_URL"] = sandbox.url
+            environment["LOG_LEVEL"] = environment["CHAOS_LOG_LEVEL"] ?? "warning"
+            let tenantNames = (1...tenants).map { "t\($0)" }
+            let soak = ChaosSoak(
+                store: sandbox.store, tenants: tenantNames, workerCount: workers, writerCount: writers,
+                duration: .milliseconds(Int64(minutes * 60_000)), seed: seed, heartbeatTimeout: .seconds(heartbeatTimeout),
+                restartCommand: restartCommand, directory: directory,
+                fleet: ChaosFleet(settings: .init(
+                    executable: ChildProcess.currentExecutable, environment: environment, directory: directory, tenants: tenantNames,
+                    heartbeatTimeoutSeconds: heartbeatTimeout, writerPauseMilliseconds: writerPauseMilliseconds
+                )),
+                logger: logger
+            )
+            let passed = try await soak.run()
+            if passed && !keep {
+                try? FileManager.default.removeItem(atPath: directory)
+            } else {
+                sayLine("schema \(sandbox.name) kept for inspection")
             }
-            defer { group.cancelAll() }
-            return try await soak.run()
-        }
-        if passed && !keep {
-            try await database.withStore(logger: logger) { store in
-                for try await _ in try await store.client.query("DROP SCHEMA \(unescaped: schema) CASCADE") {}
-            }
-            try? FileManager.default.removeItem(atPath: directory)
-        } else {
-            sayLine("schema \(schema) kept for inspection")
+            return passed
         }
         guard passed else { throw ExitCode(1) }
     }
@@ -107,20 +90,20 @@ struct ChaosSoak: Sendable {
     let directory: String
     let fleet: ChaosFleet
     let logger: Logger
-    var client: PostgresClient { store.client }
+    private var database: Database { store.database }
 
     func run() async throws -> Bool {
         try await prepare()
         let started = ContinuousClock.now
         let injector = ChaosInjector(
-            fleet: fleet, client: client, store: store, tenants: tenants, heartbeatTimeout: heartbeatTimeout,
+            fleet: fleet, store: store, tenants: tenants, heartbeatTimeout: heartbeatTimeout,
             restartCommand: restartCommand, directory: directory, started: started, logger: logger
         )
         for _ in 0..<2 { try await fleet.startScheduler() }
         for _ in 0..<workerCount { try await fleet.startWorker() }
         for _ in 0..<writerCount { try await fleet.startWriter() }
 
-        let caps = CapSampler(client: client)
+        let caps = CapSampler(database: database)
         let injected: [ChaosFault: Int] = try await withThrowingTaskGroup(of: [ChaosFault: Int]?.self) { group in
             group.addTask {
                 await caps.run()
@@ -139,14 +122,14 @@ struct ChaosSoak: Sendable {
         }
 
         injector.say("faults stop; writers stop; the fleet drains")
-        for writer in await fleet.writers { await writer.stop(grace: .seconds(5)) }
+        for writer in await fleet.writers { await writer.process.stop(grace: .seconds(5)) }
         for child in await fleet.workers + fleet.schedulers { child.signal(SIGCONT) }
         let replaced = try await fleet.replaceDead(workers: workerCount, schedulers: 2, writers: 0)
         if !replaced.isEmpty { injector.say("replaced dead processes: \(replaced.joined(separator: ", "))") }
         let drained = try await waitForDrain(injector)
-        var exits: [(String, Int32)] = []
+        var exits: [(String, ChildProcess.Termination?)] = []
         for child in await fleet.runningWorkers + fleet.runningSchedulers {
-            exits.append((child.name, await child.stop(grace: .seconds(20))))
+            exits.append((child.name, await child.process.stop(grace: .seconds(20))))
         }
         let elapsed = ContinuousClock.now - started
 
@@ -161,15 +144,14 @@ struct ChaosSoak: Sendable {
         results.append(try await invariants.acknowledgedInStore(ackLogs: await fleet.writerNames.map { fleet.ackLog($0) }))
         results.append(try await invariants.jobsSettled())
         results.append(caps.result())
-        let unclean = exits.filter { $0.1 != 0 }
+        let unclean = exits.filter { $0.1 != .exited(0) }
         results.append(InvariantResult(
             name: "every process still up at the end shut down cleanly on SIGTERM",
             held: unclean.isEmpty,
-            detail: unclean.isEmpty ? "\(exits.count) processes exited 0" : unclean.map { "\($0.0) exited \($0.1)" }.joined(separator: ", ")
+            detail: unclean.isEmpty ? "\(exits.count) processes exited 0" : unclean.map { "\($0.0) \($0.1.map(String.init(describing:)) ?? "did not stop")" }.joined(separator: ", ")
         ))
 
-        var events: Int64 = 0
-        for try await count in try await client.query("SELECT count(*) FROM ef_messages").decode(Int64.self) { events = count }
+        let events = try await database.query("count events", "SELECT count(*) FROM \(database.schema.ef_messages)").first?.decode(Int64.self) ?? 0
         sayLine("")
         sayLine("faults injected (\(injected.values.reduce(0, +))):")
         for fault in ChaosFault.allCases {
@@ -187,12 +169,11 @@ struct ChaosSoak: Sendable {
 
     /// Tables, the soak's projection tables, and per-tenant caps to check.
     private func prepare() async throws {
-        try await MigrationRunner(client: client, logger: logger).migrate()
-        try await CartsReadModel.migrate(client: client, logger: logger)
-        for statement in EventApplications.schema.components(separatedBy: ";") {
-            for try await _ in try await client.query(PostgresQuery(unsafeSQL: statement)) {}
+        try await CartsReadModel.migrate(store: store, logger: logger)
+        for statement in EventApplications.tables(in: database.schema).components(separatedBy: ";") {
+            try await database.query("create the soak's tables", PostgresQuery(unsafeSQL: statement))
         }
-        let queue = JobQueue(client: client)
+        let queue = JobQueue(store: store)
         for tenant in tenants {
             try await queue.setQuota(partition: tenant, lane: .live, maxRunning: 2, weight: nil, paused: nil)
             try await queue.setQuota(partition: tenant, lane: .backfill, maxRunning: 1, weight: nil, paused: nil)
@@ -233,18 +214,19 @@ struct ChaosSoak: Sendable {
         var quietChecks = 0
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .seconds(1))
-            let query: PostgresQuery = """
-                SELECT (SELECT count(*) FROM ef_jobs WHERE state IN ('ready', 'running')
-                           AND NOT (projection = 'carts' AND stream_id = \(ChaosInjector.poisonStream) AND state = 'ready')),
-                       coalesce((SELECT max(last_global_position) FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler'), 0)
-                         >= coalesce((SELECT max(global_position) FROM ef_messages), 0)
-                """
-            var busy = true
+            let schema = database.schema
+            let busy: Bool
             do {
-                busy = try await client.guardedQuery(query, logger: logger) { rows in
-                    for try await (pending, caughtUp) in rows.decode((Int64, Bool).self) { return pending > 0 || !caughtUp }
-                    return true
-                }
+                let rows = try await database.query("check the drain", """
+                    SELECT (SELECT count(*) FROM \(schema.ef_jobs) WHERE state IN ('ready', 'running')
+                               AND NOT (projection = 'carts' AND stream_id = \(ChaosInjector.poisonStream) AND state = 'ready')),
+                           coalesce((SELECT max(last_global_position) FROM \(schema.ef_subscriptions)
+                                      WHERE subscription_id = \(FleetScheduler.Configuration().name)), 0)
+                             >= coalesce((SELECT max(global_position) FROM \(schema.ef_messages)), 0)
+                    """)
+                guard let row = rows.first else { continue }
+                let (pending, caughtUp) = try row.decode((Int64, Bool).self)
+                busy = pending > 0 || !caughtUp
             } catch {
                 continue
             }
@@ -258,15 +240,14 @@ struct ChaosSoak: Sendable {
     }
 
     private func progress(_ injector: ChaosInjector) async {
-        let query: PostgresQuery = """
-            SELECT (SELECT count(*) FROM ef_messages), (SELECT count(*) FROM ef_jobs WHERE state = 'ready'),
-                   (SELECT count(*) FROM ef_jobs WHERE state = 'running'), (SELECT count(*) FROM ef_jobs WHERE state = 'dead')
-            """
+        let schema = database.schema
         do {
-            try await client.guardedQuery(query, logger: logger) { rows in
-                for try await (events, ready, running, dead) in rows.decode((Int64, Int64, Int64, Int64).self) {
-                    injector.say("progress: \(events) events, jobs ready \(ready) running \(running) dead \(dead)")
-                }
+            for row in try await database.query("report progress", """
+                SELECT (SELECT count(*) FROM \(schema.ef_messages)), (SELECT count(*) FROM \(schema.ef_jobs) WHERE state = 'ready'),
+                       (SELECT count(*) FROM \(schema.ef_jobs) WHERE state = 'running'), (SELECT count(*) FROM \(schema.ef_jobs) WHERE state = 'dead')
+                """) {
+                let (events, ready, running, dead) = try row.decode((Int64, Int64, Int64, Int64).self)
+                injector.say("progress: \(events) events, jobs ready \(ready) running \(running) dead \(dead)")
             }
         } catch where !(error is CancellationError) {
             injector.say("progress: database unavailable (\(error))")
@@ -284,28 +265,24 @@ final class CapSampler: Sendable {
         var lastError: String?
     }
 
-    private let client: PostgresClient
+    private let database: Database
     private let state = Mutex(State())
 
-    init(client: PostgresClient) {
-        self.client = client
+    init(database: Database) {
+        self.database = database
     }
 
     func run() async {
+        let schema = database.schema
         let query: PostgresQuery = """
             SELECT q.partition, q.lane, q.max_running, count(j.id)
-              FROM ef_tenant_quotas q
-              LEFT JOIN ef_jobs j ON j.partition = q.partition AND j.lane = q.lane AND j.state = 'running'
+              FROM \(schema.ef_tenant_quotas) q
+              LEFT JOIN \(schema.ef_jobs) j ON j.partition = q.partition AND j.lane = q.lane AND j.state = 'running'
              GROUP BY q.partition, q.lane, q.max_running
             """
         while !Task.isCancelled {
             do {
-                // Guarded: a query sent the instant a restart cuts its connection would never return.
-                let rows = try await client.guardedQuery(query, logger: Logger(label: "eventfleet.chaos")) { rows in
-                    var collected: [(String, String, Int32, Int64)] = []
-                    for try await row in rows.decode((String, String, Int32, Int64).self) { collected.append(row) }
-                    return collected
-                }
+                let rows = try await database.query("sample running jobs", query).map { try $0.decode((String, String, Int32, Int64).self) }
                 state.withLock { state in
                     state.samples += 1
                     for (partition, lane, cap, running) in rows {

@@ -1,17 +1,18 @@
 import Foundation
 import PostgresNIO
 
-// The store's hot statements, prepared once per connection (see `checkedExecute`).
+// The store's frequent statements (see `Statement`).
 
 /// A page of each of several streams (``PostgresEventStore/readStreams(_:maxCountPerStream:connection:)``).
-struct ReadStreamsStatement: PostgresPreparedStatement {
-    static let sql = """
-        SELECT r.ordinal, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
+struct ReadStreamsStatement: Statement {
+    static func sql(_ schema: Schema) -> String {
+        """
+        SELECT r.ordinal, m.stream_position, m.global_position, m.transaction_id, m.message_id,
                m.message_type, m.message_data::text, m.message_metadata::text, m.message_schema_version, m.created
           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
                WITH ORDINALITY AS r(partition, stream_id, from_position, to_position, ordinal)
          CROSS JOIN LATERAL (
-                SELECT * FROM ef_messages m
+                SELECT * FROM \(schema.ef_messages) m
                  WHERE m.partition = r.partition AND m.stream_id = r.stream_id
                    AND m.stream_position >= r.from_position AND m.stream_position <= r.to_position
                  ORDER BY m.stream_position
@@ -19,9 +20,11 @@ struct ReadStreamsStatement: PostgresPreparedStatement {
                ) m
          ORDER BY r.ordinal, m.stream_position
         """
+    }
+
     static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .int8Array, .int8Array, .int8]
     // Payloads as raw bytes: they become `Data` without a trip through `String`.
-    typealias Row = (Int64, Int64, Int64, String, String, String, ByteBuffer, ByteBuffer, Int32, Date)
+    typealias Row = (Int64, Int64, Int64, TransactionID, String, String, ByteBuffer, ByteBuffer, Int32, Date)
 
     var partitions: [String]
     var streamIds: [String]
@@ -49,15 +52,19 @@ struct ReadStreamsStatement: PostgresPreparedStatement {
 }
 
 /// A batch of the global log (``PostgresEventStore/readAll(after:options:)``).
-struct ReadAllStatement: PostgresPreparedStatement {
-    // A function of migration 0005: its plan reads the log's index in order whatever the statistics say.
-    static let sql = """
-        SELECT * FROM ef_read_global_log($1::text::xid8, $2, $3::text[], $4::text[], $5, $6)
+struct ReadAllStatement: Statement {
+    static func sql(_ schema: Schema) -> String {
         """
-    static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .textArray, .textArray, .int8, .bool]
-    typealias Row = (String, String, Int64, Int64, String, String, String, String, String, Int32, Date)
+        SELECT e.partition, e.stream_id, e.stream_position, e.global_position, e.transaction_id::xid8, e.message_id,
+               e.message_type, e.message_data, e.message_metadata, e.message_schema_version, e.created
+          FROM \(schema.ef_read_global_log)($1, $2, $3::text[], $4::text[], $5, $6) AS e
+        """
+    }
 
-    var transactionId: String
+    static let bindingDataTypes: [PostgresDataType] = [.xid8, .int8, .textArray, .textArray, .int8, .bool]
+    typealias Row = (String, String, Int64, Int64, TransactionID, String, String, String, String, Int32, Date)
+
+    var transactionId: TransactionID
     var globalPosition: Int64
     var partitions: [String]?
     var types: [String]?
@@ -83,6 +90,10 @@ struct ReadAllStatement: PostgresPreparedStatement {
         )
     }
 }
+
+/// The row both append statements answer with: outcome, current version, next expected version,
+/// last global position, whether the stream was created.
+typealias AppendOutcome = (String, Int64, Int64?, Int64?, Bool?)
 
 /// The arguments of `ef_append_to_stream` and `ef_append_to_stream_committed`, in their order.
 struct AppendArguments: Sendable {
@@ -122,21 +133,21 @@ struct AppendArguments: Sendable {
         return bindings
     }
 
-    /// The row both append statements answer with: outcome, current version, next expected version,
-    /// last global position, whether the stream was created.
-    static func decodeOutcome(_ row: PostgresRow, statement: StaticString) throws -> (String, Int64, Int64?, Int64?, Bool?) {
+    static func decodeOutcome(_ row: PostgresRow, statement: StaticString) throws -> AppendOutcome {
         var cells = RowCells(row, statement: statement)
         return (try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next())
     }
 }
 
 /// An append through the pool: the procedure commits before it answers (see `appendToStream`).
-struct CommittedAppendStatement: PostgresPreparedStatement {
-    static let sql = """
-        CALL ef_append_to_stream_committed($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, NULL, NULL)
+struct CommittedAppendStatement: Statement {
+    static func sql(_ schema: Schema) -> String {
         """
+        CALL \(schema.ef_append_to_stream_committed)($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, NULL, NULL)
+        """
+    }
     static let bindingDataTypes = AppendArguments.dataTypes
-    typealias Row = (String, Int64, Int64?, Int64?, Bool?)
+    typealias Row = AppendOutcome
 
     var arguments: AppendArguments
 
@@ -146,13 +157,15 @@ struct CommittedAppendStatement: PostgresPreparedStatement {
 }
 
 /// An append inside the caller's transaction.
-struct AppendStatement: PostgresPreparedStatement {
-    static let sql = """
-        SELECT outcome, current_version, next_expected_version, last_global_position, created_new_stream
-          FROM ef_append_to_stream($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+struct AppendStatement: Statement {
+    static func sql(_ schema: Schema) -> String {
         """
+        SELECT outcome, current_version, next_expected_version, last_global_position, created_new_stream
+          FROM \(schema.ef_append_to_stream)($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        """
+    }
     static let bindingDataTypes = AppendArguments.dataTypes
-    typealias Row = (String, Int64, Int64?, Int64?, Bool?)
+    typealias Row = AppendOutcome
 
     var arguments: AppendArguments
 

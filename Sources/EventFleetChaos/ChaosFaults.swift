@@ -1,4 +1,5 @@
 import CartsExample
+import EventFleetCLI
 import EventFleetCore
 import EventFleetJobs
 import EventFleetPostgres
@@ -26,7 +27,6 @@ enum ChaosFault: String, CaseIterable, Sendable {
 /// Injects faults into a running soak.
 struct ChaosInjector: Sendable {
     let fleet: ChaosFleet
-    let client: PostgresClient
     let store: PostgresEventStore
     let tenants: [String]
     let heartbeatTimeout: Duration
@@ -52,7 +52,7 @@ struct ChaosInjector: Sendable {
                 victim.signal(SIGKILL)
                 say("fault: \(fault.rawValue): \(victim.name) (pid \(victim.pid))")
             case .killLeader:
-                guard let leader = try await fleet.leader(client: client) else {
+                guard let leader = try await fleet.leader(in: store.database) else {
                     say("fault skipped: \(fault.rawValue): no leader right now")
                     return false
                 }
@@ -76,16 +76,16 @@ struct ChaosInjector: Sendable {
                     return false
                 }
                 say("fault: \(fault.rawValue)")
-                let code = try await runShellCommand(restartCommand, log: "\(directory)/restart.log")
-                say("       database restarted (exit \(code))")
-                if code != 0 { return false }
+                let termination = try await ChildProcess.runShell(restartCommand, log: "\(directory)/restart.log")
+                say("       database restarted (\(termination))")
+                if termination != .exited(0) { return false }
             case .longTransaction:
                 let holdFor = Duration.seconds(Int64.random(in: 3...8, using: &random))
                 say("fault: \(fault.rawValue) for \(holdFor)")
                 try await holdTransaction(for: holdFor)
             case .backfillBurst:
                 let tenant = tenants.randomElement(using: &random) ?? tenants[0]
-                let result = try await JobQueue(client: client).backfill(projections: ["carts", "chaos_applications"], partition: tenant)
+                let result = try await JobQueue(store: store).backfill(projections: ["carts", "chaos_applications"], partition: tenant)
                 say("fault: \(fault.rawValue): \(tenant), \(result.enqueued) jobs for \(result.streams) streams")
             case .poisonStream:
                 let tenant = tenants[0]
@@ -104,11 +104,11 @@ struct ChaosInjector: Sendable {
 
     /// Opens a transaction that takes an xid, keeps it open, then commits.
     private func holdTransaction(for duration: Duration) async throws {
-        try await client.withConnection { connection in
-            for try await _ in try await connection.checkedQuery("BEGIN", logger: logger) {}
-            for try await _ in try await connection.checkedQuery("SELECT pg_current_xact_id()", logger: logger) {}
+        try await store.database.withConnection("hold a transaction") { connection in
+            try await connection.execute("BEGIN")
+            try await connection.execute("SELECT pg_current_xact_id()")
             try await Task.sleep(for: duration)
-            for try await _ in try await connection.checkedQuery("COMMIT", logger: logger) {}
+            try await connection.execute("COMMIT")
         }
     }
 }

@@ -44,28 +44,23 @@ extension PostgresEventStore {
             partitions: ranges.map(\.partition), streamIds: ranges.map(\.streamId), froms: ranges.map(\.from),
             tos: ranges.map { $0.to ?? Int64.max }, limit: Int64(maxCountPerStream)
         )
-        let consume: @Sendable (PostgresConnection) async throws -> [[RecordedMessage]] = { [logger] connection in
-            var pages = [[RecordedMessage]](repeating: [], count: ranges.count)
-            for try await (ordinal, position, global, transaction, messageId, type, data, metadata, schemaVersion, created)
-                in try await connection.checkedExecute(statement, logger: logger)
-            {
-                let index = Int(ordinal) - 1
-                let range = ranges[index]
-                pages[index].append(
-                    RecordedMessage(
-                        streamId: range.streamId, partition: range.partition, streamPosition: position, globalPosition: global,
-                        transactionId: UInt64(transaction) ?? 0, messageId: messageId, type: type,
-                        data: Data(data.readableBytesView), metadata: Data(metadata.readableBytesView), schemaVersion: schemaVersion, created: created
-                    )
+        let rows = if let connection {
+            try await database.mapErrors("read streams") { try await Database.Connection(connection: connection, database: database).run(statement) }
+        } else {
+            try await database.run("read streams", statement)
+        }
+        var pages = [[RecordedMessage]](repeating: [], count: ranges.count)
+        for (ordinal, position, global, transaction, messageId, type, data, metadata, schemaVersion, created) in rows {
+            let index = Int(ordinal) - 1
+            let range = ranges[index]
+            pages[index].append(
+                RecordedMessage(
+                    streamId: range.streamId, partition: range.partition, streamPosition: position, globalPosition: global,
+                    transactionId: transaction.value, messageId: messageId, type: type,
+                    data: Data(data.readableBytesView), metadata: Data(metadata.readableBytesView), schemaVersion: schemaVersion, created: created
                 )
-            }
-            return pages
+            )
         }
-        return try await mapErrors("read streams") {
-            if let connection {
-                return try await consume(connection)
-            }
-            return try await client.withGuardedConnection { connection in try await consume(connection) }
-        }
+        return pages
     }
 }

@@ -48,8 +48,10 @@ struct EventApplications: StreamProjection {
     let name = "chaos_applications"
     let eventTypes: Set<String>? = Set(CartEvent.eventTypes)
 
-    static let schema = """
-        CREATE TABLE IF NOT EXISTS chaos_applications (
+    /// The soak's tables, in `schema`.
+    static func tables(in schema: Schema) -> String {
+        """
+        CREATE TABLE IF NOT EXISTS \(schema.chaos_applications) (
             partition       text   NOT NULL,
             stream_id       text   NOT NULL,
             stream_position bigint NOT NULL,
@@ -57,18 +59,21 @@ struct EventApplications: StreamProjection {
             applications    int    NOT NULL,
             PRIMARY KEY (partition, stream_id, stream_position)
         );
-        CREATE TABLE IF NOT EXISTS chaos_stream_positions (
+        CREATE TABLE IF NOT EXISTS \(schema.chaos_stream_positions) (
             partition     text   NOT NULL,
             stream_id     text   NOT NULL,
             last_position bigint NOT NULL,
             PRIMARY KEY (partition, stream_id)
         )
         """
+    }
 
-    func validate(on connection: PostgresConnection, logger: Logger) async throws {
-        for try await present in try await connection.checkedQuery(
-            "SELECT to_regclass('chaos_applications') IS NOT NULL AND to_regclass('chaos_stream_positions') IS NOT NULL", logger: logger
-        ).decode(Bool.self) where !present {
+    func validate(context: ProjectionContext) async throws {
+        let schema = context.database.schema
+        let rows = try await context.query(
+            "SELECT to_regclass(\(schema.chaos_applications.description)) IS NOT NULL AND to_regclass(\(schema.chaos_stream_positions.description)) IS NOT NULL"
+        )
+        if try rows.first?.decode(Bool.self) != true {
             throw ProjectionError.misconfigured(projection: name, table: "chaos_applications", problems: ["the soak's tables are missing"])
         }
     }
@@ -78,17 +83,11 @@ struct EventApplications: StreamProjection {
     }
 
     func project(streamId: String, partition: String, upTo position: Int64?, batchSize: Int, context: ProjectionContext) async throws -> Int {
-        let logger = context.logger
-        for try await _ in try await context.connection.checkedQuery(
-            "INSERT INTO chaos_stream_positions VALUES (\(partition), \(streamId), 0) ON CONFLICT DO NOTHING", logger: logger
-        ) {}
-        var last: Int64 = 0
-        for try await value in try await context.connection.checkedQuery(
-            "SELECT last_position FROM chaos_stream_positions WHERE partition = \(partition) AND stream_id = \(streamId) FOR UPDATE",
-            logger: logger
-        ).decode(Int64.self) {
-            last = value
-        }
+        let positions = context.database.schema.chaos_stream_positions
+        try await context.execute("INSERT INTO \(positions) VALUES (\(partition), \(streamId), 0) ON CONFLICT DO NOTHING")
+        let last = try await context.query(
+            "SELECT last_position FROM \(positions) WHERE partition = \(partition) AND stream_id = \(streamId) FOR UPDATE"
+        ).first?.decode(Int64.self) ?? 0
         if let position, position <= last { return 0 }
         let read = try await context.store.readStream(
             streamId, options: ReadStreamOptions(partition: partition, from: last + 1, to: position, maxCount: batchSize),
@@ -101,17 +100,16 @@ struct EventApplications: StreamProjection {
     /// Counts one more application of each message and moves its stream's position.
     private func apply(_ messages: [RecordedMessage], context: ProjectionContext) async throws {
         guard let lastMessage = messages.last else { return }
-        let query: PostgresQuery = """
-            INSERT INTO chaos_applications (partition, stream_id, stream_position, message_id, applications)
+        let schema = context.database.schema
+        try await context.execute("""
+            INSERT INTO \(schema.chaos_applications) AS a (partition, stream_id, stream_position, message_id, applications)
             SELECT p, s, pos, id, 1 FROM unnest(\(messages.map(\.partition))::text[], \(messages.map(\.streamId))::text[],
                                                  \(messages.map(\.streamPosition))::bigint[], \(messages.map(\.messageId))::text[]) AS m(p, s, pos, id)
-            ON CONFLICT (partition, stream_id, stream_position) DO UPDATE SET applications = chaos_applications.applications + 1
-            """
-        for try await _ in try await context.connection.checkedQuery(query, logger: context.logger) {}
-        let position: PostgresQuery = """
-            INSERT INTO chaos_stream_positions VALUES (\(lastMessage.partition), \(lastMessage.streamId), \(lastMessage.streamPosition))
+            ON CONFLICT (partition, stream_id, stream_position) DO UPDATE SET applications = a.applications + 1
+            """)
+        try await context.execute("""
+            INSERT INTO \(schema.chaos_stream_positions) VALUES (\(lastMessage.partition), \(lastMessage.streamId), \(lastMessage.streamPosition))
             ON CONFLICT (partition, stream_id) DO UPDATE SET last_position = EXCLUDED.last_position
-            """
-        for try await _ in try await context.connection.checkedQuery(position, logger: context.logger) {}
+            """)
     }
 }

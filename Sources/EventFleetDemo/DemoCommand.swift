@@ -11,7 +11,25 @@ import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
-/// `eventfleet demo`: the whole fleet on the local database. Concurrent command handlers write
+/// `eventfleet-demo`: the example's fleet binary around the demo. `demo` (the default) runs the
+/// whole fleet; `worker` is the process it starts from this same executable, as a user's fleet
+/// binary mounts it.
+@main
+struct DemoTool: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eventfleet-demo",
+        abstract: "The EventFleet demo: carts for several tenants, projected by a scheduler and worker processes.",
+        subcommands: [DemoCommand.self, WorkerCommand<CartsReadModel>.self],
+        defaultSubcommand: DemoCommand.self
+    )
+
+    static func main() async {
+        CommandLineRunner.bootstrapLogging()
+        await CommandLineRunner.main(DemoTool.self)
+    }
+}
+
+/// `eventfleet-demo demo`: the whole fleet on the local database. Concurrent command handlers write
 /// carts for several tenants while the scheduler and N worker processes project them; then every
 /// `carts` row is checked against `aggregateStream` of its stream.
 struct DemoCommand: AsyncParsableCommand {
@@ -34,16 +52,14 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger(label: "eventfleet.demo")
-        let configuration = try database.configuration(applicationName: "eventfleet-demo")
         let (tenants, carts, workers, writers) = (self.tenants, self.carts, self.workers, self.writers)
         var childEnvironment = ProcessInfo.processInfo.environment
         childEnvironment["DATABASE_URL"] = database.databaseURL ?? childEnvironment["DATABASE_URL"]
         let environment = childEnvironment
         let verified = try await database.withStore(logger: logger) { store in
-            try await CartsReadModel.migrate(client: store.client, logger: logger)
-            let notifying = PostgresEventStore(client: store.client, configuration: configuration, notifyChannel: PostgresEventStore.Options.defaultNotifyChannel, logger: logger)
+            try await CartsReadModel.migrate(store: store, logger: logger)
             let run = DemoRun(
-                store: notifying, tenants: (1...tenants).map { "tenant-\($0)" }, cartsPerTenant: carts, writers: writers,
+                store: store.notifying(on: PostgresEventStore.Options.defaultNotifyChannel), tenants: (1...tenants).map { "tenant-\($0)" }, cartsPerTenant: carts, writers: writers,
                 workers: workers, environment: environment, logger: logger
             )
             return try await run.execute()
@@ -70,9 +86,8 @@ struct DemoRun: Sendable {
         var schedulerConfiguration = FleetScheduler.Configuration()
         schedulerConfiguration.heartbeatTimeout = .seconds(10)
         let scheduler = FleetScheduler(configuration: schedulerConfiguration, store: store, logger: logger)
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let supervisor = WorkerSupervisor(
-            executable: executable,
+            executable: ChildProcess.currentExecutable,
             arguments: Array(repeating: ["worker", "--concurrency", "4", "--poll-interval-ms", "200", "--drain-timeout", "5"], count: workers),
             environment: environment, stopTimeout: .seconds(15), statusInterval: .seconds(3600), logger: logger
         )
@@ -142,7 +157,7 @@ struct DemoRun: Sendable {
                         let (tenant, number) = work[index]
                         let cartId = "\(runId)-\(number)"
                         let stream = cartStreamId(cartId)
-                        for command in Self.script(tenant: tenant, cartId: cartId, number: number) {
+                        for command in CartCommand.shoppingTrip(tenant: tenant, cartId: cartId, number: number) {
                             do {
                                 let result = try await handler.handle(command, streamId: stream, in: store, partition: tenant)
                                 appended.add(result.newEvents.count)
@@ -158,32 +173,16 @@ struct DemoRun: Sendable {
         }
     }
 
-    /// A cart's life: shop, change your mind, then check out or (every fourth) abandon it.
-    static func script(tenant: String, cartId: String, number: Int) -> [CartCommand] {
-        var commands: [CartCommand] = [.create(tenantId: tenant, cartId: cartId, currency: number.isMultiple(of: 2) ? "USD" : "EUR")]
-        for item in 0..<(2 + number % 4) {
-            commands.append(.addItem(sku: "SKU-\(100 + item)", name: "Item \(item)", unitPrice: 5 + item * 10, quantity: 1 + (number + item) % 3))
-        }
-        commands.append(.removeItem(sku: "SKU-100", quantity: 1))
-        commands.append(number.isMultiple(of: 4) ? .cancel(reason: "changed my mind") : .checkOut(orderId: "order-\(cartId)"))
-        return commands
-    }
-
     /// Prints one progress line; returns the jobs still ready or running.
     private func progress(appended: Int, since started: ContinuousClock.Instant) async throws -> (pending: Int64, done: Int64) {
-        let query: PostgresQuery = """
-            SELECT (SELECT count(*) FROM ef_jobs WHERE state = 'ready'),
-                   (SELECT count(*) FROM ef_jobs WHERE state = 'running'),
-                   (SELECT coalesce(sum(completed), 0)::bigint FROM ef_job_stats WHERE minute >= now() - interval '1 hour'),
-                   (SELECT coalesce(string_agg(partition || ' ' || n, ', ' ORDER BY partition), '-')
-                      FROM (SELECT partition, count(*) AS n FROM ef_jobs WHERE state = 'ready' GROUP BY partition) lag)
-            """
-        for try await (ready, running, done, lag) in try await store.client.query(query).decode((Int64, Int64, Int64, String).self) {
-            let elapsed = ContinuousClock.now - started
-            print("[\(elapsed.components.seconds)s] events \(appended)  jobs ready \(ready) running \(running) done \(done)  ready per tenant: \(lag)")
-            return (ready + running, done)
-        }
-        return (0, 0)
+        let status = try await FleetStatus.read(from: store)
+        let (ready, running) = status.lanes.reduce((Int64(0), Int64(0))) { ($0.0 + $1.ready, $0.1 + $1.running) }
+        let done = status.lanes.reduce(0) { $0 + $1.completedPerMinute * 5 }
+        let perTenant = Dictionary(grouping: status.lanes, by: \.partition).mapValues { $0.reduce(0) { $0 + $1.ready } }
+            .filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        let elapsed = ContinuousClock.now - started
+        print("[\(elapsed.components.seconds)s] events \(appended)  jobs ready \(ready) running \(running) done in the last 5 min \(Int(done))  ready per tenant: \(perTenant.isEmpty ? "-" : perTenant)")
+        return (ready + running, Int64(done))
     }
 }
 

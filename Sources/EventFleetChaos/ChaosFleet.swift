@@ -1,10 +1,21 @@
+import EventFleetCLI
+import EventFleetJobs
+import EventFleetPostgres
 import Foundation
-import Logging
-import PostgresNIO
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// A process of the soak, with the name its log file and the report use.
+struct SoakProcess: Sendable {
+    let name: String
+    let process: ChildProcess
+
+    var pid: Int32 { process.pid }
+    var isRunning: Bool { process.isRunning }
+    func signal(_ signal: Int32) { process.signal(signal) }
+}
 
 /// The processes of a soak: schedulers, workers and writers, started from this same executable.
 actor ChaosFleet {
@@ -18,9 +29,9 @@ actor ChaosFleet {
     }
 
     let settings: Settings
-    private(set) var schedulers: [ChaosChild] = []
-    private(set) var workers: [ChaosChild] = []
-    private(set) var writers: [ChaosChild] = []
+    private(set) var schedulers: [SoakProcess] = []
+    private(set) var workers: [SoakProcess] = []
+    private(set) var writers: [SoakProcess] = []
     /// Every process ever started, for the final report.
     private(set) var started = 0
     private var counters: [String: Int] = [:]
@@ -34,16 +45,16 @@ actor ChaosFleet {
         return "\(kind)-\(counters[kind]!)"
     }
 
-    private func spawn(_ name: String, _ arguments: [String]) throws -> ChaosChild {
+    private func spawn(_ name: String, _ arguments: [String]) throws -> SoakProcess {
         started += 1
-        return try ChaosChild(
-            name: name, executable: settings.executable, arguments: arguments, environment: settings.environment,
-            log: "\(settings.directory)/\(name).log"
+        let process = try ChildProcess(
+            settings.executable, arguments: arguments, environment: settings.environment, error: .file("\(settings.directory)/\(name).log")
         )
+        return SoakProcess(name: name, process: process)
     }
 
     @discardableResult
-    func startScheduler() throws -> ChaosChild {
+    func startScheduler() throws -> SoakProcess {
         let child = try spawn(nextName("scheduler"), [
             "scheduler", "--lease-seconds", "3", "--heartbeat-timeout", "\(settings.heartbeatTimeoutSeconds)", "--max-attempts", "5",
         ])
@@ -52,9 +63,9 @@ actor ChaosFleet {
     }
 
     @discardableResult
-    func startWorker() throws -> ChaosChild {
+    func startWorker() throws -> SoakProcess {
         let child = try spawn(nextName("worker"), [
-            "chaos", "worker", "--concurrency", "3", "--batch-size", "20", "--heartbeat-interval-ms", "500",
+            "worker", "--concurrency", "3", "--batch-size", "20", "--heartbeat-interval-ms", "500",
             "--poll-interval-ms", "200", "--drain-timeout", "5", "--idle-transaction-timeout-ms", "2000", "--retry-delay-ms", "200",
         ])
         workers.append(child)
@@ -62,10 +73,10 @@ actor ChaosFleet {
     }
 
     @discardableResult
-    func startWriter() throws -> ChaosChild {
+    func startWriter() throws -> SoakProcess {
         let name = nextName("writer")
         let child = try spawn(name, [
-            "chaos", "writer", "--tenants", settings.tenants.joined(separator: ","), "--writer-id", name,
+            "writer", "--tenants", settings.tenants.joined(separator: ","), "--writer-id", name,
             "--ack-log", ackLog(name), "--pause-ms", "\(settings.writerPauseMilliseconds)",
         ])
         writers.append(child)
@@ -79,10 +90,10 @@ actor ChaosFleet {
     /// Every writer that was ever started, by name.
     var writerNames: [String] { writers.map(\.name) }
 
-    func running(_ children: [ChaosChild]) -> [ChaosChild] { children.filter(\.isRunning) }
-    var runningWorkers: [ChaosChild] { running(workers) }
-    var runningSchedulers: [ChaosChild] { running(schedulers) }
-    var runningWriters: [ChaosChild] { running(writers) }
+    func running(_ children: [SoakProcess]) -> [SoakProcess] { children.filter(\.isRunning) }
+    var runningWorkers: [SoakProcess] { running(workers) }
+    var runningSchedulers: [SoakProcess] { running(schedulers) }
+    var runningWriters: [SoakProcess] { running(writers) }
 
     /// Starts new processes for those that died, so the fleet keeps its size.
     func replaceDead(workers workerCount: Int, schedulers schedulerCount: Int, writers writerCount: Int) throws -> [String] {
@@ -94,15 +105,11 @@ actor ChaosFleet {
     }
 
     /// The scheduler process holding the leader lease, if it is one of ours and alive.
-    func leader(client: PostgresClient) async throws -> ChaosChild? {
-        let owner = try await client.guardedQuery(
-            "SELECT owner FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler' AND lease_expires_at > now()",
-            logger: Logger(label: "eventfleet.chaos")
-        ) { rows -> String? in
-            for try await value in rows.decode(String?.self) { return value }
-            return nil
-        }
-        guard let owner else { return nil }
+    func leader(in database: Database) async throws -> SoakProcess? {
+        guard let owner = try await database.query("find the leader", """
+            SELECT owner FROM \(database.schema.ef_subscriptions)
+             WHERE subscription_id = \(FleetScheduler.Configuration().name) AND lease_expires_at > now()
+            """).first?.decode(String?.self) else { return nil }
         return running(schedulers).first { owner.contains("-\($0.pid)-") }
     }
 }

@@ -60,6 +60,13 @@ package enum PostgresErrorMapping {
                 return EventStoreError.database(operation: operation, sqlState: nil, message: String(reflecting: psql))
             }
         }
+        if let decoding = error as? PostgresDecodingError {
+            // The row is not what the statement's decoding expects: a schema that does not fit this build.
+            return EventStoreError.database(
+                operation: operation, sqlState: nil,
+                message: "column '\(decoding.columnName)' (\(decoding.postgresType)) cannot be read as \(decoding.targetType): \(decoding.code)"
+            )
+        }
         if error is ConnectionClosedError {
             return EventStoreError.connectionFailed(target: target, reason: String(describing: error))
         }

@@ -1,0 +1,147 @@
+import EventFleetCore
+import Logging
+import PostgresNIO
+
+/// EventFleet's one way to PostgreSQL: every statement of the store, the consumers and the fleet
+/// goes through it.
+///
+/// It owns what every statement needs and no caller should repeat: the guard against the driver's
+/// hang on a closed connection (see `ConnectionGuard.swift`), named or unnamed statements, the
+/// schema that qualifies EventFleet's names, and the mapping of driver errors to
+/// ``EventFleetCore/EventStoreError`` (whose ``PostgresErrorMapping/isTransient(_:)`` tells a
+/// database that is away from a statement that is wrong).
+package struct Database: Sendable {
+    package let client: PostgresClient
+    /// The host and port (or socket) named in connection errors.
+    package let target: String
+    /// Qualifies EventFleet's tables and routines in every statement.
+    package let schema: Schema
+    /// Whether statements are prepared once per connection or parsed at every call.
+    package let statements: DatabaseConfiguration.Statements
+    package let logger: Logger
+
+    package init(
+        client: PostgresClient, target: String = "the configured database", schema: String? = nil,
+        statements: DatabaseConfiguration.Statements = .named, logger: Logger
+    ) {
+        self.client = client
+        self.target = target
+        self.schema = Schema(name: schema)
+        self.statements = statements
+        self.logger = logger
+    }
+
+    /// The database a configuration describes, reached through `client`.
+    package init(client: PostgresClient, configuration: DatabaseConfiguration, logger: Logger) {
+        self.init(
+            client: client, target: configuration.target, schema: configuration.schema, statements: configuration.statements,
+            logger: logger
+        )
+    }
+
+    /// The same database, logging to `logger`.
+    package func logging(to logger: Logger) -> Database {
+        Database(client: client, target: target, schema: schema.name, statements: statements, logger: logger)
+    }
+
+    // MARK: Statements on a pooled connection
+
+    /// Runs a statement on a pooled connection (in a transaction of its own) and returns its rows.
+    ///
+    /// - Parameter operation: What is being done, for error messages (`claim jobs`).
+    /// - Throws: ``EventFleetCore/EventStoreError`` for driver and server errors.
+    @discardableResult
+    package func query(_ operation: String, _ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await mapErrors(operation) {
+            try await client.withConnection { [logger] connection in try await connection.send(query, logger: logger) }
+        }
+    }
+
+    /// Runs a ``Statement`` on a pooled connection and returns its decoded rows.
+    package func run<S: Statement>(_ operation: String, _ statement: S) async throws -> [S.Row] {
+        try await mapErrors(operation) {
+            try await client.withConnection { connection in try await run(statement, on: connection) }
+        }
+    }
+
+    /// Runs `body` with a pooled connection leased for its duration (outside any transaction).
+    package func withConnection<T: Sendable>(
+        _ operation: String, _ body: (Connection) async throws -> T
+    ) async throws -> T {
+        try await mapErrors(operation) {
+            try await client.withConnection { connection in try await body(Connection(connection: connection, database: self)) }
+        }
+    }
+
+    /// Runs `body` in a transaction on one pooled connection: committed when it returns, rolled back
+    /// when it throws. Errors of `body` pass through unchanged; driver errors become
+    /// ``EventFleetCore/EventStoreError``.
+    package func transaction<T: Sendable>(
+        _ operation: String, _ body: (Connection) async throws -> T
+    ) async throws -> T {
+        try await withConnection(operation) { connection in
+            try await connection.execute("BEGIN")
+            let value: T
+            do {
+                value = try await body(connection)
+            } catch {
+                // A connection that closed took its transaction with it: nothing to roll back.
+                if !connection.connection.isClosed { try? await connection.execute("ROLLBACK") }
+                throw error
+            }
+            try await connection.execute("COMMIT")
+            return value
+        }
+    }
+
+    /// Maps what `body` throws to ``EventFleetCore/EventStoreError`` (driver errors) or passes it on.
+    package func mapErrors<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw PostgresErrorMapping.map(error, operation: operation, target: target)
+        }
+    }
+
+    func run<S: Statement>(_ statement: S, on connection: PostgresConnection) async throws -> [S.Row] {
+        switch statements {
+        case .named:
+            return try await connection.send(prepared: NamedStatement(statement: statement), schema: schema, logger: logger)
+        case .unnamed:
+            let query = PostgresQuery(unsafeSQL: S.sql(schema), binds: try statement.makeBindings())
+            return try await connection.send(query, logger: logger).map(statement.decodeRow)
+        }
+    }
+}
+
+extension Database {
+    /// A connection leased from the pool, inside or outside a transaction.
+    package struct Connection: Sendable {
+        /// The driver's connection, for code that talks to it directly (a projection's own SQL).
+        package let connection: PostgresConnection
+        package let database: Database
+
+        package init(connection: PostgresConnection, database: Database) {
+            self.connection = connection
+            self.database = database
+        }
+
+        package var schema: Schema { database.schema }
+
+        /// Runs a statement on this connection and returns its rows.
+        @discardableResult
+        package func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
+            try await connection.send(query, logger: database.logger)
+        }
+
+        /// Runs a statement on this connection to its end.
+        package func execute(_ query: PostgresQuery) async throws {
+            _ = try await connection.send(query, logger: database.logger)
+        }
+
+        /// Runs a ``Statement`` on this connection and returns its decoded rows.
+        package func run<S: Statement>(_ statement: S) async throws -> [S.Row] {
+            try await database.run(statement, on: connection)
+        }
+    }
+}
