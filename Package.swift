@@ -37,10 +37,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The library's schema: SQL files embedded in the binary (see Migrations/LibrarySchema.swift).
+        .target(
+            name: "EventFleetMigrations",
+            path: "Migrations",
+            resources: [.embedInCode("tables"), .embedInCode("routines")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "EventFleetPostgres",
             dependencies: [
                 "EventFleetCore",
+                "EventFleetMigrations",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,6 +83,7 @@ let package = Package(
         .target(
             name: "CartsExample",
             dependencies: ["EventFleetCore", "EventFleetPostgres", "EventFleetProjections"],
+            resources: [.embedInCode("Migrations")],
             swiftSettings: swiftSettings
         ),
         .target(

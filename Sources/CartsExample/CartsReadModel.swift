@@ -14,8 +14,10 @@ public enum CartsReadModel: ProjectionsProvider, MigrationsProvider {
     /// The component name of the example's migrations (versions count apart from the library's).
     public static let component = "carts-example"
 
-    /// The migrations that create the `carts` table.
-    public static var migrations: [Migration] { EmbeddedMigrations.all }
+    /// The migrations that create the `carts` table (`Migrations/` of the example, compiled in).
+    public static var migrations: [Migration] {
+        [Migration(version: 1, name: "carts", sql: String(decoding: PackageResources._001_carts_sql, as: UTF8.self))]
+    }
 
     /// Applies the library's migrations and then the example's.
     public static func migrate(store: PostgresEventStore, logger: Logger = Logger(label: "eventfleet.migrations")) async throws {

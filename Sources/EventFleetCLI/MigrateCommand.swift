@@ -18,11 +18,11 @@ public struct MigrateCommand<App: MigrationsProvider>: AsyncParsableCommand {
     public func run() async throws {
         let logger = Logger(label: "eventfleet.migrate")
         let component = App.component
-        let migrations = App.migrations
+        let (migrations, routines) = (App.migrations, App.routines)
         let reports = try await database.withStore(logger: logger) { store in
             var reports = [(MigrationRunner.libraryComponent, try await MigrationRunner(store: store, logger: logger).migrate())]
-            if !migrations.isEmpty {
-                let runner = MigrationRunner(store: store, component: component, migrations: migrations, logger: logger)
+            if !migrations.isEmpty || !routines.isEmpty {
+                let runner = MigrationRunner(store: store, component: component, migrations: migrations, routines: routines, logger: logger)
                 reports.append((component, try await runner.migrate()))
             }
             return reports
@@ -32,6 +32,12 @@ public struct MigrateCommand<App: MigrationsProvider>: AsyncParsableCommand {
                 print("\(component): migrations up to date (\(report.alreadyApplied.count) applied)")
             } else {
                 print("\(component): applied migrations \(report.applied.map(String.init).joined(separator: ", ")); \(report.alreadyApplied.count) were already applied")
+            }
+            if !report.routinesApplied.isEmpty {
+                print("\(component): applied routines \(report.routinesApplied.joined(separator: ", "))")
+            }
+            if !report.routinesDropped.isEmpty {
+                print("\(component): dropped routines \(report.routinesDropped.joined(separator: ", "))")
             }
         }
     }

@@ -7,31 +7,39 @@ import Testing
 
 @Suite("Migrations")
 struct MigrationTests {
-    @Test("the embedded migrations are exactly the files in Migrations/")
-    func embeddedMatchFiles() throws {
-        let directory = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Migrations")
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            .filter { $0.hasSuffix(".sql") }
-            .sorted()
-        #expect(files.count == Migration.all.count, "run scripts/embed-migrations after adding a migration")
-        for (file, migration) in zip(files, Migration.all) {
-            let sql = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
-            #expect(file == String(format: "%04d_%@.sql", migration.version, migration.name))
-            #expect(sql == migration.sql, "\(file) differs from its embedded copy: run scripts/embed-migrations")
+    static let schemaDirectory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Migrations")
+
+    @Test("the library's migrations and routines are exactly the files in Migrations/tables and Migrations/routines")
+    func manifestMatchesFiles() throws {
+        func files(_ folder: String) throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: Self.schemaDirectory.appendingPathComponent(folder).path)
+                .filter { $0.hasSuffix(".sql") }.sorted()
+        }
+        #expect(try files("tables") == Migration.all.map { String(format: "%04d_%@.sql", $0.version, $0.name) }, "list it in Migrations/LibrarySchema.swift")
+        #expect(try files("routines") == Routine.all.map { "\($0.name).sql" }.sorted(), "list it in Migrations/LibrarySchema.swift")
+        for migration in Migration.all {
+            let file = Self.schemaDirectory.appendingPathComponent("tables").appendingPathComponent(String(format: "%04d_%@.sql", migration.version, migration.name))
+            #expect(try String(contentsOf: file, encoding: .utf8) == migration.sql)
         }
     }
 
-    @Test("migrating twice applies nothing the second time")
+    @Test("migrating twice applies nothing the second time; every routine exists once, named as its file")
     func idempotent() async throws {
         try await TestDatabase.withSchema(migrate: false) { schema in
             let runner = MigrationRunner(store: schema.store)
             let first = try await runner.migrate()
             #expect(first.applied == Migration.all.map(\.version))
+            #expect(first.routinesApplied == Routine.all.map(\.name).sorted())
             let second = try await runner.migrate()
             #expect(second.applied.isEmpty)
+            #expect(second.routinesApplied.isEmpty)
             #expect(second.alreadyApplied == Migration.all.map(\.version))
+            let routines = try await schema.rows(
+                "SELECT proname::text FROM pg_proc WHERE pronamespace = current_schema()::regnamespace ORDER BY 1", as: String.self
+            )
+            #expect(routines == Routine.all.map(\.name).sorted(), "one routine per file, and the runner's helper is gone")
         }
     }
 
@@ -45,8 +53,7 @@ struct MigrationTests {
                 return try await group.reduce(into: [MigrationRunner.Report]()) { $0.append($1) }
             }
             #expect(reports.filter { !$0.applied.isEmpty }.count == 1)
-            let rows = try await schema.rows("SELECT count(*) FROM ef_migrations", as: Int64.self)
-            for count in rows { #expect(count == Int64(Migration.all.count)) }
+            #expect(try await schema.count("SELECT count(*) FROM ef_migrations WHERE version > 0") == Int64(Migration.all.count))
         }
     }
 
@@ -63,8 +70,65 @@ struct MigrationTests {
                 Issue.record("expected a checksum mismatch, got \(String(describing: error))")
                 return
             }
-            let rows = try await schema.rows("SELECT to_regclass('later_table') IS NULL", as: Bool.self)
-            for missing in rows { #expect(missing, "the run rolled back: the newer migration was not applied") }
+            let newerMissing = try await schema.rows("SELECT to_regclass('later_table') IS NULL", as: Bool.self)
+            #expect(newerMissing == [true], "the run rolled back")
+        }
+    }
+
+    @Test("a database migrated before the squash is told to be recreated, and nothing is applied")
+    func schemaBeforeSquash() async throws {
+        try await TestDatabase.withSchema(migrate: false) { schema in
+            try await schema.execute("""
+                CREATE TABLE ef_migrations (component text NOT NULL, version integer NOT NULL, name text NOT NULL,
+                                            checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
+                                            PRIMARY KEY (component, version))
+                """)
+            try await schema.execute("INSERT INTO ef_migrations (component, version, name, checksum) VALUES ('eventfleet', 1, 'core_store', 'x')")
+            let error = await #expect(throws: MigrationError.self) { try await MigrationRunner(store: schema.store).migrate() }
+            #expect(error == .schemaBeforeSquash(component: "eventfleet", appliedMigration: "1_core_store"))
+            #expect("\(try #require(error))".contains("recreate"))
+            #expect(try await schema.rows("SELECT to_regclass('ef_streams') IS NULL", as: Bool.self) == [true])
+        }
+    }
+
+    @Test("a routine whose file changed is applied again; one whose file is gone is dropped")
+    func routinesFollowTheirFiles() async throws {
+        try await TestDatabase.withSchema(migrate: false) { schema in
+            let answer = Routine(name: "test_answer", sql: "CREATE OR REPLACE FUNCTION test_answer() RETURNS int LANGUAGE sql AS 'SELECT 41'")
+            let other = Routine(name: "test_other", sql: "CREATE OR REPLACE FUNCTION test_other() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+            let first = try await MigrationRunner(store: schema.store, component: "test", routines: [answer, other]).migrate()
+            #expect(first.routinesApplied == ["test_answer", "test_other"])
+            #expect(try await schema.count("SELECT test_answer()::bigint") == 41)
+
+            var changed = answer
+            changed.sql = "CREATE OR REPLACE FUNCTION test_answer() RETURNS int LANGUAGE sql AS 'SELECT 42'"
+            let second = try await MigrationRunner(store: schema.store, component: "test", routines: [changed]).migrate()
+            #expect(second.routinesApplied == ["test_answer"])
+            #expect(second.routinesDropped == ["test_other"])
+            #expect(try await schema.count("SELECT test_answer()::bigint") == 42)
+            #expect(try await schema.rows("SELECT to_regproc('test_other') IS NULL", as: Bool.self) == [true])
+            #expect(try await schema.count("SELECT count(*) FROM ef_migrations WHERE component = 'test'") == 1)
+        }
+    }
+
+    @Test("a routine file that changes the parameters with CREATE OR REPLACE is refused, and nothing is applied")
+    func overloadRefused() async throws {
+        try await TestDatabase.withSchema(migrate: false) { schema in
+            let answer = Routine(name: "test_answer", sql: "CREATE OR REPLACE FUNCTION test_answer() RETURNS int LANGUAGE sql AS 'SELECT 41'")
+            try await MigrationRunner(store: schema.store, component: "test", routines: [answer]).migrate()
+            var widened = answer
+            widened.sql = "CREATE OR REPLACE FUNCTION test_answer(p int) RETURNS int LANGUAGE sql AS 'SELECT p'"
+            let error = await #expect(throws: MigrationError.self) {
+                try await MigrationRunner(store: schema.store, component: "test", routines: [widened]).migrate()
+            }
+            #expect(error == .overloadedRoutine(name: "test_answer", definitions: 2))
+            #expect(try await schema.count("SELECT count(*) FROM pg_proc WHERE proname = 'test_answer' AND pronamespace = current_schema()::regnamespace") == 1)
+
+            // With the old one dropped in the file, the change applies.
+            widened.sql = "DROP FUNCTION IF EXISTS test_answer(); " + widened.sql
+            let report = try await MigrationRunner(store: schema.store, component: "test", routines: [widened]).migrate()
+            #expect(report.routinesApplied == ["test_answer"])
+            #expect(try await schema.count("SELECT test_answer(7)::bigint") == 7)
         }
     }
 }

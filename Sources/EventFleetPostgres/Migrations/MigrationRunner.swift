@@ -2,11 +2,13 @@ import EventFleetCore
 import Logging
 import PostgresNIO
 
-/// Applies the schema migrations: in order, in one transaction, under an advisory lock, recording each
-/// with its SHA-256 checksum.
+/// Applies a component's schema: its pending numbered migrations in order, then the routines whose
+/// files changed, all in one transaction under an advisory lock, recording each with its SHA-256
+/// checksum in `ef_migrations`.
 ///
-/// > Important: Concurrent runners are safe: the second waits for the first and then finds nothing to
-/// > do. An applied migration whose file has changed stops the run with ``MigrationError/checksumMismatch(version:name:applied:current:)``.
+/// > Important: Concurrent runners are safe: the second waits for the first and then finds nothing
+/// > to do. An applied migration whose file has changed stops the run with
+/// > ``MigrationError/checksumMismatch(version:name:applied:current:)``, and nothing is applied.
 public struct MigrationRunner: Sendable {
     /// What a run did.
     public struct Report: Sendable, Hashable {
@@ -14,36 +16,52 @@ public struct MigrationRunner: Sendable {
         public var applied: [Int]
         /// Versions found already applied.
         public var alreadyApplied: [Int]
+        /// Routines (re)created because they were new or their files changed.
+        public var routinesApplied: [String] = []
+        /// Routines dropped because their files are gone.
+        public var routinesDropped: [String] = []
     }
 
     /// Whose migrations these are: versions count per component, so an application can keep its
     /// own numbered migrations (read-model tables, say) beside the library's.
     public var component: String
     public var migrations: [Migration]
+    public var routines: [Routine]
     let database: Database
 
     /// The library's own component name.
     public static let libraryComponent = "eventfleet"
 
+    /// The names the library's migrations had before they were squashed into the current set: a
+    /// database that applied them must be created afresh.
+    static let namesBeforeSquash: Set<String> = [
+        "core_store", "job_queue", "faster_claims", "faster_append", "stable_plans", "server_side_scheduling",
+    ]
+
     /// - Parameters:
     ///   - store: The store whose database (and schema) to migrate; its client must be running.
     ///   - component: Whose migrations these are; the library's by default.
     ///   - migrations: The migrations of that component; the library's by default.
+    ///   - routines: The routines of that component; the library's by default, none for another.
     public init(
         store: PostgresEventStore,
         component: String = MigrationRunner.libraryComponent,
-        migrations: [Migration] = Migration.all,
+        migrations: [Migration]? = nil,
+        routines: [Routine]? = nil,
         logger: Logger = Logger(label: "eventfleet.migrations")
     ) {
+        let isLibrary = component == Self.libraryComponent
         self.database = store.database.logging(to: logger)
         self.component = component
-        self.migrations = migrations.sorted { $0.version < $1.version }
+        self.migrations = (migrations ?? (isLibrary ? Migration.all : [])).sorted { $0.version < $1.version }
+        self.routines = (routines ?? (isLibrary ? Routine.all : [])).sorted { $0.name < $1.name }
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration and every new or changed routine, and drops the routines
+    /// whose files are gone.
     ///
-    /// - Throws: ``MigrationError`` when applied migrations differ from the shipped files, and
-    ///   ``EventStoreError`` for database errors (nothing is applied then).
+    /// - Throws: ``MigrationError`` when applied migrations differ from the shipped files or a
+    ///   routine is overloaded, and ``EventStoreError`` for database errors (nothing is applied then).
     @discardableResult
     public func migrate() async throws -> Report {
         try await database.transaction("migrate") { connection in
@@ -52,39 +70,47 @@ public struct MigrationRunner: Sendable {
     }
 
     private func migrate(on connection: Database.Connection) async throws -> Report {
+        // Everything this transaction creates lands in the configured schema.
+        if let schema = database.schema.name {
+            try await connection.execute("SELECT set_config('search_path', \(SQLName.quote(schema)), true)")
+        }
         // Keyed by schema, so that separate schemas (one per test, one per app) migrate independently.
-        try await execute(
-            "SELECT pg_advisory_xact_lock(hashtext('eventfleet.migrations:' || coalesce(current_schema(), '')))",
-            on: connection
-        )
-        try await execute(
-            """
+        try await connection.execute("SELECT pg_advisory_xact_lock(hashtext('eventfleet.migrations:' || coalesce(current_schema(), '')))")
+        try await connection.execute("""
             CREATE TABLE IF NOT EXISTS ef_migrations (
                 component  text        NOT NULL,
                 version    integer     NOT NULL,
                 name       text        NOT NULL,
                 checksum   text        NOT NULL,
                 applied_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (component, version)
+                PRIMARY KEY (component, version, name)
             )
-            """,
-            on: connection
-        )
-        try await execute(
-            """
-            CREATE OR REPLACE FUNCTION pg_temp.ef_execute_migration(migration_sql text) RETURNS void
+            """)
+        // Runs a file of several statements with its text as a bound parameter (a statement of the
+        // extended protocol holds one); gone again when the transaction ends.
+        try await connection.execute("""
+            CREATE FUNCTION ef_migration_execute(migration_sql text) RETURNS void
             LANGUAGE plpgsql AS $$ BEGIN EXECUTE migration_sql; END $$
-            """,
-            on: connection
-        )
+            """)
+        var report = Report(applied: [], alreadyApplied: [])
+        try await applyMigrations(on: connection, into: &report)
+        try await applyRoutines(on: connection, into: &report)
+        try await connection.execute("DROP FUNCTION ef_migration_execute(text)")
+        return report
+    }
+
+    private func applyMigrations(on connection: Database.Connection, into report: inout Report) async throws {
         var applied: [Int: (name: String, checksum: String)] = [:]
-        for row in try await connection.query("SELECT version, name, checksum FROM ef_migrations WHERE component = \(component)") {
+        for row in try await connection.query(
+            "SELECT version, name, checksum FROM ef_migrations WHERE component = \(component) AND version > 0"
+        ) {
             let (version, name, checksum) = try row.decode((Int, String, String).self)
+            if component == Self.libraryComponent, Self.namesBeforeSquash.contains(name) {
+                throw MigrationError.schemaBeforeSquash(component: component, appliedMigration: "\(version)_\(name)")
+            }
             applied[version] = (name, checksum)
         }
-        let checksums = try await checksums(of: migrations, on: connection)
-
-        var report = Report(applied: [], alreadyApplied: [])
+        let checksums = try await checksums(of: migrations.map(\.sql), on: connection)
         for (migration, checksum) in zip(migrations, checksums) {
             if let recorded = applied[migration.version] {
                 guard recorded.name == migration.name else {
@@ -102,16 +128,11 @@ public struct MigrationRunner: Sendable {
                 "applying migration",
                 metadata: ["eventfleet.component": "\(component)", "eventfleet.migration": "\(migration.version)_\(migration.name)"]
             )
-            // A migration holds several statements; a prepared statement takes one, but PL/pgSQL's
-            // EXECUTE takes many, and this keeps the SQL a bound parameter.
-            try await execute("SELECT pg_temp.ef_execute_migration(\(migration.sql))", on: connection)
-            try await execute(
-                """
+            try await connection.execute("SELECT ef_migration_execute(\(migration.sql))")
+            try await connection.execute("""
                 INSERT INTO ef_migrations (component, version, name, checksum)
                 VALUES (\(component), \(migration.version), \(migration.name), \(checksum))
-                """,
-                on: connection
-            )
+                """)
             report.applied.append(migration.version)
         }
         let unknown = Set(applied.keys).subtracting(migrations.map(\.version))
@@ -121,19 +142,47 @@ public struct MigrationRunner: Sendable {
                 metadata: ["eventfleet.component": "\(component)", "eventfleet.migrations": "\(unknown.sorted())"]
             )
         }
-        return report
     }
 
-    private func execute(_ query: PostgresQuery, on connection: Database.Connection) async throws {
-        try await connection.execute(query)
+    /// Routines are recorded with version 0 and their name.
+    private func applyRoutines(on connection: Database.Connection, into report: inout Report) async throws {
+        var recorded: [String: String] = [:]
+        for row in try await connection.query("SELECT name, checksum FROM ef_migrations WHERE component = \(component) AND version = 0") {
+            let (name, checksum) = try row.decode((String, String).self)
+            recorded[name] = checksum
+        }
+        let checksums = try await checksums(of: routines.map(\.sql), on: connection)
+        for (routine, checksum) in zip(routines, checksums) where recorded[routine.name] != checksum {
+            database.logger.info("applying routine", metadata: ["eventfleet.component": "\(component)", "eventfleet.routine": "\(routine.name)"])
+            try await connection.execute("SELECT ef_migration_execute(\(routine.sql))")
+            try await connection.execute("""
+                INSERT INTO ef_migrations (component, version, name, checksum) VALUES (\(component), 0, \(routine.name), \(checksum))
+                ON CONFLICT (component, version, name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()
+                """)
+            report.routinesApplied.append(routine.name)
+        }
+        for name in Set(recorded.keys).subtracting(routines.map(\.name)).sorted() {
+            database.logger.info("dropping routine", metadata: ["eventfleet.component": "\(component)", "eventfleet.routine": "\(name)"])
+            try await connection.execute("SELECT ef_migration_execute(format('DROP ROUTINE IF EXISTS %I', \(name)::text))")
+            try await connection.execute("DELETE FROM ef_migrations WHERE component = \(component) AND version = 0 AND name = \(name)")
+            report.routinesDropped.append(name)
+        }
+        let overloaded = try await connection.query("""
+            SELECT p.proname::text, count(*) FROM pg_proc p
+             WHERE p.pronamespace = current_schema()::regnamespace AND p.proname = ANY (\(routines.map(\.name))::text[])
+             GROUP BY p.proname HAVING count(*) > 1 ORDER BY p.proname
+            """)
+        if let row = overloaded.first {
+            let (name, definitions) = try row.decode((String, Int64).self)
+            throw MigrationError.overloadedRoutine(name: name, definitions: Int(definitions))
+        }
     }
 
-    /// SHA-256 of each migration's SQL, computed by the server so the library needs no crypto code.
-    private func checksums(of migrations: [Migration], on connection: Database.Connection) async throws -> [String] {
-        let sql = migrations.map(\.sql)
-        return try await connection.query("""
+    /// SHA-256 of each text, computed by the server so the library needs no crypto code.
+    private func checksums(of texts: [String], on connection: Database.Connection) async throws -> [String] {
+        try await connection.query("""
             SELECT encode(sha256(convert_to(s.sql, 'UTF8')), 'hex')
-              FROM unnest(\(sql)::text[]) WITH ORDINALITY AS s(sql, n)
+              FROM unnest(\(texts)::text[]) WITH ORDINALITY AS s(sql, n)
              ORDER BY s.n
             """).map { try $0.decode(String.self) }
     }

@@ -1,20 +1,26 @@
--- Appends cost less on the server, and an append through the pool is acknowledged in one round trip
--- only once it is durable.
+-- ef_append_to_stream: appends events to one stream in one round trip, enforcing the expected
+-- version under the stream row's lock. It never raises for a version conflict: it returns outcome
+-- 'conflict' with the stream's real version, so a caller's surrounding transaction stays usable.
 --
--- 1. ef_append_to_stream: when the caller did not choose the message ids (the common case), the
---    stream row is created or advanced by one statement that also checks the expected version
---    (an upsert, or an UPDATE with the expectation in its WHERE), instead of a locking SELECT, an
---    INSERT and an UPDATE. The row lock is the same, taken by that statement, so concurrent appends
---    to a stream still serialize and the version check is still exact (READ COMMITTED re-checks the
---    WHERE against the newest row version). With chosen ids the stream is locked first as before:
---    the duplicate check must see every earlier append of the same ids.
+-- When the caller does not choose the message ids (the common case), one statement creates or
+-- advances the stream row and checks the expected version: an upsert, or an UPDATE with the
+-- expectation in its WHERE. That statement takes the row lock, so concurrent appends to a stream
+-- serialize and the version check is exact (READ COMMITTED re-checks the WHERE against the newest
+-- row version), and the append needs no separate locking SELECT. With chosen ids the stream row is
+-- locked first (SELECT ... FOR UPDATE, creating the row when the expectation allows a new stream):
+-- the duplicate check must see every earlier append of the same ids.
 --
--- 2. ef_append_to_stream_committed: a procedure that appends and COMMITs before it answers. A
---    statement outside a transaction block commits only at the protocol's Sync, after its rows were
---    sent; a client that takes the rows as the acknowledgement (postgres-nio does) could report an
---    append that a crash or a deferred constraint then undid. The procedure's answer comes after its
---    COMMIT, so it is the acknowledgement of a durable append (or the COMMIT's error). It can only be
---    called outside a transaction block; appends inside a caller's transaction use the function.
+-- p_expected_kind: 0 any, 1 no stream, 2 stream exists, 3 exact p_expected_version.
+-- p_metadata: '' for an event without metadata.
+-- p_notify_channel: when set, wakes listeners with pg_notify(channel, partition) on commit
+-- (PostgreSQL delivers one notification per distinct payload per transaction).
+-- p_ids_supplied: the caller chose the message ids, so a repeat of an earlier append (all of its
+-- ids, one run of positions in this stream) is answered with that append's result (outcome
+-- 'duplicate') and stores nothing; any other overlap with stored ids gives outcome
+-- 'message_id_conflict' and stores nothing.
+--
+-- Appends inside a caller's transaction use this function; a standalone append that must be
+-- acknowledged only once it is durable goes through ef_append_to_stream_committed.
 CREATE OR REPLACE FUNCTION ef_append_to_stream(
     p_partition          text,
     p_stream_id          text,
@@ -156,37 +162,5 @@ BEGIN
     next_expected_version := v_current + v_count;
     last_global_position := currval('ef_global_position');
     created_new_stream := v_current = 0;
-END;
-$$;
-
-CREATE PROCEDURE ef_append_to_stream_committed(
-    p_partition          text,
-    p_stream_id          text,
-    p_stream_type        text,
-    p_stream_metadata    jsonb,
-    p_expected_kind      smallint,
-    p_expected_version   bigint,
-    p_ids_supplied       boolean,
-    p_message_ids        text[],
-    p_types              text[],
-    p_data               text[],
-    p_metadata           text[],
-    p_schema_versions    integer[],
-    p_notify_channel     text,
-    INOUT outcome              text DEFAULT NULL,
-    INOUT current_version      bigint DEFAULT NULL,
-    INOUT next_expected_version bigint DEFAULT NULL,
-    INOUT last_global_position bigint DEFAULT NULL,
-    INOUT created_new_stream   boolean DEFAULT NULL
-)
-LANGUAGE plpgsql
-AS $$
-BEGIN
-    SELECT a.outcome, a.current_version, a.next_expected_version, a.last_global_position, a.created_new_stream
-      INTO outcome, current_version, next_expected_version, last_global_position, created_new_stream
-      FROM ef_append_to_stream(p_partition, p_stream_id, p_stream_type, p_stream_metadata, p_expected_kind,
-                               p_expected_version, p_ids_supplied, p_message_ids, p_types, p_data, p_metadata,
-                               p_schema_versions, p_notify_channel) a;
-    COMMIT;
 END;
 $$;

@@ -1,0 +1,25 @@
+/// The library's schema as the migration runner applies it: the numbered table migrations in
+/// `tables/`, then the routines of `routines/`, one file each. The files are compiled into the
+/// binary, so a deployed binary needs nothing beside it.
+///
+/// Every file in those folders is listed here; `MigrationTests` fails when one is missing.
+package enum LibrarySchema {
+    /// The numbered table migrations: (number, name, SQL).
+    package static let tables: [(version: Int, name: String, sql: [UInt8])] = [
+        (1, "store", PackageResources._001_store_sql),
+        (2, "jobs", PackageResources._002_jobs_sql),
+    ]
+
+    /// The routines, by name: (name, SQL).
+    package static let routines: [(name: String, sql: [UInt8])] = [
+        ("ef_append_to_stream", PackageResources.ef_append_to_stream_sql),
+        ("ef_append_to_stream_committed", PackageResources.ef_append_to_stream_committed_sql),
+        ("ef_claim_jobs", PackageResources.ef_claim_jobs_sql),
+        ("ef_complete_jobs", PackageResources.ef_complete_jobs_sql),
+        ("ef_enqueue_jobs", PackageResources.ef_enqueue_jobs_sql),
+        ("ef_fence_jobs", PackageResources.ef_fence_jobs_sql),
+        ("ef_global_log_has_more", PackageResources.ef_global_log_has_more_sql),
+        ("ef_read_global_log", PackageResources.ef_read_global_log_sql),
+        ("ef_schedule_global_log", PackageResources.ef_schedule_global_log_sql),
+    ]
+}

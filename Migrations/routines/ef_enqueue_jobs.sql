@@ -1,0 +1,51 @@
+-- ef_enqueue_jobs: the enqueue that ef_schedule_global_log and JobQueue.enqueue share. It enqueues
+-- one job per (projection, partition, stream), with at most one ready or running job per stream
+-- and projection (ef_jobs_one_live): a duplicate of a ready job is a no-op (a live request promotes
+-- a ready backfill job to the live lane), and a running job is marked to run again when it
+-- completes (rerun). It creates a tenant's quota row for the lane, with the defaults, when the
+-- tenant first gets a job there. It returns how many jobs are new, and notifies p_notify_channel
+-- (on commit) when the call holds any request.
+CREATE OR REPLACE FUNCTION ef_enqueue_jobs(
+    p_projections    text[],
+    p_partitions     text[],
+    p_stream_ids     text[],
+    p_lanes          text[],
+    p_priorities     integer[],
+    p_max_attempts   integer[],
+    p_notify_channel text
+)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_inserted bigint;
+BEGIN
+    WITH requests AS (
+        SELECT DISTINCT ON (r.projection, r.partition, r.stream_id) r.*
+          FROM unnest(p_projections, p_partitions, p_stream_ids, p_lanes, p_priorities, p_max_attempts)
+               AS r(projection, partition, stream_id, lane, priority, max_attempts)
+         ORDER BY r.projection, r.partition, r.stream_id, (r.lane = 'live') DESC
+    ), quotas AS (
+        INSERT INTO ef_tenant_quotas (partition, lane)
+        SELECT DISTINCT requests.partition, requests.lane FROM requests
+        ON CONFLICT DO NOTHING
+    ), upserted AS (
+        INSERT INTO ef_jobs (projection, partition, stream_id, lane, priority, max_attempts)
+        SELECT requests.projection, requests.partition, requests.stream_id, requests.lane, requests.priority,
+               requests.max_attempts
+          FROM requests
+        ON CONFLICT (projection, partition, stream_id) WHERE state IN ('ready', 'running')
+        DO UPDATE SET rerun = ef_jobs.rerun OR ef_jobs.state = 'running',
+                      lane = CASE WHEN ef_jobs.state = 'ready' AND EXCLUDED.lane = 'live' THEN 'live' ELSE ef_jobs.lane END,
+                      updated = now()
+                WHERE (ef_jobs.state = 'running' AND NOT ef_jobs.rerun)
+                   OR (ef_jobs.state = 'ready' AND ef_jobs.lane <> EXCLUDED.lane AND EXCLUDED.lane = 'live')
+        RETURNING (xmax = 0) AS is_new
+    )
+    SELECT count(*) FILTER (WHERE upserted.is_new) INTO v_inserted FROM upserted;
+    IF p_notify_channel IS NOT NULL AND coalesce(cardinality(p_projections), 0) > 0 THEN
+        PERFORM pg_notify(p_notify_channel, '');
+    END IF;
+    RETURN v_inserted;
+END;
+$$;

@@ -1,0 +1,25 @@
+-- ef_fence_jobs: checks and locks a worker's claims of several jobs, in the caller's transaction.
+-- It returns the jobs the worker still holds (running, with its name as owner and the fencing token
+-- of its claim), locked (FOR NO KEY UPDATE) until that transaction ends: a rescue skips them
+-- meanwhile, and a worker whose claim is lost gets nothing back, so it commits nothing for that job.
+--
+-- Planner settings hold the plan however stale the statistics of ef_jobs are (it grows faster than
+-- autovacuum analyzes it): with enable_seqscan off, "id = ANY (ids)" stays a primary-key probe and
+-- never turns into a sequential scan of the whole job table; plan_cache_mode forces a generic plan,
+-- which does not depend on the arguments and saves planning on every call.
+CREATE OR REPLACE FUNCTION ef_fence_jobs(p_worker text, p_ids bigint[], p_tokens bigint[])
+RETURNS TABLE (id bigint)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT j.id FROM ef_jobs j
+     WHERE j.id = ANY (p_ids) AND j.fencing_token = p_tokens[array_position(p_ids, j.id)]
+       AND j.owner = p_worker AND j.state = 'running'
+     ORDER BY j.id
+       FOR NO KEY UPDATE OF j;
+END;
+$$;

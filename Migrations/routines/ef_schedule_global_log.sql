@@ -1,0 +1,63 @@
+-- ef_schedule_global_log: the scheduler turns a page of the global log into jobs on the server.
+-- The page's events never leave the server: the client would only move and decode rows that say
+-- where events are (partition, stream, type) and send one job request per stream back.
+--
+-- It reads the page with ef_read_global_log (the same events in the same order, held back by the
+-- same rule as any consumer's read) and enqueues, through ef_enqueue_jobs, one job in the live lane
+-- per (projection, partition, stream) whose events include a type the projection handles.
+-- ef_projections is read by one statement, so a whole page is scheduled against one set of
+-- projections; the streams of a projection registered after their events are scheduled get the
+-- backfill its first worker enqueues.
+--
+-- It schedules the page of up to p_limit events (in p_partitions, or all when NULL) after the
+-- checkpoint and returns the page's size and last checkpoint; the scheduler moves its checkpoint
+-- to it in the same transaction. events = 0 means the page is empty (last_* are then NULL);
+-- held_back then says whether events follow that an open transaction holds back
+-- (ef_global_log_has_more, as after an empty read), so the caller knows to look again soon without
+-- another round trip.
+CREATE OR REPLACE FUNCTION ef_schedule_global_log(
+    p_transaction_id     xid8,
+    p_global_position    bigint,
+    p_partitions         text[],
+    p_limit              bigint,
+    p_max_attempts       integer,
+    p_notify_channel     text,
+    OUT events               bigint,
+    OUT last_transaction_id  text,
+    OUT last_global_position bigint,
+    OUT enqueued             bigint,
+    OUT held_back            boolean
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_partitions text[];
+    v_streams    text[];
+    v_types      text[];
+    v_last       bigint[];
+BEGIN
+    -- One read of the page: its streams and types, and its last (transaction, position), which is
+    -- the row with the highest ordinality.
+    SELECT count(*), array_agg(e.partition), array_agg(e.stream_id), array_agg(e.message_type),
+           max(ARRAY[e.n, e.transaction_id::bigint, e.global_position])
+      INTO events, v_partitions, v_streams, v_types, v_last
+      FROM ef_read_global_log(p_transaction_id, p_global_position, p_partitions, NULL, p_limit, false)
+           WITH ORDINALITY AS e(partition, stream_id, stream_position, global_position, transaction_id, message_id,
+                                message_type, message_data, message_metadata, message_schema_version, created, n);
+    enqueued := 0;
+    held_back := false;
+    IF events = 0 THEN
+        held_back := ef_global_log_has_more(p_transaction_id, p_global_position, p_partitions, NULL);
+        RETURN;
+    END IF;
+    last_transaction_id := v_last[2]::text;
+    last_global_position := v_last[3];
+
+    SELECT ef_enqueue_jobs(array_agg(r.projection), array_agg(r.partition), array_agg(r.stream_id),
+                           array_agg('live'::text), array_agg(0), array_agg(p_max_attempts), p_notify_channel)
+      INTO enqueued
+      FROM (SELECT DISTINCT p.name AS projection, e.partition, e.stream_id
+              FROM unnest(v_partitions, v_streams, v_types) AS e(partition, stream_id, message_type)
+              JOIN ef_projections p ON e.message_type = ANY (p.event_types)) r;
+END;
+$$;
