@@ -8,6 +8,7 @@ package enum LibrarySchema {
     package static let tables: [(version: Int, name: String, sql: [UInt8])] = [
         (1, "store", PackageResources._001_store_sql),
         (2, "jobs", PackageResources._002_jobs_sql),
+        (3, "projections_of_every_type", PackageResources._003_projections_of_every_type_sql),
     ]
 
     /// The routines, by name: (name, SQL).
@@ -17,9 +18,15 @@ package enum LibrarySchema {
         ("ef_claim_jobs", PackageResources.ef_claim_jobs_sql),
         ("ef_complete_jobs", PackageResources.ef_complete_jobs_sql),
         ("ef_enqueue_jobs", PackageResources.ef_enqueue_jobs_sql),
+        ("ef_fail_job", PackageResources.ef_fail_job_sql),
         ("ef_fence_jobs", PackageResources.ef_fence_jobs_sql),
         ("ef_global_log_has_more", PackageResources.ef_global_log_has_more_sql),
+        ("ef_purge_dead_jobs", PackageResources.ef_purge_dead_jobs_sql),
         ("ef_read_global_log", PackageResources.ef_read_global_log_sql),
+        ("ef_release_jobs", PackageResources.ef_release_jobs_sql),
+        ("ef_rescue_jobs", PackageResources.ef_rescue_jobs_sql),
+        ("ef_retry_dead_jobs", PackageResources.ef_retry_dead_jobs_sql),
         ("ef_schedule_global_log", PackageResources.ef_schedule_global_log_sql),
+        ("ef_settle_failed_jobs", PackageResources.ef_settle_failed_jobs_sql),
     ]
 }

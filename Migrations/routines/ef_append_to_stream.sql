@@ -42,6 +42,7 @@ CREATE OR REPLACE FUNCTION ef_append_to_stream(
     OUT created_new_stream   boolean
 )
 LANGUAGE plpgsql
+SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_current   bigint;

@@ -9,6 +9,10 @@
 -- that commits can only be called outside a transaction block; appends inside a caller's
 -- transaction use the function. The arguments are the function's; the INOUT parameters carry the
 -- answer (callers pass NULL for them).
+--
+-- A procedure that commits cannot pin its search_path with a SET clause, as the functions do, so
+-- the caller names its schema (p_schema, NULL for the session's search_path): the procedure finds
+-- ef_append_to_stream there for the rest of its transaction.
 CREATE OR REPLACE PROCEDURE ef_append_to_stream_committed(
     p_partition          text,
     p_stream_id          text,
@@ -23,6 +27,7 @@ CREATE OR REPLACE PROCEDURE ef_append_to_stream_committed(
     p_metadata           text[],
     p_schema_versions    integer[],
     p_notify_channel     text,
+    p_schema             text,
     INOUT outcome              text DEFAULT NULL,
     INOUT current_version      bigint DEFAULT NULL,
     INOUT next_expected_version bigint DEFAULT NULL,
@@ -32,6 +37,9 @@ CREATE OR REPLACE PROCEDURE ef_append_to_stream_committed(
 LANGUAGE plpgsql
 AS $$
 BEGIN
+    IF p_schema IS NOT NULL THEN
+        PERFORM set_config('search_path', quote_ident(p_schema), true);
+    END IF;
     SELECT a.outcome, a.current_version, a.next_expected_version, a.last_global_position, a.created_new_stream
       INTO outcome, current_version, next_expected_version, last_global_position, created_new_stream
       FROM ef_append_to_stream(p_partition, p_stream_id, p_stream_type, p_stream_metadata, p_expected_kind,

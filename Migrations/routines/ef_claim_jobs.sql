@@ -49,6 +49,7 @@ CREATE OR REPLACE FUNCTION ef_claim_jobs(
 RETURNS TABLE (id bigint, projection text, partition text, stream_id text, lane text, attempt integer,
                max_attempts integer, fencing_token bigint)
 LANGUAGE plpgsql
+SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS $$

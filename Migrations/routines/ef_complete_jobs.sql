@@ -14,6 +14,7 @@
 CREATE OR REPLACE FUNCTION ef_complete_jobs(p_worker text, p_ids bigint[], p_tokens bigint[])
 RETURNS TABLE (id bigint, outcome text)
 LANGUAGE plpgsql
+SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 AS $$

@@ -16,6 +16,7 @@ CREATE OR REPLACE FUNCTION ef_enqueue_jobs(
 )
 RETURNS bigint
 LANGUAGE plpgsql
+SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_inserted bigint;

@@ -15,6 +15,7 @@ CREATE OR REPLACE FUNCTION ef_global_log_has_more(
 )
 RETURNS boolean
 LANGUAGE plpgsql
+SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET enable_bitmapscan = off

@@ -23,10 +23,11 @@ CREATE OR REPLACE FUNCTION ef_read_global_log(
     p_limit           bigint,
     p_payload         boolean
 )
-RETURNS TABLE (partition text, stream_id text, stream_position bigint, global_position bigint, transaction_id text,
+RETURNS TABLE (partition text, stream_id text, stream_position bigint, global_position bigint, transaction_id xid8,
                message_id text, message_type text, message_data text, message_metadata text,
                message_schema_version integer, created timestamptz)
 LANGUAGE plpgsql
+SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
 SET enable_seqscan = off
 SET enable_bitmapscan = off
@@ -35,7 +36,7 @@ AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
-    SELECT m.partition, m.stream_id, m.stream_position, m.global_position, m.transaction_id::text, m.message_id,
+    SELECT m.partition, m.stream_id, m.stream_position, m.global_position, m.transaction_id, m.message_id,
            m.message_type,
            CASE WHEN p_payload THEN m.message_data::text ELSE '{}' END,
            CASE WHEN p_payload THEN m.message_metadata::text ELSE '{}' END,

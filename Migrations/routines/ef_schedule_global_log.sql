@@ -4,7 +4,8 @@
 --
 -- It reads the page with ef_read_global_log (the same events in the same order, held back by the
 -- same rule as any consumer's read) and enqueues, through ef_enqueue_jobs, one job in the live lane
--- per (projection, partition, stream) whose events include a type the projection handles.
+-- per (projection, partition, stream) whose events include a type the projection handles (every
+-- type, for a projection registered without event types).
 -- ef_projections is read by one statement, so a whole page is scheduled against one set of
 -- projections; the streams of a projection registered after their events are scheduled get the
 -- backfill its first worker enqueues.
@@ -23,24 +24,25 @@ CREATE OR REPLACE FUNCTION ef_schedule_global_log(
     p_max_attempts       integer,
     p_notify_channel     text,
     OUT events               bigint,
-    OUT last_transaction_id  text,
+    OUT last_transaction_id  xid8,
     OUT last_global_position bigint,
     OUT enqueued             bigint,
     OUT held_back            boolean
 )
 LANGUAGE plpgsql
+SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_partitions text[];
     v_streams    text[];
     v_types      text[];
-    v_last       bigint[];
 BEGIN
-    -- One read of the page: its streams and types, and its last (transaction, position), which is
-    -- the row with the highest ordinality.
+    -- One read of the page: its streams and types, and its last (transaction, position): the page
+    -- is in (transaction id, global position) order, so its last row has the greatest transaction
+    -- id and the greatest ordinality.
     SELECT count(*), array_agg(e.partition), array_agg(e.stream_id), array_agg(e.message_type),
-           max(ARRAY[e.n, e.transaction_id::bigint, e.global_position])
-      INTO events, v_partitions, v_streams, v_types, v_last
+           max(e.transaction_id), (max(ARRAY[e.n, e.global_position]))[2]
+      INTO events, v_partitions, v_streams, v_types, last_transaction_id, last_global_position
       FROM ef_read_global_log(p_transaction_id, p_global_position, p_partitions, NULL, p_limit, false)
            WITH ORDINALITY AS e(partition, stream_id, stream_position, global_position, transaction_id, message_id,
                                 message_type, message_data, message_metadata, message_schema_version, created, n);
@@ -50,14 +52,12 @@ BEGIN
         held_back := ef_global_log_has_more(p_transaction_id, p_global_position, p_partitions, NULL);
         RETURN;
     END IF;
-    last_transaction_id := v_last[2]::text;
-    last_global_position := v_last[3];
 
     SELECT ef_enqueue_jobs(array_agg(r.projection), array_agg(r.partition), array_agg(r.stream_id),
                            array_agg('live'::text), array_agg(0), array_agg(p_max_attempts), p_notify_channel)
       INTO enqueued
       FROM (SELECT DISTINCT p.name AS projection, e.partition, e.stream_id
               FROM unnest(v_partitions, v_streams, v_types) AS e(partition, stream_id, message_type)
-              JOIN ef_projections p ON e.message_type = ANY (p.event_types)) r;
+              JOIN ef_projections p ON p.event_types IS NULL OR e.message_type = ANY (p.event_types)) r;
 END;
 $$;

@@ -28,7 +28,7 @@ struct CartsPreload: Sendable {
     func registerCartsProjection() async throws {
         let projection = try CartsReadModel.projection()
         let queue = JobQueue(store: database.store, logger: database.logger)
-        try await queue.registerProjections([(projection.name, 1, Array(projection.eventTypes ?? []).sorted())])
+        try await queue.registerProjections([(projection.name, 1, projection.eventTypes.map { $0.sorted() })])
     }
 
     /// Appends `streams` carts of `eventsPerStream` events each, spread over `tenants`, one append

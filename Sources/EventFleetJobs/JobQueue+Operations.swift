@@ -20,6 +20,15 @@ public enum DeadJobSelection: Sendable, Hashable {
     case ids([Int64])
     case partition(String)
     case all
+
+    /// The ids or partition to match, `nil` for any.
+    var filter: (ids: [Int64]?, partition: String?) {
+        switch self {
+        case .ids(let ids): (ids, nil)
+        case .partition(let partition): (nil, partition)
+        case .all: (nil, nil)
+        }
+    }
 }
 
 extension JobQueue {
@@ -56,29 +65,15 @@ extension JobQueue {
     }
 
     /// Makes dead jobs ready again with fresh attempts. A dead job whose stream already has a live
-    /// job is dropped instead: the live job covers it.
+    /// job is left as it is: the live job covers it.
     ///
     /// - Returns: How many jobs were retried.
     @discardableResult
     public func retryDead(_ selection: DeadJobSelection) async throws -> Int {
-        let (ids, partition) = Self.filter(selection)
-        let rows = try await database.query("retry dead jobs", """
-            WITH chosen AS (
-                SELECT DISTINCT ON (projection, partition, stream_id) id FROM \(schema.ef_jobs) d
-                 WHERE state = 'dead'
-                   AND (\(ids)::bigint[] IS NULL OR id = ANY (\(ids)::bigint[]))
-                   AND (\(partition)::text IS NULL OR partition = \(partition))
-                   AND NOT EXISTS (SELECT 1 FROM \(schema.ef_jobs) l WHERE l.state IN ('ready', 'running')
-                                      AND l.projection = d.projection AND l.partition = d.partition AND l.stream_id = d.stream_id)
-                 ORDER BY projection, partition, stream_id, id DESC
-            ), retried AS (
-                UPDATE \(schema.ef_jobs) SET state = 'ready', attempt = 0, run_at = now(), updated = now()
-                 WHERE id IN (SELECT id FROM chosen) RETURNING id
-            ), notified AS (
-                SELECT pg_notify(\(JobQueue.notifyChannel), '') FROM retried LIMIT 1
-            )
-            SELECT count(*) FROM retried LEFT JOIN notified ON true
-            """)
+        let (ids, partition) = selection.filter
+        let rows = try await database.query(
+            "retry dead jobs", "SELECT \(schema.ef_retry_dead_jobs)(\(ids)::bigint[], \(partition)::text, \(JobQueue.notifyChannel))"
+        )
         return Int(try rows.first?.decode(Int64.self) ?? 0)
     }
 
@@ -87,25 +82,9 @@ extension JobQueue {
     /// - Returns: How many were deleted.
     @discardableResult
     public func purgeDead(_ selection: DeadJobSelection) async throws -> Int {
-        let (ids, partition) = Self.filter(selection)
-        let rows = try await database.query("purge dead jobs", """
-            WITH purged AS (
-                DELETE FROM \(schema.ef_jobs) WHERE state = 'dead'
-                   AND (\(ids)::bigint[] IS NULL OR id = ANY (\(ids)::bigint[]))
-                   AND (\(partition)::text IS NULL OR partition = \(partition))
-                RETURNING 1
-            )
-            SELECT count(*) FROM purged
-            """)
+        let (ids, partition) = selection.filter
+        let rows = try await database.query("purge dead jobs", "SELECT \(schema.ef_purge_dead_jobs)(\(ids)::bigint[], \(partition)::text)")
         return Int(try rows.first?.decode(Int64.self) ?? 0)
-    }
-
-    private static func filter(_ selection: DeadJobSelection) -> ([Int64]?, String?) {
-        switch selection {
-        case .ids(let ids): (ids, nil)
-        case .partition(let partition): (nil, partition)
-        case .all: (nil, nil)
-        }
     }
 
     /// Enqueues a backfill job per stream of a partition (or of all), walking the streams table in

@@ -109,27 +109,9 @@ extension JobQueue {
     /// running jobs ready again (the attempt counts: a job that kills its workers ends `dead`).
     /// Running jobs whose owner is not registered at all are rescued too.
     public func rescue(heartbeatTimeout: Duration) async throws -> Rescue {
-        let timeoutMilliseconds = heartbeatTimeout.milliseconds
-        let rows = try await database.query("rescue jobs", """
-            WITH dead_workers AS (
-                DELETE FROM \(schema.ef_workers) WHERE heartbeat < now() - \(timeoutMilliseconds) * interval '1 millisecond' RETURNING id
-            ), rescued AS (
-                UPDATE \(schema.ef_jobs) j
-                   SET state = CASE WHEN j.attempt >= j.max_attempts THEN 'dead' ELSE 'ready' END,
-                       errors = j.errors || jsonb_build_array(jsonb_build_object(
-                           'attempt', j.attempt, 'worker', j.owner, 'error', 'the worker stopped heartbeating', 'at', now())),
-                       owner = NULL, claimed_at = NULL, rerun = false, run_at = now(), updated = now()
-                 WHERE j.id IN (
-                       -- A job whose row is locked is inside a transaction of its (frozen) worker; the
-                       -- server ends that transaction after its idle timeout, and a later rescue gets it.
-                       SELECT r.id FROM \(schema.ef_jobs) r
-                        WHERE r.state = 'running'
-                          AND (r.owner IN (SELECT id FROM dead_workers) OR NOT EXISTS (SELECT 1 FROM \(schema.ef_workers) w WHERE w.id = r.owner))
-                          FOR UPDATE SKIP LOCKED)
-                RETURNING j.id
-            )
-            SELECT (SELECT coalesce(array_agg(id), '{}') FROM dead_workers), (SELECT count(*) FROM rescued)
-            """)
+        let rows = try await database.query(
+            "rescue jobs", "SELECT workers, jobs FROM \(schema.ef_rescue_jobs)(\(heartbeatTimeout.milliseconds))"
+        )
         guard let (workers, jobs) = try rows.first?.decode(([String], Int64).self) else { return Rescue(workers: [], jobs: 0) }
         return Rescue(workers: workers, jobs: Int(jobs))
     }
@@ -163,12 +145,13 @@ extension JobQueue {
         return Int(dead)
     }
 
-    /// Records the projections a worker runs, so the scheduler knows which event types make jobs.
+    /// Records the projections a worker runs, so the scheduler knows which event types make jobs
+    /// (`eventTypes` `nil`: every type).
     ///
     /// - Returns: The names registered for the first time. Events written before a projection was
     ///   registered made no jobs for it, so the caller backfills those (``backfill(projections:partition:batchSize:progress:)``).
     @discardableResult
-    public func registerProjections(_ projections: [(name: String, version: Int32, eventTypes: [String])]) async throws -> [String] {
+    public func registerProjections(_ projections: [(name: String, version: Int32, eventTypes: [String]?)]) async throws -> [String] {
         var new: [String] = []
         for projection in projections {
             let rows = try await database.query("register projection", """

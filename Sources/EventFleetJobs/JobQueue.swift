@@ -178,19 +178,14 @@ public struct JobQueue: Sendable {
     ///
     /// - Throws: ``JobQueueError/claimLost(jobId:worker:fencingToken:)`` when the claim was lost.
     public func fail(_ job: Job, worker: String, error: String, retryDelay: Duration) async throws -> Failure {
-        let delayMilliseconds = retryDelay.milliseconds
         let rows = try await database.query("fail job", """
-            UPDATE \(schema.ef_jobs)
-               SET state = CASE WHEN attempt >= max_attempts THEN 'dead' ELSE 'ready' END,
-                   run_at = CASE WHEN attempt >= max_attempts THEN run_at ELSE now() + \(delayMilliseconds) * interval '1 millisecond' END,
-                   owner = NULL, claimed_at = NULL, rerun = false, updated = now(),
-                   errors = errors || jsonb_build_array(jsonb_build_object(
-                       'attempt', attempt, 'worker', \(worker)::text, 'error', \(DiagnosticText.storable(error))::text, 'at', now()))
-             WHERE id = \(job.id) AND owner = \(worker) AND fencing_token = \(job.fencingToken) AND state = 'running'
-            RETURNING state, run_at
+            SELECT state, run_at FROM \(schema.ef_fail_job)(\(worker), \(job.id), \(job.fencingToken),
+                                                        \(DiagnosticText.storable(error)), \(retryDelay.milliseconds))
             """)
-        guard let outcome = try rows.first?.decode((String, Date).self) else { throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken) }
-        return outcome.0 == "dead" ? .dead : .retrying(runAt: outcome.1)
+        guard let (state, runAt) = try rows.first?.decode((String, Date).self) else {
+            throw JobQueueError.claimLost(jobId: job.id, worker: worker, fencingToken: job.fencingToken)
+        }
+        return state == "dead" ? .dead : .retrying(runAt: runAt)
     }
 
     /// Hands jobs back unfinished (a draining worker that ran out of time): ready at once, and the
@@ -200,13 +195,11 @@ public struct JobQueue: Sendable {
     @discardableResult
     public func release(_ jobs: [Job], worker: String) async throws -> Int {
         guard !jobs.isEmpty else { return 0 }
-        return try await database.query("release jobs", """
-            UPDATE \(schema.ef_jobs) j
-               SET state = 'ready', owner = NULL, claimed_at = NULL, attempt = greatest(j.attempt - 1, 0), run_at = now(), updated = now()
-              FROM unnest(\(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[]) AS r(id, token)
-             WHERE j.id = r.id AND j.fencing_token = r.token AND j.owner = \(worker) AND j.state = 'running'
-            RETURNING j.id
-            """).count
+        let rows = try await database.query(
+            "release jobs",
+            "SELECT \(schema.ef_release_jobs)(\(worker), \(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[])"
+        )
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
     }
 
     // MARK: Helpers

@@ -113,7 +113,7 @@ public final class ProjectionWorker: Service, Sendable {
             try await runner.validate(projection)
         }
         try await queue.register(registration)
-        let new = try await queue.registerProjections(projections.values.map { ($0.name, 1, Array($0.eventTypes ?? []).sorted()) })
+        let new = try await queue.registerProjections(projections.values.map { ($0.name, 1, $0.eventTypes.map { $0.sorted() }) })
         if !new.isEmpty {
             // The scheduler made no jobs for these before they were registered: cover every stream.
             let backfill = try await queue.backfill(projections: new, partition: nil)

@@ -6,7 +6,8 @@ import PostgresNIO
 ///
 /// ```swift
 /// let audit = CustomProjection(name: "audit", eventTypes: ["CartCheckedOut"]) { message, context in
-///     try await context.execute("INSERT INTO audit (stream_id, position) VALUES (\(message.streamId), \(message.streamPosition))")
+///     let audit = try context.table("audit")
+///     try await context.execute("INSERT INTO \(audit) (stream_id, position) VALUES (\(message.streamId), \(message.streamPosition))")
 /// }
 /// ```
 ///

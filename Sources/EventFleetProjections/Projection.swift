@@ -42,6 +42,24 @@ public struct ProjectionContext: Sendable {
     public func execute(_ query: PostgresQuery) async throws {
         try await self.query(query)
     }
+
+    /// A table of the application, as the projection's own SQL names it: qualified with the store's
+    /// schema (``EventFleetPostgres/DatabaseConfiguration/schema``) unless `name` names its own, and
+    /// quoted. EventFleet does not set the connections' `search_path`, so an unqualified name would
+    /// find the server's default schema instead.
+    ///
+    /// ```swift
+    /// let audit = try context.table("audit")
+    /// try await context.execute("INSERT INTO \(audit) (stream_id) VALUES (\(message.streamId))")
+    /// ```
+    ///
+    /// - Throws: ``ProjectionError/invalidIdentifier(_:kind:reason:)`` when `name` is not a plain
+    ///   identifier (`name` or `schema.name`).
+    public func table(_ name: String) throws(ProjectionError) -> SQLIdentifier {
+        let table = try SQLIdentifier(name, kind: "table")
+        guard table.schema == nil, let schema = database.schema.name else { return table }
+        return SQLIdentifier(schema: schema, name: table.name)
+    }
 }
 
 /// A read-model builder the event consumer feeds, in the consumer's transaction.

@@ -1,4 +1,5 @@
 import EventFleetPostgres
+import PostgresNIO
 
 /// A table or column name from configuration: validated, and always quoted when it goes into SQL.
 ///
@@ -30,8 +31,13 @@ public struct SQLIdentifier: Sendable, Hashable, CustomStringConvertible {
         self.parts = parts
     }
 
+    /// A name qualified with a configured schema, which is quoted, not validated.
+    init(schema: String, name: String) {
+        self.parts = [schema, name]
+    }
+
     /// The quoted form for SQL text.
-    public var quoted: String { parts.map { "\"\($0)\"" }.joined(separator: ".") }
+    public var quoted: String { parts.map(SQLName.quote).joined(separator: ".") }
 
     /// The name as written.
     public var description: String { parts.joined(separator: ".") }
@@ -45,5 +51,12 @@ public struct SQLIdentifier: Sendable, Hashable, CustomStringConvertible {
 
 extension SQLIdentifier: QualifiableName {
     package var schemaName: String? { schema }
-    package var quotedName: String { "\"\(name)\"" }
+    package var quotedName: String { SQLName.quote(name) }
+}
+
+extension PostgresQuery.StringInterpolation {
+    /// Appends a table or column name as SQL text, quoted (it is validated, so it is inert).
+    public mutating func appendInterpolation(_ identifier: SQLIdentifier) {
+        appendInterpolation(unescaped: identifier.quoted)
+    }
 }

@@ -72,6 +72,25 @@ struct SchedulerTests {
         }
     }
 
+    @Test("a projection that handles every event type (registered by a worker with no types) gets jobs for events of every type")
+    func projectionOfEveryType() async throws {
+        try await withCartsSchema { schema in
+            // The worker registers its projections as it starts; this one names no event types.
+            let worker = ProjectionWorker(configuration: fastWorker(), store: schema.store, registry: ProjectionRegistry([EveryType()]))
+            let running = Task { try await worker.run() }
+            try await waitUntil("the worker registered its projection") { worker.isStarted }
+            running.cancel()
+            _ = await running.result
+            #expect(try await schema.rows("SELECT event_types IS NULL FROM ef_projections WHERE name = 'every-type'", as: Bool.self) == [true])
+
+            try await writeEvents(schema.store)
+            try await schedule(schema, scope: .all)
+            #expect(try await jobs(schema) == [
+                "every-type/a/s1 live ready", "every-type/a/s3 live ready", "every-type/a/s4 live ready", "every-type/b/s2 live ready",
+            ])
+        }
+    }
+
     @Test("a running job is marked to run again when new events of its stream are scheduled")
     func runningJobReruns() async throws {
         try await withEvents(projections: [("carts", 1, ["Opened", "Changed"])]) { schema, queue in
@@ -101,6 +120,16 @@ struct SchedulerTests {
             #expect(try await jobs(schema).isEmpty)
             #expect(try await schema.count("SELECT last_global_position FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler'") == 0)
         }
+    }
+
+    /// A stream projection of every event type that projects nothing.
+    private struct EveryType: StreamProjection {
+        let name = "every-type"
+        let eventTypes: Set<String>? = nil
+
+        func validate(context: ProjectionContext) async throws {}
+        func handle(_ messages: [RecordedMessage], context: ProjectionContext) async throws {}
+        func project(streamId: String, partition: String, upTo position: Int64?, batchSize: Int, context: ProjectionContext) async throws -> Int { 0 }
     }
 
     private struct PageResult: Equatable {

@@ -142,9 +142,7 @@ struct EventConsumerTests {
             func registry(_ instance: String, blockOn blocker: Gate?) -> ProjectionRegistry {
                 var registry = ProjectionRegistry()
                 registry.subscribeToAll(name: "record") { message, context in
-                    try await context.connection.query(
-                        "INSERT INTO applied VALUES (\(message.streamId), \(message.streamPosition), \(instance))", logger: context.logger
-                    )
+                    try await context.execute("INSERT INTO \(try context.table("applied")) VALUES (\(message.streamId), \(message.streamPosition), \(instance))")
                     await blocker?.wait()
                 }
                 return registry

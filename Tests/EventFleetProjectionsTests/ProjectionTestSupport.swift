@@ -46,18 +46,17 @@ struct CartRow: Sendable, Equatable {
 }
 
 func cartRows(_ schema: TestSchema, partition: String? = nil) async throws -> [CartRow] {
-    let rows = try await schema.client.query(
+    let rows = try await schema.rows(
         """
         SELECT tenant_id, cart_id, stream_id, last_stream_position, last_global_position, currency, total, order_id,
                items_json::text, is_checked_out, is_cancelled, snapshot::text
           FROM carts WHERE \(partition)::text IS NULL OR partition = \(partition)
          ORDER BY partition, stream_id
-        """
+        """,
+        as: (String, String, String, Int64, Int64, String?, Int64?, String?, String, Bool, Bool, String).self
     )
     var result: [CartRow] = []
-    for try await (tenant, cart, stream, position, global, currency, total, order, items, checkedOut, cancelled, snapshot)
-        in rows.decode((String, String, String, Int64, Int64, String?, Int64?, String?, String, Bool, Bool, String).self)
-    {
+    for (tenant, cart, stream, position, global, currency, total, order, items, checkedOut, cancelled, snapshot) in rows {
         result.append(
             CartRow(
                 tenantId: tenant, cartId: cart, streamId: stream, lastStreamPosition: position, lastGlobalPosition: global,

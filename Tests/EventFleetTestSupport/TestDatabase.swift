@@ -67,11 +67,14 @@ package enum TestDatabase {
     }
 
     /// Runs `body` with a fresh schema (migrated unless `migrate` is false) and drops it afterwards.
+    /// The library's statements run without a `search_path` that finds the schema, as behind a
+    /// pooler: one that does not qualify a name fails.
     package static func withSchema<T: Sendable>(
         poolSize: Int = 8, migrate: Bool = true, _ body: @Sendable (TestSchema) async throws -> T
     ) async throws -> T {
         try await SchemaSandbox.with(
-            baseURL: baseURL(), prefix: "t_", poolSize: poolSize, applicationName: "eventfleet-tests", migrate: migrate, logger: logger, body
+            baseURL: baseURL(), prefix: "t_", poolSize: poolSize, applicationName: "eventfleet-tests", migrate: migrate,
+            failsUnqualifiedNames: true, logger: logger, body
         )
     }
 }

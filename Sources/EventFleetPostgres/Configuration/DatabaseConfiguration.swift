@@ -194,9 +194,7 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
     }
 
     private var startupParameters: [(String, String)] {
-        var parameters = [("application_name", applicationName)]
-        if let schema { parameters.append(("search_path", schema)) }
-        return parameters
+        [("application_name", applicationName)]
     }
 
     private func tlsConfiguration() throws -> TLSConfiguration {

@@ -53,14 +53,14 @@ package struct Database: Sendable {
     @discardableResult
     package func query(_ operation: String, _ query: PostgresQuery) async throws -> [PostgresRow] {
         try await mapErrors(operation) {
-            try await client.withConnection { [logger] connection in try await connection.send(query, logger: logger) }
+            try await lease { [logger] connection in try await connection.send(query, logger: logger) }
         }
     }
 
     /// Runs a ``Statement`` on a pooled connection and returns its decoded rows.
     package func run<S: Statement>(_ operation: String, _ statement: S) async throws -> [S.Row] {
         try await mapErrors(operation) {
-            try await client.withConnection { connection in try await run(statement, on: connection) }
+            try await lease { connection in try await run(statement, on: connection) }
         }
     }
 
@@ -69,9 +69,31 @@ package struct Database: Sendable {
         _ operation: String, _ body: (Connection) async throws -> T
     ) async throws -> T {
         try await mapErrors(operation) {
-            try await client.withConnection { connection in try await body(Connection(connection: connection, database: self)) }
+            try await lease { connection in try await body(Connection(connection: connection, database: self)) }
         }
     }
+
+    /// Leases a pooled connection for `body`. The pool can hand out a connection that the server
+    /// has just closed, before it noticed: when `body` finds that out before anything of its work
+    /// was sent (it throws ``ClosedLease``), another connection is leased instead.
+    private func lease<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        var closedLeases = 0
+        while true {
+            do {
+                return try await client.withConnection { connection in
+                    guard !connection.isClosed else { throw ClosedLease() }
+                    return try await body(connection)
+                }
+            } catch is ClosedLease {
+                closedLeases += 1
+                guard closedLeases < 5 else { throw ConnectionClosedError() }
+                try await Task.sleep(for: .milliseconds(10 * closedLeases))
+            }
+        }
+    }
+
+    /// A leased connection was closed before anything was sent on it.
+    private struct ClosedLease: Error {}
 
     /// Runs `body` in a transaction on one pooled connection: committed when it returns, rolled back
     /// when it throws. Errors of `body` pass through unchanged; driver errors become
@@ -80,7 +102,12 @@ package struct Database: Sendable {
         _ operation: String, _ body: (Connection) async throws -> T
     ) async throws -> T {
         try await withConnection(operation) { connection in
-            try await connection.execute("BEGIN")
+            do {
+                try await connection.execute("BEGIN")
+            } catch where PostgresErrorMapping.isConnectionLoss(error) {
+                // Nothing of the transaction has run: take another connection.
+                throw ClosedLease()
+            }
             let value: T
             do {
                 value = try await body(connection)

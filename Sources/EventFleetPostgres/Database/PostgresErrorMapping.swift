@@ -20,6 +20,13 @@ package enum PostgresErrorMapping {
         }
     }
 
+    /// Whether a driver error says the connection closed (before or while the statement ran).
+    package static func isConnectionLoss(_ error: any Error) -> Bool {
+        if error is ConnectionClosedError { return true }
+        guard let psql = unwrap(error) as? PSQLError else { return false }
+        return [.serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown].contains(psql.code)
+    }
+
     /// Unwraps `PostgresTransactionError` to the error that caused it.
     package static func unwrap(_ error: any Error) -> any Error {
         if let transactionError = error as? PostgresTransactionError {

@@ -32,9 +32,13 @@ package struct SchemaSandbox: Sendable {
     ///
     /// - Parameters:
     ///   - migrate: Whether to apply the library's migrations first.
+    ///   - failsUnqualifiedNames: Whether the client's connections get a `search_path` that finds
+    ///     nothing, so that a statement that does not qualify a name of the schema fails (the tests
+    ///     prove that EventFleet works without `search_path`, as behind a pooler).
     ///   - keep: Whether to leave the schema in place after `body` ended this way (for inspection).
     package static func with<T: Sendable>(
         baseURL: String, prefix: String, poolSize: Int = 10, applicationName: String = "eventfleet", migrate: Bool = true,
+        failsUnqualifiedNames: Bool = false,
         logger: Logger, keep: @Sendable (Result<T, any Error>) -> Bool = { _ in false },
         _ body: @Sendable (SchemaSandbox) async throws -> T
     ) async throws -> T {
@@ -47,7 +51,11 @@ package struct SchemaSandbox: Sendable {
         configuration.applicationName = applicationName
         var quiet = logger
         quiet.logLevel = .error
-        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: quiet)
+        var clientConfiguration = try configuration.clientConfiguration()
+        if failsUnqualifiedNames {
+            clientConfiguration.options.additionalStartupParameters.append(("search_path", "ef_unqualified_names_fail_here"))
+        }
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: quiet)
         let sandbox = SchemaSandbox(
             name: name, configuration: configuration, url: url,
             store: PostgresEventStore(client: client, configuration: configuration, logger: logger)

@@ -169,7 +169,8 @@ public struct MigrationRunner: Sendable {
         }
         let overloaded = try await connection.query("""
             SELECT p.proname::text, count(*) FROM pg_proc p
-             WHERE p.pronamespace = current_schema()::regnamespace AND p.proname = ANY (\(routines.map(\.name))::text[])
+             WHERE p.pronamespace = (SELECT n.oid FROM pg_namespace n WHERE n.nspname = current_schema())
+               AND p.proname = ANY (\(routines.map(\.name))::text[])
              GROUP BY p.proname HAVING count(*) > 1 ORDER BY p.proname
             """)
         if let row = overloaded.first {

@@ -55,7 +55,7 @@ extension PostgresEventStore {
                 // the acknowledgement of a durable append, in one round trip. It does not notify:
                 // `AppendNotifier` does, after.
                 arguments.notifyChannel = nil
-                row = try await Self.outcome(of: database.run("append", CommittedAppendStatement(arguments: arguments)))
+                row = try await Self.outcome(of: database.run("append", CommittedAppendStatement(arguments: arguments, schema: database.schema.name)))
             }
         } catch {
             throw mapAppendError(error, streamId: streamId, partition: partition, ids: ids)

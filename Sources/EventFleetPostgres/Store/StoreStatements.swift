@@ -143,15 +143,22 @@ struct AppendArguments: Sendable {
 struct CommittedAppendStatement: Statement {
     static func sql(_ schema: Schema) -> String {
         """
-        CALL \(schema.ef_append_to_stream_committed)($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, NULL, NULL)
+        CALL \(schema.ef_append_to_stream_committed)($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                                                     NULL, NULL, NULL, NULL, NULL)
         """
     }
-    static let bindingDataTypes = AppendArguments.dataTypes
+    static let bindingDataTypes = AppendArguments.dataTypes + [.text]
     typealias Row = AppendOutcome
 
     var arguments: AppendArguments
+    /// The schema the procedure finds the append function in (it cannot pin one itself).
+    var schema: String?
 
-    func makeBindings() throws -> PostgresBindings { arguments.bindings }
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = arguments.bindings
+        if let schema { bindings.append(schema) } else { bindings.appendNull() }
+        return bindings
+    }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try AppendArguments.decodeOutcome(row, statement: "CommittedAppendStatement") }
 }

@@ -46,14 +46,11 @@ enum ConsumerFixture {
             die("before-handler", message.globalPosition)
         }
         registry.subscribeToAll(name: "count-applications") { message, context in
-            try await context.connection.query(
-                """
-                INSERT INTO event_applications (partition, stream_id, stream_position, applied)
+            try await context.execute("""
+                INSERT INTO \(try context.table("event_applications")) AS a (partition, stream_id, stream_position, applied)
                 VALUES (\(message.partition), \(message.streamId), \(message.streamPosition), 1)
-                ON CONFLICT (partition, stream_id, stream_position) DO UPDATE SET applied = event_applications.applied + 1
-                """,
-                logger: context.logger
-            )
+                ON CONFLICT (partition, stream_id, stream_position) DO UPDATE SET applied = a.applied + 1
+                """)
         }
         registry.register(try CartsReadModel.projection())
         registry.subscribeToAll(name: "crash-after") { message, _ in
