@@ -20,6 +20,7 @@ package enum LibrarySchema {
         ("ef_enqueue_jobs", PackageResources.ef_enqueue_jobs_sql),
         ("ef_fail_job", PackageResources.ef_fail_job_sql),
         ("ef_fence_jobs", PackageResources.ef_fence_jobs_sql),
+        ("ef_fleet_status", PackageResources.ef_fleet_status_sql),
         ("ef_global_log_has_more", PackageResources.ef_global_log_has_more_sql),
         ("ef_purge_dead_jobs", PackageResources.ef_purge_dead_jobs_sql),
         ("ef_read_global_log", PackageResources.ef_read_global_log_sql),

@@ -174,7 +174,7 @@ extension EventConsumer {
                     logger.error("handler failed; stopping the consumer", metadata: metadata)
                     throw ProjectionError.handlerFailed(
                         consumer: configuration.name, streamId: message.streamId, partition: message.partition,
-                        streamPosition: message.streamPosition, attempts: attempt, error: String(describing: error)
+                        streamPosition: message.streamPosition, attempts: attempt, underlying: error
                     )
                 case .deadLetter:
                     logger.error("handler failed; parking the event in ef_dead_letters", metadata: metadata)

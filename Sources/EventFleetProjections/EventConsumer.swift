@@ -27,7 +27,7 @@ public final class EventConsumer: Service, Sendable {
     /// What to do when a handler keeps failing on an event.
     public struct FailurePolicy: Sendable {
         public enum Exhausted: Sendable, Hashable {
-            /// Stop the consumer with ``ProjectionError/handlerFailed(consumer:streamId:partition:streamPosition:attempts:error:)``.
+            /// Stop the consumer with ``ProjectionError/handlerFailed(consumer:streamId:partition:streamPosition:attempts:underlying:)``.
             case stop
             /// Record the event and error in `ef_dead_letters` and go on with the next event.
             case deadLetter
@@ -142,9 +142,15 @@ public final class EventConsumer: Service, Sendable {
         }
     }
 
+    /// How a consumer's `run()` ended.
+    struct Stopped {
+        var error: (any Error)?
+    }
+
     struct Progress {
         var checkpoint: GlobalCheckpoint?
-        var stopped: String?
+        /// Set once `run()` ended: with its error, or with none after a graceful stop.
+        var stopped: Stopped?
         var isLeader = false
     }
 
@@ -171,7 +177,7 @@ public final class EventConsumer: Service, Sendable {
     /// Runs until graceful shutdown or cancellation; a batch in flight finishes (or rolls back) first.
     ///
     /// - Throws: ``ProjectionError/misconfigured(projection:table:problems:)`` at start when a
-    ///   projection does not fit its table, and ``ProjectionError/handlerFailed(consumer:streamId:partition:streamPosition:attempts:error:)``
+    ///   projection does not fit its table, and ``ProjectionError/handlerFailed(consumer:streamId:partition:streamPosition:attempts:underlying:)``
     ///   when the failure policy is `.stop`.
     public func run() async throws {
         try validate()
@@ -193,17 +199,17 @@ public final class EventConsumer: Service, Sendable {
                 group.cancelAll()
             }
         } catch {
-            progress.withLock { $0.stopped = String(describing: error) }
+            progress.withLock { $0.stopped = Stopped(error: error) }
             throw error
         }
-        progress.withLock { $0.stopped = "stopped" }
+        progress.withLock { $0.stopped = Stopped(error: nil) }
     }
 
     /// Waits until this instance has processed every event (of its scope and types) committed
     /// before the call, including events a long transaction was still holding back.
     ///
     /// - Throws: ``ProjectionError/timedOut(consumer:after:)``, or
-    ///   ``ProjectionError/consumerStopped(consumer:reason:)`` when the consumer stopped.
+    ///   ``ProjectionError/consumerStopped(consumer:underlying:)`` when the consumer stopped.
     public func whenCaughtUp(timeout: Duration = .seconds(30)) async throws {
         let head = try await store.globalLogHead(scope: configuration.scope, types: eventTypes.map { Array($0) })
         wakeup.signal()
@@ -211,20 +217,20 @@ public final class EventConsumer: Service, Sendable {
         while true {
             let (checkpoint, stopped) = progress.withLock { ($0.checkpoint, $0.stopped) }
             if let checkpoint, checkpoint >= (head ?? .start) { return }
-            if let stopped { throw ProjectionError.consumerStopped(consumer: configuration.name, reason: stopped) }
+            if let stopped { throw ProjectionError.consumerStopped(consumer: configuration.name, underlying: stopped.error) }
             guard ContinuousClock.now < deadline else { throw ProjectionError.timedOut(consumer: configuration.name, after: timeout) }
             try await Task.sleep(for: .milliseconds(5))
         }
     }
 
     private func validate() throws {
-        guard !configuration.name.isEmpty else { throw EventStoreError.invalidArgument(field: "name", reason: "must not be empty") }
-        guard configuration.batchSize > 0 else { throw EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive") }
+        guard !configuration.name.isEmpty else { throw ProjectionError.invalidArgument(field: "name", reason: "must not be empty") }
+        guard configuration.batchSize > 0 else { throw ProjectionError.invalidArgument(field: "batchSize", reason: "must be positive") }
         guard configuration.failurePolicy.maxAttempts > 0 else {
-            throw EventStoreError.invalidArgument(field: "failurePolicy.maxAttempts", reason: "must be positive")
+            throw ProjectionError.invalidArgument(field: "failurePolicy.maxAttempts", reason: "must be positive")
         }
         if case .only(let partitions) = configuration.scope, partitions.isEmpty {
-            throw EventStoreError.invalidArgument(field: "scope", reason: "names no partition")
+            throw ProjectionError.invalidArgument(field: "scope", reason: "names no partition")
         }
     }
 

@@ -1,5 +1,5 @@
 /// Errors of projections, the runner and the consumer.
-public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible {
+public enum ProjectionError: Error, Sendable, CustomStringConvertible {
     /// A table or column name from configuration is not a plain identifier.
     case invalidIdentifier(String, kind: String, reason: String)
     /// The read-model table does not fit the projection; `problems` lists what is missing.
@@ -12,16 +12,20 @@ public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible 
     case malformedSnapshot(projection: String, table: String, streamId: String, partition: String, reason: String)
     /// A value ``SnapshotProjection``'s `mapToColumns` (or key) produced cannot be stored in its column.
     case invalidColumnValue(projection: String, table: String, column: String, streamId: String, partition: String, reason: String)
-    /// A handler kept failing on an event and the consumer's policy is to stop.
-    case handlerFailed(consumer: String, streamId: String, partition: String, streamPosition: Int64, attempts: Int, error: String)
+    /// A handler kept failing on an event and the consumer's policy is to stop. `underlying` is the
+    /// handler's last error, as it threw it.
+    case handlerFailed(consumer: String, streamId: String, partition: String, streamPosition: Int64, attempts: Int, underlying: any Error)
     /// Another instance holds the consumer's lease (or took it over): this one must not write.
     case leaseLost(consumer: String, scope: String)
     /// No projection with that name is registered.
     case unknownProjection(String, known: [String])
     /// `whenCaughtUp` ran out of time.
     case timedOut(consumer: String, after: Duration)
-    /// The consumer stopped with an error before catching up.
-    case consumerStopped(consumer: String, reason: String)
+    /// The consumer stopped before catching up: with `underlying`, or by a graceful shutdown (`nil`).
+    case consumerStopped(consumer: String, underlying: (any Error)?)
+    /// An argument or setting of a consumer, a runner or a projection cannot work; `field` names it.
+    /// Nothing was started or written.
+    case invalidArgument(field: String, reason: String)
 
     public var description: String {
         switch self {
@@ -35,16 +39,18 @@ public enum ProjectionError: Error, Sendable, Hashable, CustomStringConvertible 
             "projection '\(projection)' cannot decode the snapshot in \(table) of stream '\(streamId)' in partition '\(partition)': \(reason)"
         case .invalidColumnValue(let projection, let table, let column, let streamId, let partition, let reason):
             "projection '\(projection)' cannot write column \(column) of \(table) for stream '\(streamId)' in partition '\(partition)': \(reason)"
-        case .handlerFailed(let consumer, let streamId, let partition, let position, let attempts, let error):
-            "consumer '\(consumer)' stopped: the handler failed \(attempts) times on position \(position) of stream '\(streamId)' in partition '\(partition)': \(error)"
+        case .handlerFailed(let consumer, let streamId, let partition, let position, let attempts, let underlying):
+            "consumer '\(consumer)' stopped: the handler failed \(attempts) times on position \(position) of stream '\(streamId)' in partition '\(partition)': \(underlying)"
         case .leaseLost(let consumer, let scope):
             "consumer '\(consumer)' (scope \(scope)) lost its lease to another instance"
         case .unknownProjection(let name, let known):
             "no projection named '\(name)'; known: \(known.joined(separator: ", "))"
         case .timedOut(let consumer, let after):
             "consumer '\(consumer)' did not catch up within \(after)"
-        case .consumerStopped(let consumer, let reason):
-            "consumer '\(consumer)' stopped: \(reason)"
+        case .consumerStopped(let consumer, let underlying):
+            "consumer '\(consumer)' stopped: \(underlying.map { "\($0)" } ?? "shut down")"
+        case .invalidArgument(let field, let reason):
+            "invalid \(field): \(reason)"
         }
     }
 }

@@ -44,7 +44,7 @@ public struct ProjectionRunner: Sendable {
         batchSize: Int = 500,
         untilCaughtUp: Bool = true
     ) async throws -> Result {
-        guard batchSize > 0 else { throw EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive") }
+        guard batchSize > 0 else { throw ProjectionError.invalidArgument(field: "batchSize", reason: "must be positive (got \(batchSize))") }
         var result = Result(eventsProcessed: 0, streamVersion: 0, batches: 0)
         while true {
             let applied = try await inTransaction(operation: "project \(projection.name)") { context in

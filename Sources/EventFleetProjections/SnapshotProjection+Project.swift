@@ -13,7 +13,7 @@ extension SnapshotProjection {
     /// Brings many rows forward in three statements whatever their number: one locks the rows, one
     /// reads a page of each stream, one writes every row (updates and inserts).
     public func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
-        guard batchSize > 0 else { throw EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive (got \(batchSize))") }
+        guard batchSize > 0 else { throw ProjectionError.invalidArgument(field: "batchSize", reason: "must be positive (got \(batchSize))") }
         // One entry per stream, with the furthest target of its duplicates.
         var slot: [StreamKey: Int] = [:]
         var streams: [StreamTarget] = []

@@ -5,7 +5,7 @@ import PostgresNIO
 import Testing
 
 /// `eventfleet-bench` stopped half-way (Ctrl-C, `timeout`) leaves nothing running and nothing behind.
-@Suite("Bench interruption", .timeLimit(.minutes(3)))
+@Suite("Bench interruption", .exclusive, .timeLimit(.minutes(3)))
 struct BenchInterruptionTests {
     /// The bench schemas on the server.
     private func benchSchemas() async throws -> Set<String> {

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 /// The `eventfleet` executable, run as a child process against the real server.
-@Suite("eventfleet CLI")
+@Suite("eventfleet CLI", .exclusive)
 struct CLITests {
     @Test("append prints the result as JSON; read prints one JSON object per event")
     func appendAndRead() async throws {

@@ -14,7 +14,7 @@ import Testing
 private let restartCommand = ProcessInfo.processInfo.environment["EVENTFLEET_TEST_RESTART_DATABASE"]
 
 /// PostgreSQL restarted mid-run under a real scheduler and real workers.
-@Suite("Database restart", .timeLimit(.minutes(4)), .enabled(if: restartCommand != nil, "needs EVENTFLEET_TEST_RESTART_DATABASE (set by scripts/test)"))
+@Suite("Database restart", .exclusive, .timeLimit(.minutes(4)), .enabled(if: restartCommand != nil, "needs EVENTFLEET_TEST_RESTART_DATABASE (set by scripts/test)"))
 struct DatabaseRestartTests {
     /// Runs `body` until it succeeds, retrying while the database is down or restarting.
     static func retrying<T: Sendable>(_ what: String, timeout: Duration = .seconds(60), _ body: () async throws -> T) async throws -> T {

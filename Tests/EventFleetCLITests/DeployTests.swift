@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// The files in deploy/ are checked the way a cluster and systemd would read them.
-@Suite("Deployment files")
+@Suite("Deployment files", .exclusive)
 struct DeployTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

@@ -9,7 +9,7 @@ import PostgresNIO
 import Testing
 
 /// Real `eventfleet worker` and `eventfleet scheduler` processes, killed, frozen and stopped.
-@Suite("Fleet processes", .timeLimit(.minutes(3)))
+@Suite("Fleet processes", .exclusive, .timeLimit(.minutes(3)))
 struct FleetProcessTests {
     /// A worker that works slowly (one event per transaction) so it is caught mid-job.
     static func startWorker(_ schema: TestSchema, extra: [String] = []) throws -> ChildProcess {

@@ -7,7 +7,7 @@ import Testing
 
 /// Hostile input given to the `eventfleet` binary: refused with exit code 2 and a message naming
 /// the input, or exit 1 for the database, and nothing written.
-@Suite("Hostile input: the eventfleet CLI")
+@Suite("Hostile input: the eventfleet CLI", .exclusive)
 struct HostileInputCLITests {
     @Test("--data bytes that are not UTF-8 are refused, not repaired into U+FFFD")
     func invalidUTF8Data() async throws {

@@ -9,7 +9,7 @@ import PostgresNIO
 import Testing
 
 /// `eventfleet launch` supervising real workers, and a worker's Prometheus endpoint.
-@Suite("Launch and metrics", .timeLimit(.minutes(3)))
+@Suite("Launch and metrics", .exclusive, .timeLimit(.minutes(3)))
 struct LaunchAndMetricsTests {
     static func workerPids(_ schema: TestSchema) async throws -> Set<Int32> {
         var pids = Set<Int32>()

@@ -7,7 +7,7 @@ import Foundation
 import Testing
 
 /// backfill, scale, jobs and monitor through the `eventfleet` binary.
-@Suite("Operator commands")
+@Suite("Operator commands", .exclusive)
 struct OperatorCommandTests {
     @Test("backfill enqueues one job per stream, and re-running it adds none")
     func backfill() async throws {

@@ -10,7 +10,7 @@ import ServiceLifecycle
 import Testing
 
 /// The scheduler and workers in this process, against the real server.
-@Suite("Projection fleet", .timeLimit(.minutes(3)))
+@Suite("Projection fleet", .exclusive, .timeLimit(.minutes(3)))
 struct FleetTests {
     @Test("3 workers drain the jobs of 3 tenants; every carts row equals its stream's fold; no job left")
     func workersDrainJobs() async throws {

@@ -8,7 +8,7 @@ import PostgresNIO
 import Testing
 
 /// Which jobs the scheduler makes of the global log, one page per statement on the server.
-@Suite("Fleet scheduler", .timeLimit(.minutes(2)))
+@Suite("Fleet scheduler", .exclusive, .timeLimit(.minutes(2)))
 struct SchedulerTests {
     /// Events in two tenants: some of types a projection handles, one of a type none does.
     private func writeEvents(_ store: PostgresEventStore) async throws {

@@ -7,7 +7,7 @@ import PostgresNIO
 import Testing
 
 /// A notifying store wakes listeners after each append has committed, with the partition as payload.
-@Suite("Append notifications", .timeLimit(.minutes(1)))
+@Suite("Append notifications", .sharingServer, .timeLimit(.minutes(1)))
 struct AppendNotificationTests {
     static let logger = Logger(label: "eventfleet.tests")
 

@@ -10,7 +10,7 @@ import Testing
 
 /// A held connection that the server closes (restart, terminated session, idle-in-transaction
 /// timeout) must fail the next statement, not hang it: postgres-nio alone hangs forever there.
-@Suite("Connection loss", .timeLimit(.minutes(1)))
+@Suite("Connection loss", .sharingServer, .timeLimit(.minutes(1)))
 struct ConnectionLossTests {
     static let logger = Logger(label: "eventfleet.tests")
 
@@ -75,7 +75,7 @@ struct ConnectionLossTests {
 
 /// The upstream behaviour the connection guard works around (see `ConnectionGuard.swift`). When this
 /// test fails, postgres-nio completes a request written to a closed connection, and the guard can go.
-@Suite("postgres-nio on a closed connection", .timeLimit(.minutes(1)))
+@Suite("postgres-nio on a closed connection", .sharingServer, .timeLimit(.minutes(1)))
 struct DriverHangTests {
     @Test("postgres-nio 1.33 never completes a statement sent on a connection the server closed")
     func driverLeavesTheRequestWaiting() async throws {
@@ -94,7 +94,7 @@ struct DriverHangTests {
 }
 
 /// An append is reported successful only once it committed.
-@Suite("Append durability", .timeLimit(.minutes(1)))
+@Suite("Append durability", .sharingServer, .timeLimit(.minutes(1)))
 struct AppendDurabilityTests {
     @Test("an append whose commit fails is an error, never a success (the row arrives before the commit)")
     func commitFailureIsAnError() async throws {
@@ -122,7 +122,7 @@ struct AppendDurabilityTests {
 }
 
 /// Prepared statements: postgres-nio keeps one that failed to prepare failed on its connection.
-@Suite("Prepared statements", .timeLimit(.minutes(1)))
+@Suite("Prepared statements", .sharingServer, .timeLimit(.minutes(1)))
 struct PreparedStatementTests {
     @Test("a statement that failed before the migrations ran works on the same pool once they have")
     func failedPreparationIsNotSticky() async throws {

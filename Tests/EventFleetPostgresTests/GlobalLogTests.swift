@@ -6,7 +6,7 @@ import PostgresNIO
 import Testing
 
 /// The global log never skips an event whose transaction commits out of order.
-@Suite("Global log")
+@Suite("Global log", .exclusive)
 struct GlobalLogTests {
     @Test("a reader that leaves out payloads gets the same events and checkpoints, with {} as data and metadata")
     func withoutPayload() async throws {

@@ -7,7 +7,7 @@ import Testing
 
 /// Hostile input against the real server: each input either round-trips verbatim or fails with a
 /// specific typed error; afterwards nothing partial is stored and the same store keeps working.
-@Suite("Hostile input: the PostgreSQL store")
+@Suite("Hostile input: the PostgreSQL store", .sharingServer)
 struct HostileInputTests {
     // MARK: Large events
 

@@ -9,7 +9,7 @@ import Testing
 
 /// A real consumer process is killed (SIGKILL) at a point of its batch and restarted; every event's
 /// effect must be applied exactly once.
-@Suite("Consumer crash points")
+@Suite("Consumer crash points", .exclusive)
 struct CrashTests {
     @Test("killed before the handler, between handler and checkpoint, and after commit", arguments: ["before-handler", "after-handler", "after-commit"])
     func crashAndRestart(point: String) async throws {

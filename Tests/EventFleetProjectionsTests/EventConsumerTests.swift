@@ -9,7 +9,7 @@ import Synchronization
 import ServiceLifecycle
 import Testing
 
-@Suite("Event consumer")
+@Suite("Event consumer", .exclusive)
 struct EventConsumerTests {
     @Test("the seed's consumer cases through a running consumer")
     func seedConsumerCases() async throws {
@@ -271,7 +271,7 @@ actor Gate {
     }
 }
 
-@Suite("Event consumer lifecycle")
+@Suite("Event consumer lifecycle", .exclusive)
 struct EventConsumerLifecycleTests {
     @Test("graceful shutdown through a ServiceGroup ends run() and releases the lease for a standby")
     func gracefulShutdown() async throws {

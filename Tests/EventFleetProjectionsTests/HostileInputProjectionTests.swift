@@ -15,13 +15,13 @@ struct HostileInputProjectionTests {
 
     @Test("table, key column and column names that are not plain identifiers are refused by name", arguments: BadIdentifier.all)
     func badIdentifiers(bad: BadIdentifier) throws {
-        #expect(throws: ProjectionError.invalidIdentifier(bad.name, kind: "table", reason: bad.reason)) {
+        expectInvalidIdentifier(bad.name, kind: "table", reason: bad.reason) {
             try CartsReadModel.projection(table: bad.name)
         }
-        #expect(throws: ProjectionError.invalidIdentifier(bad.name, kind: "key column", reason: bad.reason)) {
+        expectInvalidIdentifier(bad.name, kind: "key column", reason: bad.reason) {
             try projection(keyColumns: ["tenant_id", bad.name, "partition"])
         }
-        #expect(throws: ProjectionError.invalidIdentifier(bad.name, kind: "column", reason: bad.reason)) {
+        expectInvalidIdentifier(bad.name, kind: "column", reason: bad.reason) {
             try projection(columns: ["currency", bad.name])
         }
         #expect(ProjectionError.invalidIdentifier(bad.name, kind: "table", reason: bad.reason).description.contains("'\(bad.name)'"))
@@ -33,7 +33,7 @@ struct HostileInputProjectionTests {
         #expect(try SQLIdentifier(longest, kind: "table").quoted == "\"\(longest)\"")
         #expect(try SQLIdentifier("public.carts", kind: "table").quoted == #""public"."carts""#)
         #expect(try SQLIdentifier("_Select9", kind: "table").quoted == #""_Select9""#)
-        #expect(throws: ProjectionError.invalidIdentifier("public.cart_id", kind: "column", reason: "must not be qualified")) {
+        expectInvalidIdentifier("public.cart_id", kind: "column", reason: "must not be qualified") {
             try projection(keyColumns: ["tenant_id", "public.cart_id", "partition"])
         }
     }
@@ -261,8 +261,12 @@ struct HostileInputProjectionTests {
             let runner = ProjectionRunner(store: schema.store)
             let projection = try CartsReadModel.projection()
             for batchSize in [0, -1, Int.min] {
-                await #expect(throws: EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive")) {
+                let error = await #expect(throws: ProjectionError.self) {
                     try await runner.projectEvents(projection, streamId: "cart-1", batchSize: batchSize)
+                }
+                guard case .invalidArgument(field: "batchSize", reason: "must be positive (got \(batchSize))")? = error else {
+                    Issue.record("expected invalidArgument for batchSize, got \(String(describing: error))")
+                    continue
                 }
             }
             await #expect(throws: EventStoreError.invalidArgument(field: "streamId", reason: "is 10005 bytes long; the limit is 1000 bytes of UTF-8")) {
@@ -345,4 +349,16 @@ private func capture<T>(_ body: () async throws -> T) async -> Result<T, any Err
     } catch {
         return .failure(error)
     }
+}
+
+/// Expects `body` to refuse `name` as an identifier of `kind` for `reason`.
+private func expectInvalidIdentifier(
+    _ name: String, kind: String, reason: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> some Any
+) {
+    let error = #expect(throws: ProjectionError.self, sourceLocation: sourceLocation) { _ = try body() }
+    guard case .invalidIdentifier(let refused, let refusedKind, let refusedReason)? = error else {
+        Issue.record("expected invalidIdentifier, got \(String(describing: error))", sourceLocation: sourceLocation)
+        return
+    }
+    #expect(refused == name && refusedKind == kind && refusedReason == reason, sourceLocation: sourceLocation)
 }

@@ -72,10 +72,12 @@ package enum TestDatabase {
     package static func withSchema<T: Sendable>(
         poolSize: Int = 8, migrate: Bool = true, _ body: @Sendable (TestSchema) async throws -> T
     ) async throws -> T {
-        try await SchemaSandbox.with(
-            baseURL: baseURL(), prefix: "t_", poolSize: poolSize, applicationName: "eventfleet-tests", migrate: migrate,
-            failsUnqualifiedNames: true, logger: logger, body
-        )
+        try await TestGate.shared {
+            try await SchemaSandbox.with(
+                baseURL: baseURL(), prefix: "t_", poolSize: poolSize, applicationName: "eventfleet-tests", migrate: migrate,
+                failsUnqualifiedNames: true, logger: logger, body
+            )
+        }
     }
 }
 

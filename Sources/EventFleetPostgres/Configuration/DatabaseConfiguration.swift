@@ -76,12 +76,12 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
 
     /// Parses a `postgres://` URL.
     ///
-    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` whose field names the part of the
-    ///   URL that is wrong (`DATABASE_URL scheme`, `DATABASE_URL port`, `DATABASE_URL sslmode`, ...).
+    /// - Throws: ``ConfigurationError/invalidURL(part:reason:)`` naming the part of the URL that is
+    ///   wrong (`scheme`, `port`, `sslmode`, ...).
     ///   The password never appears in the error.
     public init(url: String) throws {
-        func invalid(_ part: String, _ reason: String) -> EventStoreError {
-            .invalidArgument(field: "DATABASE_URL \(part)", reason: reason)
+        func invalid(_ part: String, _ reason: String) -> ConfigurationError {
+            .invalidURL(part: part, reason: reason)
         }
         let trimmed = url.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !trimmed.isEmpty else { throw invalid("", "is empty; expected postgres://user:password@host:port/database") }
@@ -145,12 +145,11 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
 
     /// Reads `DATABASE_URL` (or the given variable) from the environment.
     ///
-    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` when it is missing or invalid.
+    /// - Throws: ``ConfigurationError/missingURL(variable:)`` when it is not set, and
+    ///   ``ConfigurationError/invalidURL(part:reason:)`` when it is wrong.
     public static func fromEnvironment(_ variable: String = "DATABASE_URL") throws -> DatabaseConfiguration {
         guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
-            throw EventStoreError.invalidArgument(
-                field: variable, reason: "is not set; expected postgres://user:password@host:port/database"
-            )
+            throw ConfigurationError.missingURL(variable: variable)
         }
         return try DatabaseConfiguration(url: url)
     }
@@ -170,8 +169,8 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
 
     /// The postgres-nio client configuration.
     ///
-    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` when the root certificate file
-    ///   cannot be loaded.
+    /// - Throws: ``ConfigurationError/unreadableRootCertificates(path:underlying:)`` when the root
+    ///   certificate file cannot be loaded.
     public func clientConfiguration() throws -> PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(
             host: host, port: port, username: username, password: password, database: database, tls: try clientTLS()
@@ -212,10 +211,7 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
             do {
                 tlsConfiguration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(tlsRootCertificatePath))
             } catch {
-                throw EventStoreError.invalidArgument(
-                    field: "DATABASE_URL sslrootcert",
-                    reason: "cannot load '\(tlsRootCertificatePath)': \(error)"
-                )
+                throw ConfigurationError.unreadableRootCertificates(path: tlsRootCertificatePath, underlying: error)
             }
         }
         return tlsConfiguration

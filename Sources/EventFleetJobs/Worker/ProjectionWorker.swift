@@ -103,11 +103,11 @@ public final class ProjectionWorker: Service, Sendable {
     public var isStarted: Bool { state.withLock { $0.registered && !$0.stopped } }
 
     public func run() async throws {
-        guard configuration.concurrency > 0 else { throw EventStoreError.invalidArgument(field: "concurrency", reason: "must be positive") }
+        guard configuration.concurrency > 0 else { throw JobQueueError.invalidConfiguration(field: "concurrency", reason: "must be positive") }
         guard configuration.jobsPerTransaction > 0 else {
-            throw EventStoreError.invalidArgument(field: "jobsPerTransaction", reason: "must be positive")
+            throw JobQueueError.invalidConfiguration(field: "jobsPerTransaction", reason: "must be positive")
         }
-        guard !configuration.lanes.isEmpty else { throw EventStoreError.invalidArgument(field: "lanes", reason: "names no lane") }
+        guard !configuration.lanes.isEmpty else { throw JobQueueError.invalidConfiguration(field: "lanes", reason: "names no lane") }
         let runner = ProjectionRunner(store: store, logger: logger)
         for projection in projections.values {
             try await runner.validate(projection)

@@ -66,24 +66,3 @@ public struct JobRequest: Sendable, Hashable {
         self.maxAttempts = maxAttempts
     }
 }
-
-/// Errors of the job queue, the worker and the scheduler.
-public enum JobQueueError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The job is no longer this worker's: it was rescued and claimed again, or finished.
-    case claimLost(jobId: Int64, worker: String, fencingToken: Int64)
-    /// The worker's registration is gone: the scheduler declared it dead and rescued its jobs.
-    case workerDeclaredDead(worker: String)
-    /// A job names a projection this worker does not have.
-    case unknownProjection(jobId: Int64, projection: String)
-
-    public var description: String {
-        switch self {
-        case .claimLost(let jobId, let worker, let token):
-            "job \(jobId) is no longer claimed by worker \(worker) with token \(token); its work was not committed"
-        case .workerDeclaredDead(let worker):
-            "worker \(worker) missed its heartbeats and was declared dead; its jobs were rescued"
-        case .unknownProjection(let jobId, let projection):
-            "job \(jobId) is for projection '\(projection)', which this worker does not run"
-        }
-    }
-}

@@ -31,7 +31,7 @@ public struct ProjectCommand<Provider: ProjectionsProvider>: AsyncParsableComman
         let projections: [any StreamProjection]
         if let projection {
             guard let named = try registry.projection(named: projection) as? any StreamProjection else {
-                throw EventStoreError.invalidArgument(field: "projection", reason: "'\(projection)' cannot be run per stream")
+                throw ProjectionError.invalidArgument(field: "projection", reason: "'\(projection)' cannot be run per stream")
             }
             projections = [named]
         } else {

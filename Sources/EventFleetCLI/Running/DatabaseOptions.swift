@@ -13,7 +13,7 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
 
     /// The parsed configuration.
     ///
-    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` naming the wrong part of the URL.
+    /// - Throws: ``ConfigurationError`` naming the wrong part of the URL, or the missing variable.
     public func configuration(applicationName: String = "eventfleet") throws -> DatabaseConfiguration {
         var configuration = if let databaseURL {
             try DatabaseConfiguration(url: databaseURL)

@@ -27,7 +27,7 @@ extension FleetStatus {
         let leader = scheduler.leader ?? "none"
         lines.append("SCHEDULER leader \(leader), checkpoint \(scheduler.checkpoint?.description ?? "-"), head \(scheduler.head?.description ?? "-"), behind ~\(scheduler.lagEvents) events")
         if let stall = scheduler.stalledBy {
-            lines.append("  held back by pid \(stall.pid) (\(stall.applicationName ?? "?"), \(stall.state ?? "?"), open \(stall.age))")
+            lines.append("  held back by pid \(stall.pid) (\(stall.applicationName ?? "?"), \(stall.state ?? "?"), open \(String(format: "%.1fs", stall.ageSeconds)))")
         }
         return lines.joined(separator: "\n")
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EventFleetCore
+import EventFleetJobs
 import EventFleetPostgres
 import EventFleetProjections
 import Foundation
@@ -78,13 +79,22 @@ public enum CommandLineRunner {
             case .versionConflict: code = EventFleetExitCode.versionConflict
             default: code = EventFleetExitCode.failure
             }
+        case let error as ConfigurationError:
+            message = "error: \(error)"
+            code = EventFleetExitCode.invalidInput
         case let error as MigrationError:
             message = "error: \(error)"
             code = EventFleetExitCode.failure
         case let error as ProjectionError:
             message = "error: \(error)"
             switch error {
-            case .invalidIdentifier, .unknownProjection: code = EventFleetExitCode.invalidInput
+            case .invalidIdentifier, .unknownProjection, .invalidArgument: code = EventFleetExitCode.invalidInput
+            default: code = EventFleetExitCode.failure
+            }
+        case let error as JobQueueError:
+            message = "error: \(error)"
+            switch error {
+            case .invalidConfiguration: code = EventFleetExitCode.invalidInput
             default: code = EventFleetExitCode.failure
             }
         case let error as ExitCode:

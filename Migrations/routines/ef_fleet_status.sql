@@ -1,0 +1,79 @@
+-- ef_fleet_status: the fleet at a glance, as one JSON document read in one snapshot: jobs per tenant
+-- and lane, the workers, and the scheduler's progress (its leader, checkpoint, the log's head, and
+-- the open transaction holding the log back when it is behind). FleetStatus reads it; every view of
+-- the fleet (the monitor, and what shows projections and backfills) goes through it, so the numbers
+-- an operator sees are counted in one place.
+--
+-- Each part reads only small partial indexes of ef_jobs (ready, running, dead) and the head of the
+-- global log's index, so reading it often costs the fleet little.
+CREATE OR REPLACE FUNCTION ef_fleet_status(p_scheduler text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    v_lanes      jsonb;
+    v_workers    jsonb;
+    v_leader     text;
+    v_checkpoint ef_subscriptions%ROWTYPE;
+    v_head       record;
+    v_lag        bigint := 0;
+    v_stall      jsonb;
+BEGIN
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'partition', q.partition, 'lane', q.lane, 'maxRunning', q.max_running, 'paused', q.paused,
+               'ready', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'ready' AND j.partition = q.partition AND j.lane = q.lane),
+               'running', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'running' AND j.partition = q.partition AND j.lane = q.lane),
+               'dead', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'dead' AND j.partition = q.partition AND j.lane = q.lane),
+               'oldestReadySeconds', (SELECT extract(epoch FROM now() - min(j.run_at))::float8 FROM ef_jobs j
+                                        WHERE j.state = 'ready' AND j.partition = q.partition AND j.lane = q.lane AND j.run_at <= now()),
+               'completedPerMinute', (SELECT coalesce(sum(s.completed), 0)::float8 / 5 FROM ef_job_stats s
+                                        WHERE s.partition = q.partition AND s.lane = q.lane
+                                          AND s.minute >= date_trunc('minute', now()) - interval '5 minutes')
+           ) ORDER BY q.partition, q.lane), '[]')
+      INTO v_lanes
+      FROM ef_tenant_quotas q;
+
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'id', w.id, 'host', w.host, 'pid', w.pid, 'slots', w.slots, 'draining', w.draining,
+               'heartbeatAgeSeconds', extract(epoch FROM now() - w.heartbeat)::float8,
+               'running', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'running' AND j.owner = w.id)
+           ) ORDER BY w.started), '[]')
+      INTO v_workers
+      FROM ef_workers w;
+
+    SELECT * INTO v_checkpoint FROM ef_subscriptions s WHERE s.subscription_id = p_scheduler ORDER BY s.updated DESC LIMIT 1;
+    IF FOUND AND v_checkpoint.lease_expires_at > now() THEN
+        v_leader := v_checkpoint.owner;
+    END IF;
+    SELECT m.transaction_id, m.global_position INTO v_head
+      FROM ef_messages m ORDER BY m.transaction_id DESC, m.global_position DESC LIMIT 1;
+    IF v_head.transaction_id IS NOT NULL
+       AND (v_checkpoint.last_transaction_id IS NULL
+            OR (v_checkpoint.last_transaction_id, v_checkpoint.last_global_position) < (v_head.transaction_id, v_head.global_position)) THEN
+        v_lag := greatest(0, v_head.global_position - coalesce(v_checkpoint.last_global_position, 0));
+        -- The oldest transaction holding an xid holds the log back (xids are cluster-wide).
+        SELECT jsonb_build_object(
+                   'pid', a.pid, 'ageSeconds', extract(epoch FROM clock_timestamp() - a.xact_start)::float8,
+                   'state', a.state, 'applicationName', a.application_name, 'query', a.query)
+          INTO v_stall
+          FROM pg_stat_activity a
+         WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
+         ORDER BY age(a.backend_xid) DESC
+         LIMIT 1;
+    END IF;
+
+    RETURN jsonb_build_object(
+        'lanes', v_lanes,
+        'workers', v_workers,
+        'scheduler', jsonb_strip_nulls(jsonb_build_object(
+            'leader', v_leader,
+            'checkpoint', CASE WHEN v_checkpoint.last_transaction_id IS NOT NULL THEN jsonb_build_object(
+                'transactionId', v_checkpoint.last_transaction_id::text::numeric, 'globalPosition', v_checkpoint.last_global_position) END,
+            'head', CASE WHEN v_head.transaction_id IS NOT NULL THEN jsonb_build_object(
+                'transactionId', v_head.transaction_id::text::numeric, 'globalPosition', v_head.global_position) END,
+            'lagEvents', v_lag,
+            'stalledBy', v_stall))
+    );
+END;
+$$;

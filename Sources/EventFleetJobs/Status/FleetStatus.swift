@@ -1,0 +1,91 @@
+import EventFleetCore
+import EventFleetPostgres
+import Foundation
+import PostgresNIO
+
+/// The fleet at a glance: jobs per tenant and lane, the workers, and the scheduler's lag (and what
+/// holds it back). `eventfleet monitor` prints it; every view of the fleet reads it here rather
+/// than query the tables itself.
+///
+/// It is one document the database assembles in one snapshot (the routine `ef_fleet_status`), from
+/// small partial indexes only, so reading it often costs the fleet little.
+public struct FleetStatus: Codable, Sendable {
+    /// Jobs of one tenant in one lane.
+    public struct Lane: Codable, Sendable {
+        public var partition: String
+        public var lane: JobLane
+        public var ready: Int64
+        public var running: Int64
+        public var dead: Int64
+        /// The tenant's cap on running jobs in this lane.
+        public var maxRunning: Int32
+        public var paused: Bool
+        /// How long the oldest job that may run now has waited; `nil` when none waits.
+        public var oldestReadySeconds: Double?
+        /// Jobs completed per minute over the last five minutes.
+        public var completedPerMinute: Double
+    }
+
+    /// A registered worker.
+    public struct Worker: Codable, Sendable {
+        public var id: String
+        public var host: String
+        public var pid: Int32
+        public var slots: Int32
+        /// Jobs it holds now.
+        public var running: Int64
+        /// Whether it is shutting down (finishing or handing back its jobs).
+        public var draining: Bool
+        public var heartbeatAgeSeconds: Double
+    }
+
+    /// The scheduler group: its leader and how far it is behind the log.
+    public struct Scheduler: Codable, Sendable {
+        /// The instance holding the leader lease, if any holds it now.
+        public var leader: String?
+        public var checkpoint: GlobalCheckpoint?
+        /// The newest committed event.
+        public var head: GlobalCheckpoint?
+        /// Global positions between the checkpoint and the newest event: an estimate of events behind.
+        public var lagEvents: Int64
+        /// The open transaction holding the log back, when the scheduler is behind.
+        public var stalledBy: Stall?
+    }
+
+    /// The oldest open transaction that holds an xid, which holds the global log back until it ends.
+    public struct Stall: Codable, Sendable {
+        /// Its backend's process id; `pg_terminate_backend(pid)` ends it.
+        public var pid: Int32
+        /// How long it has been open.
+        public var ageSeconds: Double
+        public var state: String?
+        public var applicationName: String?
+        public var query: String?
+    }
+
+    public var lanes: [Lane]
+    public var workers: [Worker]
+    public var scheduler: Scheduler
+
+    /// Reads the status of the fleet whose tables are in `store`'s database.
+    ///
+    /// - Parameter schedulerName: The schedulers' consumer name (``FleetScheduler/Configuration/name``).
+    public static func read(
+        from store: PostgresEventStore, schedulerName: String = FleetScheduler.Configuration().name
+    ) async throws -> FleetStatus {
+        let database = store.database
+        let rows = try await database.query(
+            "read fleet status", "SELECT \(database.schema.ef_fleet_status)(\(schedulerName))::text"
+        )
+        guard let document = try rows.first?.decode(String.self) else {
+            throw EventStoreError.database(operation: "read fleet status", sqlState: nil, message: "ef_fleet_status returned no row")
+        }
+        do {
+            return try JSONDecoder().decode(FleetStatus.self, from: Data(document.utf8))
+        } catch {
+            throw EventStoreError.database(
+                operation: "read fleet status", sqlState: nil, message: "ef_fleet_status returned a document this build cannot read: \(error)"
+            )
+        }
+    }
+}
