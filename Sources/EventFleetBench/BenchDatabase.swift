@@ -65,13 +65,13 @@ struct BenchDatabase: Sendable {
 
     /// The server's version string, e.g. `PostgreSQL 15.18`.
     func serverVersion() async throws -> String {
-        let version = try await sandbox.database.query("read the server version", "SHOW server_version").first?.decode(String.self) ?? ""
+        let version = try await sandbox.database.value("read the server version", "SHOW server_version", as: String.self)
         return "PostgreSQL \(version.split(separator: " ").first ?? "")"
     }
 
     /// When the server last started, to notice a restart (by other work on a shared server) mid-run.
     func serverStarted() async throws -> String {
-        try await sandbox.database.query("read the server start", "SELECT pg_postmaster_start_time()::text").first?.decode(String.self) ?? ""
+        try await sandbox.database.value("read the server start", "SELECT pg_postmaster_start_time()::text", as: String.self)
     }
 
     /// Runs a statement and discards its rows: straight on the driver, as the baselines measure it.
@@ -81,6 +81,6 @@ struct BenchDatabase: Sendable {
 
     /// The first column of the first row as an integer.
     func count(_ query: PostgresQuery) async throws -> Int {
-        Int(try await sandbox.database.query("bench count", query).first?.decode(Int64.self) ?? 0)
+        Int(try await sandbox.database.value("bench count", query, as: Int64.self))
     }
 }

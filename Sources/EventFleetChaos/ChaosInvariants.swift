@@ -79,10 +79,11 @@ struct ChaosInvariants: Sendable {
             missingExamples += chunk.filter { !present.contains($0) }.prefix(5 - min(5, missingExamples.count))
             start += chunk.count
         }
-        let storedTwice = try await database.query(
+        let storedTwice = try await database.value(
             "count ids stored twice",
-            "SELECT count(*) FROM (SELECT partition, message_id FROM \(schema.ef_messages) GROUP BY 1, 2 HAVING count(*) > 1) d"
-        ).first?.decode(Int64.self) ?? 0
+            "SELECT count(*) FROM (SELECT partition, message_id FROM \(schema.ef_messages) GROUP BY 1, 2 HAVING count(*) > 1) d",
+            as: Int64.self
+        )
         let missing = ids.count - found
         return InvariantResult(
             name: "every acknowledged command's events are in the store, none twice",

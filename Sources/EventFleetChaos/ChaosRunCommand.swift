@@ -9,7 +9,7 @@ import Logging
 import PostgresNIO
 import Synchronization
 
-/// `eventfleet chaos run`: the soak. Writers, two schedulers and N workers run in a schema of their
+/// `eventfleet-chaos run`: the soak. Writers, two schedulers and N workers run in a schema of their
 /// own while faults are injected at seeded random times; then the faults stop, the fleet drains and
 /// every invariant is checked. Exits 1 when one does not hold.
 struct ChaosRunCommand: AsyncParsableCommand {
@@ -151,7 +151,7 @@ struct ChaosSoak: Sendable {
             detail: unclean.isEmpty ? "\(exits.count) processes exited 0" : unclean.map { "\($0.0) \($0.1.map(String.init(describing:)) ?? "did not stop")" }.joined(separator: ", ")
         ))
 
-        let events = try await database.query("count events", "SELECT count(*) FROM \(database.schema.ef_messages)").first?.decode(Int64.self) ?? 0
+        let events = try await database.value("count events", "SELECT count(*) FROM \(database.schema.ef_messages)", as: Int64.self)
         sayLine("")
         sayLine("faults injected (\(injected.values.reduce(0, +))):")
         for fault in ChaosFault.allCases {

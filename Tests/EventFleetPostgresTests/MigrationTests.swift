@@ -111,6 +111,26 @@ struct MigrationTests {
         }
     }
 
+    @Test("an older build's migrate leaves the routines of a database that a newer build migrated as they are")
+    func olderBuildKeepsNewerRoutines() async throws {
+        try await TestDatabase.withSchema(migrate: false) { schema in
+            let table = Migration(version: 1, name: "answers", sql: "CREATE TABLE answers (id int);")
+            let newer = Migration(version: 2, name: "more_answers", sql: "ALTER TABLE answers ADD COLUMN text text;")
+            let answer = Routine(name: "test_answer", sql: "CREATE OR REPLACE FUNCTION test_answer() RETURNS int LANGUAGE sql AS 'SELECT 42'")
+            let added = Routine(name: "test_added", sql: "CREATE OR REPLACE FUNCTION test_added() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+            try await MigrationRunner(store: schema.store, component: "test", migrations: [table, newer], routines: [answer, added]).migrate()
+
+            var older = answer
+            older.sql = "CREATE OR REPLACE FUNCTION test_answer() RETURNS int LANGUAGE sql AS 'SELECT 41'"
+            let report = try await MigrationRunner(store: schema.store, component: "test", migrations: [table], routines: [older]).migrate()
+            #expect(report.newerInDatabase == [2])
+            #expect(report.routinesApplied.isEmpty)
+            #expect(report.routinesDropped.isEmpty)
+            #expect(try await schema.count("SELECT test_answer()::bigint") == 42, "the newer build's routine stays")
+            #expect(try await schema.count("SELECT test_added()::bigint") == 1, "and so does the one the older build does not know")
+        }
+    }
+
     @Test("a routine file that changes the parameters with CREATE OR REPLACE is refused, and nothing is applied")
     func overloadRefused() async throws {
         try await TestDatabase.withSchema(migrate: false) { schema in

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared setup for scripts/test and scripts/demo, which source this file:
+# Shared setup for the scripts (test, demo, bench, chaos, validate-deploy), which source this file:
 # it moves to the repository root and provides the helpers below.
 
 EF_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

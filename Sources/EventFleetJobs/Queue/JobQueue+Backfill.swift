@@ -16,9 +16,9 @@ extension JobQueue {
         projections: [String], partition: String?, batchSize: Int = 1_000,
         progress: (_ seen: Int, _ total: Int) -> Void = { _, _ in }
     ) async throws -> (streams: Int, enqueued: Int) {
-        let total = Int(try await database.query(
-            "count streams", "SELECT count(*) FROM \(schema.ef_streams) WHERE \(partition)::text IS NULL OR partition = \(partition)"
-        ).first?.decode(Int64.self) ?? 0)
+        let total = Int(try await database.value(
+            "count streams", "SELECT count(*) FROM \(schema.ef_streams) WHERE \(partition)::text IS NULL OR partition = \(partition)", as: Int64.self
+        ))
         var after: (partition: String, streamId: String) = ("", "")
         var seen = 0
         var enqueued = 0

@@ -138,10 +138,10 @@ extension JobQueue {
     @discardableResult
     public func release(_ jobs: [Job], worker: String) async throws -> Int {
         guard !jobs.isEmpty else { return 0 }
-        let rows = try await database.query(
+        return Int(try await database.value(
             "release jobs",
-            "SELECT \(schema.ef_release_jobs)(\(worker), \(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[])"
-        )
-        return Int(try rows.first?.decode(Int64.self) ?? 0)
+            "SELECT \(schema.ef_release_jobs)(\(worker), \(jobs.map(\.id))::bigint[], \(jobs.map(\.fencingToken))::bigint[])",
+            as: Int64.self
+        ))
     }
 }

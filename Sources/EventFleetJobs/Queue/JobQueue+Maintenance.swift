@@ -17,10 +17,10 @@ extension JobQueue {
     ///
     /// Every job is inserted, updated and deleted, so the table and its indexes fill with dead
     /// entries that every claim steps over until they are vacuumed. Autovacuum visits a table at
-    /// most once a minute (`autovacuum_naptime`), and a busy queue finishes hundreds of thousands of
-    /// jobs in that time: 100,000 finished jobs made a one-job claim 3.6 times slower. The leading
-    /// scheduler calls this every maintenance interval. Vacuum takes no lock that blocks claims (the
-    /// table is never truncated: migration 0005 turns `vacuum_truncate` off).
+    /// most once a minute (`autovacuum_naptime`), and a busy queue finishes far more jobs than that
+    /// in that time (docs/BENCHMARKS.md, workload 7). The leading scheduler calls this every
+    /// maintenance interval. Vacuum takes no lock that blocks claims: the table has
+    /// `vacuum_truncate` off, so it is never truncated.
     ///
     /// - Returns: The dead rows the statistics counted, when it vacuumed; `nil` when it did not.
     @discardableResult

@@ -71,10 +71,10 @@ extension JobQueue {
     @discardableResult
     public func retryDead(_ selection: DeadJobSelection) async throws -> Int {
         let (ids, partition) = selection.filter
-        let rows = try await database.query(
-            "retry dead jobs", "SELECT \(schema.ef_retry_dead_jobs)(\(ids)::bigint[], \(partition)::text, \(JobQueue.notifyChannel))"
-        )
-        return Int(try rows.first?.decode(Int64.self) ?? 0)
+        return Int(try await database.value(
+            "retry dead jobs", "SELECT \(schema.ef_retry_dead_jobs)(\(ids)::bigint[], \(partition)::text, \(JobQueue.notifyChannel))",
+            as: Int64.self
+        ))
     }
 
     /// Deletes dead jobs.
@@ -83,8 +83,9 @@ extension JobQueue {
     @discardableResult
     public func purgeDead(_ selection: DeadJobSelection) async throws -> Int {
         let (ids, partition) = selection.filter
-        let rows = try await database.query("purge dead jobs", "SELECT \(schema.ef_purge_dead_jobs)(\(ids)::bigint[], \(partition)::text)")
-        return Int(try rows.first?.decode(Int64.self) ?? 0)
+        return Int(try await database.value(
+            "purge dead jobs", "SELECT \(schema.ef_purge_dead_jobs)(\(ids)::bigint[], \(partition)::text)", as: Int64.self
+        ))
     }
 }
 

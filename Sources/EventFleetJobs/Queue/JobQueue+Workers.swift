@@ -76,7 +76,7 @@ extension JobQueue {
     ///   were rescued; it must stop working on them and register again.
     public func heartbeat(worker: String, draining: Bool, counts: JobCounts) async throws -> Bool {
         let stats = counts.rows
-        let rows = try await database.query("heartbeat", """
+        let beats = try await database.value("heartbeat", """
             WITH beat AS (
                 UPDATE \(schema.ef_workers) SET heartbeat = now(), draining = \(draining) WHERE id = \(worker) RETURNING 1
             ), stats AS (
@@ -88,8 +88,8 @@ extension JobQueue {
                    SET completed = s.completed + EXCLUDED.completed, failed = s.failed + EXCLUDED.failed
             )
             SELECT count(*) FROM beat
-            """)
-        return try (rows.first?.decode(Int64.self) ?? 0) > 0
+            """, as: Int64.self)
+        return beats > 0
     }
 
     /// Removes a worker's registration (after it released its jobs).

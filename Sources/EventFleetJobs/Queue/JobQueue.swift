@@ -53,12 +53,14 @@ public struct JobQueue: Sendable {
                                    \(requests.map(\.priority))::int[], \(requests.map(\.maxAttempts))::int[],
                                    \(notify ? Self.notifyChannel : nil)::text)
             """
-        let rows = if let connection {
-            try await database.mapErrors("enqueue jobs") { try await Database.Connection(connection: connection, database: database).query(query) }
+        let enqueued = if let connection {
+            try await database.mapErrors("enqueue jobs") {
+                try await Database.Connection(connection: connection, database: database).value("enqueue jobs", query, as: Int64.self)
+            }
         } else {
-            try await database.query("enqueue jobs", query)
+            try await database.value("enqueue jobs", query, as: Int64.self)
         }
-        return Int(try rows.first?.decode(Int64.self) ?? 0)
+        return Int(enqueued)
     }
 
     // MARK: Helpers

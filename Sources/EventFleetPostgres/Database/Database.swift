@@ -57,6 +57,21 @@ package struct Database: Sendable {
         }
     }
 
+    /// Runs a statement that answers one value (a routine's result, a count) on a pooled connection.
+    ///
+    /// - Throws: ``EventFleetCore/EventStoreError/database(operation:sqlState:message:)`` when the
+    ///   statement answers no row, rather than a made-up value.
+    package func value<T: PostgresDecodable>(_ operation: String, _ query: PostgresQuery, as type: T.Type = T.self) async throws -> T {
+        try Self.single(try await self.query(operation, query), operation: operation, as: type)
+    }
+
+    private static func single<T: PostgresDecodable>(_ rows: [PostgresRow], operation: String, as type: T.Type) throws -> T {
+        guard let row = rows.first else {
+            throw EventStoreError.database(operation: operation, sqlState: nil, message: "the statement answered no row")
+        }
+        return try row.decode(T.self)
+    }
+
     /// Runs a ``Statement`` on a pooled connection and returns its decoded rows.
     package func run<S: Statement>(_ operation: String, _ statement: S) async throws -> [S.Row] {
         try await mapErrors(operation) {
@@ -169,6 +184,11 @@ extension Database {
         /// Runs a ``Statement`` on this connection and returns its decoded rows.
         package func run<S: Statement>(_ statement: S) async throws -> [S.Row] {
             try await database.run(statement, on: connection)
+        }
+
+        /// Runs a statement that answers one value on this connection; no row is an error.
+        package func value<T: PostgresDecodable>(_ operation: String, _ query: PostgresQuery, as type: T.Type = T.self) async throws -> T {
+            try Database.single(try await self.query(query), operation: operation, as: type)
         }
     }
 }

@@ -3,9 +3,9 @@ import PostgresNIO
 /// Reads a row's cells in order, each with a decoder specialized for its type.
 ///
 /// postgres-nio decodes a row into a tuple through parameter packs, which stay generic at run time:
-/// every cell of every row then looks up type metadata. A catch-up profile put that at about a twelfth
-/// of a worker's CPU, most of it in the hot statements' rows (stream pages, log pages, claims). The
-/// statements that return many rows decode them with this instead.
+/// every cell of every row then looks up type metadata, which shows in a worker's profile, most of it
+/// in the hot statements' rows (stream pages, log pages, claims). The statements that return many
+/// rows decode them with this instead.
 @usableFromInline
 package struct RowCells {
     @usableFromInline var cells: PostgresRow.Iterator

@@ -20,6 +20,9 @@ public struct MigrationRunner: Sendable {
         public var routinesApplied: [String] = []
         /// Routines dropped because their files are gone.
         public var routinesDropped: [String] = []
+        /// Numbered migrations the database has and this build does not know: a newer build
+        /// migrated it. The routines are then left as that build made them.
+        public var newerInDatabase: [Int] = []
     }
 
     /// Whose migrations these are: versions count per component, so an application can keep its
@@ -58,7 +61,8 @@ public struct MigrationRunner: Sendable {
     }
 
     /// Applies every pending migration and every new or changed routine, and drops the routines
-    /// whose files are gone.
+    /// whose files are gone. A database that a newer build migrated (it has numbered migrations
+    /// this build does not know) keeps its routines: see ``Report/newerInDatabase``.
     ///
     /// - Throws: ``MigrationError`` when applied migrations differ from the shipped files or a
     ///   routine is overloaded, and ``EventStoreError`` for database errors (nothing is applied then).
@@ -94,7 +98,16 @@ public struct MigrationRunner: Sendable {
             """)
         var report = Report(applied: [], alreadyApplied: [])
         try await applyMigrations(on: connection, into: &report)
-        try await applyRoutines(on: connection, into: &report)
+        if report.newerInDatabase.isEmpty {
+            try await applyRoutines(on: connection, into: &report)
+        } else {
+            // An older build (a rollback, a stale migrate job) would otherwise put back its own
+            // routines and drop the newer build's, under the newer build's processes.
+            database.logger.warning(
+                "the database was migrated by a newer build; its routines are left as they are",
+                metadata: ["eventfleet.component": "\(component)", "eventfleet.migrations": "\(report.newerInDatabase)"]
+            )
+        }
         try await connection.execute("DROP FUNCTION ef_migration_execute(text)")
         return report
     }
@@ -135,13 +148,7 @@ public struct MigrationRunner: Sendable {
                 """)
             report.applied.append(migration.version)
         }
-        let unknown = Set(applied.keys).subtracting(migrations.map(\.version))
-        if !unknown.isEmpty {
-            database.logger.warning(
-                "the database has migrations this build does not know; it is older than the schema",
-                metadata: ["eventfleet.component": "\(component)", "eventfleet.migrations": "\(unknown.sorted())"]
-            )
-        }
+        report.newerInDatabase = Set(applied.keys).subtracting(migrations.map(\.version)).sorted()
     }
 
     /// Routines are recorded with version 0 and their name.

@@ -27,11 +27,10 @@ extension PostgresEventStore {
                 // Only on an empty batch, so the busy path stays one round trip. Any matching event
                 // past the checkpoint now is held back or committed since the read: either way, look
                 // again soon. An index probe, like the page, whatever the statistics say.
-                let rows = try await connection.query("""
+                let isHeldBack = try await connection.value("check the global log for held-back events", """
                     SELECT \(connection.schema.ef_global_log_has_more)(\(TransactionID(checkpoint.transactionId)), \(checkpoint.globalPosition),
                                                   \(partitions)::text[], \(readOptions.types)::text[])
-                    """)
-                let isHeldBack = try rows.first?.decode(Bool.self) ?? false
+                    """, as: Bool.self)
                 return GlobalLogBatch(messages: [], checkpoint: checkpoint, isHeldBack: isHeldBack)
             }
             return GlobalLogBatch(messages: messages, checkpoint: last.checkpoint)
