@@ -17,7 +17,12 @@ extension EventStore {
 
     /// Reads a stream and decodes its events.
     ///
-    /// - Parameter unknownTypes: Whether an unknown type name throws or is left out.
+    /// - Parameters:
+    ///   - streamId: The stream.
+    ///   - as: The domain's event enum.
+    ///   - options: Partition, range and maximum count.
+    ///   - unknownTypes: Whether an unknown type name throws or is left out.
+    ///   - decoder: Decodes each event's data.
     /// - Throws: As ``readStream(_:options:)``, plus the decoding errors of
     ///   ``RecordedMessage/decode(as:unknownTypes:decoder:)``.
     public func readStream<E: Event>(
@@ -45,9 +50,11 @@ extension EventStore {
     ///
     /// - Parameters:
     ///   - streamId: The stream.
+    ///   - as: The domain's event enum.
     ///   - options: Partition, expected version, unknown-type policy and page size.
     ///   - evolve: The domain's evolve function.
     ///   - initialState: The state before the first event.
+    ///   - decoder: Decodes each event's data.
     /// - Throws: ``EventStoreError/versionConflict(streamId:partition:expected:actual:)`` when
     ///   `options.expectedVersion` does not match, and the errors of ``readStream(_:as:options:unknownTypes:decoder:)``.
     public func aggregateStream<State: Sendable, E: Event>(

@@ -1,6 +1,6 @@
 /// An event store: streams of events with optimistic concurrency, and a global log across them.
 ///
-/// ``PostgresEventStore`` (module `EventFleetPostgres`) is the production implementation;
+/// `PostgresEventStore` (module `EventFleetPostgres`) is the production implementation;
 /// ``InMemoryEventStore`` has the same semantics for unit tests.
 public protocol EventStore: Sendable {
     /// Appends events to a stream, atomically checking the expected version.

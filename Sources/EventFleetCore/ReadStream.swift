@@ -40,7 +40,7 @@ public struct ReadStreamResult<Element: Sendable>: Sendable {
     }
 }
 
-/// The result of ``EventStore/aggregateStream(_:as:options:evolve:initialState:)``.
+/// The result of ``EventStore/aggregateStream(_:as:options:evolve:initialState:decoder:)``.
 public struct AggregateStreamResult<State: Sendable>: Sendable {
     public var state: State
     /// The version the state reflects.
@@ -54,7 +54,7 @@ public struct AggregateStreamResult<State: Sendable>: Sendable {
     }
 }
 
-/// Options of ``EventStore/aggregateStream(_:as:options:evolve:initialState:)``.
+/// Options of ``EventStore/aggregateStream(_:as:options:evolve:initialState:decoder:)``.
 public struct AggregateStreamOptions: Sendable, Hashable {
     public var partition: String
     /// When set, the stream must be at this version or the call throws a version conflict.

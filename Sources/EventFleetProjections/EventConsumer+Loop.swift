@@ -215,7 +215,7 @@ extension EventConsumer {
         await configuration.onCommit?(message.checkpoint, 1)
     }
 
-    /// Runs `body` in a transaction; driver errors come out as ``EventStoreError``, a handler's own
+    /// Runs `body` in a transaction; driver errors come out as `EventStoreError`, a handler's own
     /// errors unchanged.
     private func inTransaction<T: Sendable>(_ body: @escaping @Sendable (ProjectionContext) async throws -> T) async throws -> T {
         try await store.database.transaction("consume") { [store, logger] connection in

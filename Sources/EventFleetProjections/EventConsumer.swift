@@ -63,7 +63,7 @@ public final class EventConsumer: Service, Sendable {
         /// The first wait after an empty poll; it doubles while idle up to ``maxPollInterval``.
         public var pollInterval: Duration
         public var maxPollInterval: Duration
-        /// A `NOTIFY` channel to wake up on (the store's ``PostgresEventStore/Options/notifyChannel``);
+        /// A `NOTIFY` channel to wake up on (the store's `PostgresEventStore.Options.notifyChannel`);
         /// polling stays the fallback.
         public var notifyChannel: String?
         /// How long the lease lasts without renewal; a dead instance is replaced after about this long.

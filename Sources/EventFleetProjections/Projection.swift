@@ -30,9 +30,9 @@ public struct ProjectionContext: Sendable {
     }
 
     /// Runs a statement in the transaction and returns its rows; a connection the server closed
-    /// fails it at once (a transient ``EventFleetCore/EventStoreError/connectionFailed(target:reason:)``).
+    /// fails it at once (a transient `EventFleetCore.EventStoreError.connectionFailed(target:reason:)`).
     ///
-    /// - Throws: ``EventFleetCore/EventStoreError`` for driver and server errors.
+    /// - Throws: `EventFleetCore.EventStoreError` for driver and server errors.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
         try await database.database.mapErrors("projection statement") { try await database.query(query) }
@@ -44,7 +44,7 @@ public struct ProjectionContext: Sendable {
     }
 
     /// A table of the application, as the projection's own SQL names it: qualified with the store's
-    /// schema (``EventFleetPostgres/DatabaseConfiguration/schema``) unless `name` names its own, and
+    /// schema (`EventFleetPostgres.DatabaseConfiguration.schema`) unless `name` names its own, and
     /// quoted. EventFleet does not set the connections' `search_path`, so an unqualified name would
     /// find the server's default schema instead.
     ///

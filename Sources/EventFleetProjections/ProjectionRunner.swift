@@ -35,7 +35,7 @@ public struct ProjectionRunner: Sendable {
     ///   - batchSize: Events per transaction.
     ///   - untilCaughtUp: Keep going batch after batch until the row reaches the stream's version;
     ///     otherwise stop after one batch.
-    /// - Throws: ``ProjectionError`` and ``EventStoreError``; the failed batch is rolled back.
+    /// - Throws: ``ProjectionError`` and `EventStoreError`; the failed batch is rolled back.
     @discardableResult
     public func projectEvents(
         _ projection: some StreamProjection,

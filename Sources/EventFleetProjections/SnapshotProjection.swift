@@ -8,9 +8,9 @@ import PostgresNIO
 ///
 /// The row has the user's key columns, the snapshot columns (`stream_id`, `partition`,
 /// `last_stream_position`, `last_global_position`, `snapshot jsonb`) and optional denormalized
-/// columns from ``mapToColumns``. The table needs a unique constraint on the key columns and an
+/// columns from its `mapToColumns` closure. The table needs a unique constraint on the key columns and an
 /// index on `(partition, stream_id)`; ``validate(context:)`` checks both at start. A table named
-/// without a schema lives in the store's (``EventFleetPostgres/DatabaseConfiguration/schema``).
+/// without a schema lives in the store's (`EventFleetPostgres.DatabaseConfiguration.schema`).
 ///
 /// > Important: Each event applies exactly once in effect: the row is locked, events must continue
 /// > at `last_stream_position + 1`, and the row and its positions are written in one statement of

@@ -12,7 +12,7 @@ import Testing
 /// A test (or suite) marked ``Trait/exclusive`` holds the gate alone; every schema a test takes
 /// (``TestDatabase/withSchema(poolSize:migrate:_:)``) holds it shared.
 package actor TestGate {
-    package static let shared = TestGate()
+    private static let gate = TestGate()
 
     /// What the current task holds, so that nested uses pass through instead of waiting for
     /// themselves.
@@ -27,28 +27,25 @@ package actor TestGate {
 
     /// Runs `body` while no exclusive test runs.
     package static func shared<T>(_ body: () async throws -> T) async throws -> T {
-        guard held == nil else { return try await body() }
-        await Self.shared.acquire(exclusive: false)
-        do {
-            let value = try await $held.withValue(.shared) { try await body() }
-            await Self.shared.release(exclusive: false)
-            return value
-        } catch {
-            await Self.shared.release(exclusive: false)
-            throw error
-        }
+        try await holding(.shared, body)
     }
 
     /// Runs `body` while nothing else holds the gate.
     package static func exclusive<T>(_ body: () async throws -> T) async throws -> T {
-        guard held != .exclusive else { return try await body() }
-        await Self.shared.acquire(exclusive: true)
+        try await holding(.exclusive, body)
+    }
+
+    private static func holding<T>(_ hold: Hold, _ body: () async throws -> T) async throws -> T {
+        // Already held by this task, at least as strongly: pass through.
+        if held == .exclusive || (held == .shared && hold == .shared) { return try await body() }
+        let exclusive = hold == .exclusive
+        await gate.acquire(exclusive: exclusive)
         do {
-            let value = try await $held.withValue(.exclusive) { try await body() }
-            await Self.shared.release(exclusive: true)
+            let value = try await $held.withValue(hold) { try await body() }
+            await gate.release(exclusive: exclusive)
             return value
         } catch {
-            await Self.shared.release(exclusive: true)
+            await gate.release(exclusive: exclusive)
             throw error
         }
     }

@@ -13,7 +13,7 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
 
     /// The parsed configuration.
     ///
-    /// - Throws: ``ConfigurationError`` naming the wrong part of the URL, or the missing variable.
+    /// - Throws: `ConfigurationError` naming the wrong part of the URL, or the missing variable.
     public func configuration(applicationName: String = "eventfleet") throws -> DatabaseConfiguration {
         var configuration = if let databaseURL {
             try DatabaseConfiguration(url: databaseURL)
@@ -26,8 +26,11 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
 
     /// Checks the server answers, runs a client for the duration of `body`, and hands it a store.
     ///
-    /// - Parameter poolSize: At least this many connections, whatever the URL says.
-    /// - Throws: ``EventStoreError/connectionFailed(target:reason:)`` at once when the server cannot be
+    /// - Parameters:
+    ///   - poolSize: At least this many connections, whatever the URL says.
+    ///   - logger: The client's and the store's logger.
+    ///   - body: Runs while the client does; the client stops when it returns.
+    /// - Throws: `EventStoreError.connectionFailed(target:reason:)` at once when the server cannot be
     ///   reached, and whatever `body` throws.
     public func withStore<T: Sendable>(
         poolSize: Int? = nil, logger: Logger, _ body: @Sendable (PostgresEventStore) async throws -> T

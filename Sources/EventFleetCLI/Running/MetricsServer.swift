@@ -19,6 +19,7 @@ public final class MetricsServer: Service, Sendable {
     ///   - port: The TCP port.
     ///   - host: The address to bind (all interfaces by default, as containers need).
     ///   - registry: Where the process's metrics are collected.
+    ///   - logger: Where the server logs the address it serves on.
     ///   - healthy: Whether `/healthz` answers 200 (else 503).
     public init(port: Int, host: String = "0.0.0.0", registry: PrometheusCollectorRegistry, logger: Logger, healthy: @escaping @Sendable () -> Bool = { true }) {
         self.port = port

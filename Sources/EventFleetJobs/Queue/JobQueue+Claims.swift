@@ -65,8 +65,11 @@ extension JobQueue {
 
     /// Completes a job (fenced): it is deleted, or made ready again when new events arrived meanwhile.
     ///
-    /// - Parameter connection: The transaction of the job's last batch, so the completion commits
-    ///   with the work; `nil` to use the pool.
+    /// - Parameters:
+    ///   - job: The job, as claimed.
+    ///   - worker: The worker that claimed it.
+    ///   - connection: The transaction of the job's last batch, so the completion commits with the
+    ///     work; `nil` to use the pool.
     /// - Throws: ``JobQueueError/claimLost(jobId:worker:fencingToken:)`` when the claim was lost.
     @discardableResult
     public func complete(_ job: Job, worker: String, on connection: PostgresConnection? = nil) async throws -> Completion {
@@ -92,7 +95,10 @@ extension JobQueue {
     /// Completes many jobs (each fenced by its own token) in one statement: the projection worker
     /// completes the jobs of a shared transaction with it, committing them with their last batch.
     ///
-    /// - Parameter connection: A transaction to complete in, or `nil` to use the pool.
+    /// - Parameters:
+    ///   - jobs: The jobs, as claimed.
+    ///   - worker: The worker that claimed them.
+    ///   - connection: A transaction to complete in, or `nil` to use the pool.
     /// - Returns: Which jobs completed, which were requeued and which were no longer this worker's.
     public func complete(_ jobs: [Job], worker: String, on connection: PostgresConnection? = nil) async throws -> Completions {
         var completions = Completions()

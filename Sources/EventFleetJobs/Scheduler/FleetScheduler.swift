@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// Follows the global log and enqueues one live job per (projection, partition, stream) with new
 /// events of a type the projection handles; the leader also rescues jobs of dead workers and prunes.
 ///
-/// The scheduler is an ``EventConsumer``: its checkpoint moves in the same transaction as the
+/// The scheduler is an `EventConsumer`: its checkpoint moves in the same transaction as the
 /// enqueue, so a crash never loses or duplicates work, and its lease elects the leader among
 /// several schedulers: the others stand by and take over within ``Configuration/leaseDuration``.
 /// It needs no domain code: workers register their projections and event types in `ef_projections`.

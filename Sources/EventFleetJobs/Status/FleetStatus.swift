@@ -69,7 +69,9 @@ public struct FleetStatus: Codable, Sendable {
 
     /// Reads the status of the fleet whose tables are in `store`'s database.
     ///
-    /// - Parameter schedulerName: The schedulers' consumer name (``FleetScheduler/Configuration/name``).
+    /// - Parameters:
+    ///   - store: The store whose database (and schema) holds the fleet's tables.
+    ///   - schedulerName: The schedulers' consumer name (``FleetScheduler/Configuration/name``).
     public static func read(
         from store: PostgresEventStore, schedulerName: String = FleetScheduler.Configuration().name
     ) async throws -> FleetStatus {

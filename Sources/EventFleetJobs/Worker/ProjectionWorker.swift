@@ -85,6 +85,7 @@ public final class ProjectionWorker: Service, Sendable {
     ///   - configuration: Worker settings.
     ///   - store: The event store (its client is used for everything).
     ///   - registry: The projections this worker runs; the stream projections among them get jobs.
+    ///   - logger: Where the worker logs its claims, failures and drain.
     public init(configuration: Configuration, store: PostgresEventStore, registry: ProjectionRegistry, logger: Logger = Logger(label: "eventfleet.worker")) {
         self.configuration = configuration
         self.store = store

@@ -240,7 +240,7 @@ extension DatabaseConfiguration {
     /// The connection pool retries failed connections for up to a minute before it fails waiting
     /// queries; tools and services call this first to report a wrong URL or a dead server at once.
     ///
-    /// - Throws: ``EventStoreError/connectionFailed(target:reason:)`` naming the host and port tried.
+    /// - Throws: `EventStoreError.connectionFailed(target:reason:)` naming the host and port tried.
     public func checkConnection(logger: Logger = Logger(label: "eventfleet.postgres")) async throws {
         let configuration = try connectionConfiguration()
         do {

@@ -20,7 +20,7 @@ import PostgresNIO
 
 /// A statement could not be sent: the server or the network had closed the connection.
 ///
-/// Mapped to ``EventFleetCore/EventStoreError/connectionFailed(target:reason:)``, which is transient:
+/// Mapped to `EventFleetCore.EventStoreError.connectionFailed(target:reason:)`, which is transient:
 /// callers retry on a fresh connection.
 package struct ConnectionClosedError: Error, CustomStringConvertible {
     package var description: String { "the connection was closed by the server or the network" }

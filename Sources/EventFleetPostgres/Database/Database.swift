@@ -8,7 +8,7 @@ import PostgresNIO
 /// It owns what every statement needs and no caller should repeat: the guard against the driver's
 /// hang on a closed connection (see `ConnectionGuard.swift`), named or unnamed statements, the
 /// schema that qualifies EventFleet's names, and the mapping of driver errors to
-/// ``EventFleetCore/EventStoreError`` (whose ``PostgresErrorMapping/isTransient(_:)`` tells a
+/// `EventFleetCore.EventStoreError` (whose ``PostgresErrorMapping/isTransient(_:)`` tells a
 /// database that is away from a statement that is wrong).
 package struct Database: Sendable {
     package let client: PostgresClient
@@ -49,7 +49,7 @@ package struct Database: Sendable {
     /// Runs a statement on a pooled connection (in a transaction of its own) and returns its rows.
     ///
     /// - Parameter operation: What is being done, for error messages (`claim jobs`).
-    /// - Throws: ``EventFleetCore/EventStoreError`` for driver and server errors.
+    /// - Throws: `EventFleetCore.EventStoreError` for driver and server errors.
     @discardableResult
     package func query(_ operation: String, _ query: PostgresQuery) async throws -> [PostgresRow] {
         try await mapErrors(operation) {
@@ -59,7 +59,7 @@ package struct Database: Sendable {
 
     /// Runs a statement that answers one value (a routine's result, a count) on a pooled connection.
     ///
-    /// - Throws: ``EventFleetCore/EventStoreError/database(operation:sqlState:message:)`` when the
+    /// - Throws: `EventFleetCore.EventStoreError.database(operation:sqlState:message:)` when the
     ///   statement answers no row, rather than a made-up value.
     package func value<T: PostgresDecodable>(_ operation: String, _ query: PostgresQuery, as type: T.Type = T.self) async throws -> T {
         try Self.single(try await self.query(operation, query), operation: operation, as: type)
@@ -112,7 +112,7 @@ package struct Database: Sendable {
 
     /// Runs `body` in a transaction on one pooled connection: committed when it returns, rolled back
     /// when it throws. Errors of `body` pass through unchanged; driver errors become
-    /// ``EventFleetCore/EventStoreError``.
+    /// `EventFleetCore.EventStoreError`.
     package func transaction<T: Sendable>(
         _ operation: String, _ body: (Connection) async throws -> T
     ) async throws -> T {
@@ -136,7 +136,7 @@ package struct Database: Sendable {
         }
     }
 
-    /// Maps what `body` throws to ``EventFleetCore/EventStoreError`` (driver errors) or passes it on.
+    /// Maps what `body` throws to `EventFleetCore.EventStoreError` (driver errors) or passes it on.
     package func mapErrors<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()

@@ -2,7 +2,7 @@ import EventFleetCore
 import PostgresNIO
 import _ConnectionPoolModule
 
-/// Turns driver errors into ``EventStoreError`` so no raw driver error leaves the public API.
+/// Turns driver errors into `EventStoreError` so no raw driver error leaves the public API.
 package enum PostgresErrorMapping {
     /// PostgreSQL's SQLSTATE of a server error, if `error` is one.
     package static func sqlState(of error: any Error) -> String? {
@@ -36,8 +36,8 @@ package enum PostgresErrorMapping {
         return error
     }
 
-    /// Maps a driver error (postgres-nio, the pool, the socket) to ``EventStoreError``. Any other
-    /// error (the caller's own: a handler's, an `evolve`'s, a ``EventStoreError``) passes through
+    /// Maps a driver error (postgres-nio, the pool, the socket) to `EventStoreError`. Any other
+    /// error (the caller's own: a handler's, an `evolve`'s, a `EventStoreError`) passes through
     /// unchanged, so its type and context survive; `PostgresTransactionError` is unwrapped first.
     ///
     /// - Parameters:

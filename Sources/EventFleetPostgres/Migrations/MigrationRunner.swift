@@ -46,6 +46,7 @@ public struct MigrationRunner: Sendable {
     ///   - component: Whose migrations these are; the library's by default.
     ///   - migrations: The migrations of that component; the library's by default.
     ///   - routines: The routines of that component; the library's by default, none for another.
+    ///   - logger: Where the runner logs what it applies.
     public init(
         store: PostgresEventStore,
         component: String = MigrationRunner.libraryComponent,
@@ -65,7 +66,7 @@ public struct MigrationRunner: Sendable {
     /// this build does not know) keeps its routines: see ``Report/newerInDatabase``.
     ///
     /// - Throws: ``MigrationError`` when applied migrations differ from the shipped files or a
-    ///   routine is overloaded, and ``EventStoreError`` for database errors (nothing is applied then).
+    ///   routine is overloaded, and `EventStoreError` for database errors (nothing is applied then).
     @discardableResult
     public func migrate() async throws -> Report {
         try await database.transaction("migrate") { connection in

@@ -11,7 +11,11 @@ extension PostgresEventStore {
     /// Appends inside the caller's transaction on `connection`, so the events commit (or roll back)
     /// together with the caller's other writes.
     ///
-    /// - Parameter connection: A connection with an open transaction, or `nil` to use the pool.
+    /// - Parameters:
+    ///   - streamId: The stream.
+    ///   - messages: The events, in order.
+    ///   - appendOptions: Partition, expected version, stream type and metadata.
+    ///   - connection: A connection with an open transaction, or `nil` to use the pool.
     /// - Throws: As ``appendToStream(_:messages:options:)``.
     @discardableResult
     public func appendToStream(

@@ -9,7 +9,10 @@ extension PostgresEventStore {
 
     /// Reads inside the caller's transaction on `connection`, seeing its uncommitted writes.
     ///
-    /// - Parameter connection: A connection with an open transaction, or `nil` to use the pool.
+    /// - Parameters:
+    ///   - streamId: The stream.
+    ///   - readOptions: Partition, range and maximum count.
+    ///   - connection: A connection with an open transaction, or `nil` to use the pool.
     /// - Throws: As ``readStream(_:options:)``.
     public func readStream(
         _ streamId: String, options readOptions: ReadStreamOptions, connection: PostgresConnection?

@@ -28,7 +28,7 @@ extension PostgresEventStore {
     ///   - maxCountPerStream: At most this many events of each stream.
     ///   - connection: A connection with an open transaction, or `nil` to use the pool.
     /// - Returns: The events of each range, in stream order, at the index of its range.
-    /// - Throws: ``EventStoreError/invalidArgument(field:reason:)`` for an invalid id or range, and
+    /// - Throws: `EventStoreError.invalidArgument(field:reason:)` for an invalid id or range, and
     ///   the errors of ``readStream(_:options:)``.
     public func readStreams(
         _ ranges: [StreamRange], maxCountPerStream: Int, connection: PostgresConnection?
