@@ -24,6 +24,30 @@ struct DatabaseSeamTests {
         }
     }
 
+    @Test("a single value is never guessed: a statement that answers no row is an error naming the operation")
+    func valueWithoutARowIsAnError() async throws {
+        try await TestDatabase.withSchema(migrate: false) { schema in
+            let database = schema.database
+            #expect(try await database.value("one", "SELECT 41 + 1", as: Int64.self) == 42)
+            let pooled = await #expect(throws: EventStoreError.self) {
+                try await database.value("count the nothing", "SELECT 1::int8 WHERE false", as: Int64.self)
+            }
+            guard case .database(operation: "count the nothing", sqlState: nil, message: "the statement answered no row")? = pooled else {
+                Issue.record("expected a no-row error, got \(String(describing: pooled))")
+                return
+            }
+            try await database.transaction("no row in a transaction") { connection in
+                let error = await #expect(throws: EventStoreError.self) {
+                    try await connection.value("read nothing", "SELECT true WHERE false", as: Bool.self)
+                }
+                guard case .database(operation: "read nothing", sqlState: nil, _)? = error else {
+                    Issue.record("expected a no-row error, got \(String(describing: error))")
+                    return
+                }
+            }
+        }
+    }
+
     @Test("a schema name that needs quoting works end to end", arguments: ["Mixed Case", "quote\"in"])
     func quotedSchemaNames(name: String) async throws {
         let base = try TestDatabase.baseURL()
