@@ -1,18 +1,38 @@
-/// Checks JSON syntax (RFC 8259) without building values: one document holding exactly one value.
-/// Iterative, so nesting depth costs memory for a stack of brackets, not call stack.
+/// Checks JSON syntax (RFC 8259) without building values: one document holding exactly one value,
+/// and nothing PostgreSQL's `jsonb` refuses although JSON allows it: the escape `\u0000` and a
+/// UTF-16 surrogate escape without its pair. Iterative, so nesting depth costs memory for a stack
+/// of brackets, not call stack.
 package struct JSONSyntaxScanner {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
+    /// Why the document cannot be stored, once a string in it turned out so.
+    private var unstorable: String?
 
-    /// Whether `text` is exactly one JSON value, with optional surrounding whitespace. A scan that
-    /// builds nothing: it runs for every mapped JSON column of every row a projection writes, so
-    /// that such a value cannot spill into other columns of the row document.
+    /// Whether `text` is exactly one JSON value, with optional surrounding whitespace, that
+    /// PostgreSQL can store.
     package static func isSingleValue(_ text: String) -> Bool {
+        problem(in: text) == nil
+    }
+
+    /// Why `text` is not exactly one storable JSON value, or `nil` when it is. A scan that builds
+    /// nothing: it runs for every mapped JSON column of every row a projection writes, so that such
+    /// a value cannot spill into other columns of the row document, and fails with a reason naming
+    /// what PostgreSQL would refuse rather than a database error about the whole statement.
+    package static func problem(in text: String) -> String? {
         var text = text
         return text.withUTF8 { bytes in
             var scanner = JSONSyntaxScanner(bytes: bytes)
-            return scanner.scanDocument()
+            if scanner.scanDocument() { return nil }
+            return scanner.unstorable ?? "the value is not exactly one JSON value"
         }
+    }
+
+    /// Why JSON that this library encoded itself (a snapshot) cannot be stored, or `nil`. Encoders
+    /// write valid JSON, and a Swift string holds no lone surrogate, so only `\u0000` remains: the
+    /// full scan runs only when the text holds that escape at all.
+    package static func unstorableEscape(in text: String) -> String? {
+        guard text.utf8.containsNULEscape else { return nil }
+        return problem(in: text)
     }
 
     init(bytes: UnsafeBufferPointer<UInt8>) {
@@ -114,9 +134,23 @@ package struct JSONSyntaxScanner {
                      UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                     continue
                 case UInt8(ascii: "u"):
-                    for _ in 0..<4 {
-                        guard let hex = peek(), Self.isHexDigit(hex) else { return false }
-                        index += 1
+                    guard let unit = scanHexUnit() else { return false }
+                    if unit == 0 {
+                        unstorable = "the value holds \\u0000, which PostgreSQL cannot store"
+                        return false
+                    }
+                    if (0xDC00...0xDFFF).contains(unit) {
+                        unstorable = "the value holds a UTF-16 low surrogate without its high surrogate (\\u\(Self.hex(unit))), which PostgreSQL cannot store"
+                        return false
+                    }
+                    if (0xD800...0xDBFF).contains(unit) {
+                        // Its pair must follow at once: another escape holding a low surrogate.
+                        let paired = bytes.count - index >= 2 && bytes[index] == UInt8(ascii: "\\") && bytes[index + 1] == UInt8(ascii: "u")
+                        if paired { index += 2 }
+                        guard paired, let low = scanHexUnit(), (0xDC00...0xDFFF).contains(low) else {
+                            unstorable = "the value holds a UTF-16 high surrogate without its low surrogate (\\u\(Self.hex(unit))), which PostgreSQL cannot store"
+                            return false
+                        }
                     }
                 default:
                     return false
@@ -128,6 +162,22 @@ package struct JSONSyntaxScanner {
             }
         }
         return false
+    }
+
+    /// The four hex digits of a `\u` escape, as a UTF-16 code unit.
+    private mutating func scanHexUnit() -> UInt16? {
+        var unit: UInt16 = 0
+        for _ in 0..<4 {
+            guard let byte = peek(), let digit = Self.hexValue(byte) else { return nil }
+            unit = unit << 4 | UInt16(digit)
+            index += 1
+        }
+        return unit
+    }
+
+    private static func hex(_ unit: UInt16) -> String {
+        let digits = String(unit, radix: 16, uppercase: true)
+        return String(repeating: "0", count: 4 - digits.count) + digits
     }
 
     private mutating func scanLiteral(_ literal: StaticString) -> Bool {
@@ -167,7 +217,29 @@ package struct JSONSyntaxScanner {
 
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        isDigit(byte) || (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "f")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "F"))
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+extension String.UTF8View {
+    /// Whether the bytes hold `\u0000` anywhere (escaped or not: a quick test before a full scan).
+    fileprivate var containsNULEscape: Bool {
+        let pattern = Array(#"\u0000"#.utf8)
+        var matched = 0
+        for byte in self {
+            if byte == pattern[matched] {
+                matched += 1
+                if matched == pattern.count { return true }
+            } else {
+                matched = byte == pattern[0] ? 1 : 0
+            }
+        }
+        return false
     }
 }

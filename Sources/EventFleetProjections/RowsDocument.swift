@@ -20,8 +20,9 @@ struct RowsDocument {
         String(decoding: bytes + [UInt8(ascii: "]")], as: UTF8.self)
     }
 
-    /// Appends one row. `.json` values are checked to be exactly one JSON value, except in
-    /// `trustedColumn`, which holds JSON this library encoded itself (the snapshot).
+    /// Appends one row. `.json` values are checked to be exactly one JSON value that PostgreSQL can
+    /// store; `trustedColumn` holds JSON this library encoded itself (the snapshot), which is only
+    /// checked for what an encoder writes and PostgreSQL refuses (`\u0000`).
     mutating func append(
         _ values: [(column: String, value: SQLValue)], trustedColumn: String,
         problem: (_ column: String, _ reason: String) -> ProjectionError
@@ -32,8 +33,9 @@ struct RowsDocument {
             if offset > 0 { bytes.append(UInt8(ascii: ",")) }
             Self.appendString(column, to: &bytes)
             bytes.append(UInt8(ascii: ":"))
-            if case .json(let text) = value, column != trustedColumn, !JSONSyntaxScanner.isSingleValue(text) {
-                throw problem(column, "the value is not exactly one JSON value")
+            if case .json(let text) = value,
+               let reason = column == trustedColumn ? JSONSyntaxScanner.unstorableEscape(in: text) : JSONSyntaxScanner.problem(in: text) {
+                throw problem(column, reason)
             }
             try appendValue(value, column: column, problem: problem)
         }

@@ -189,6 +189,8 @@ struct DatabaseConfigurationTests {
             ("postgres://u@h/db?pool_size=0", "pool_size"),
             ("postgres://u@h/db?sslmod=require", "parameter 'sslmod'"),
             ("postgres://u@h/a/b", "database"),
+            ("postgres://u@h/db?schema=a,b", "schema"),
+            ("postgres://u@h/db?schema=", "schema"),
         ]
     )
     func rejectsWrongURL(url: String, part: String) {

@@ -128,6 +128,9 @@ struct MultiStreamProjectionTests {
               ("t", SQLValue.text("nul \u{0} inside")),
               ("j", SQLValue.json(#"1, "stream_id": "someone else's""#)),
               ("j", SQLValue.json("{")),
+              ("j", SQLValue.json(#"{"note": "nul \u0000 escaped"}"#)),
+              ("j", SQLValue.json(#"["lone high \uD83D"]"#)),
+              ("j", SQLValue.json(#""lone low \uDE80""#)),
               ("ts", SQLValue.timestamp(Date(timeIntervalSince1970: 1e12))),
           ])
     func unstorableColumnValues(column: String, value: SQLValue) async throws {
@@ -147,6 +150,37 @@ struct MultiStreamProjectionTests {
             #expect(table == "typed_rows")
             #expect(named == column)
             #expect(streamId == stream)
+            #expect(try await schema.count("SELECT count(*) FROM typed_rows") == 0)
+        }
+    }
+
+    @Test("a state holding a NUL character is a typed error naming the snapshot column and the stream; nothing is written")
+    func unstorableSnapshot() async throws {
+        try await withCartsSchema { schema in
+            try await schema.execute(Self.typedTable)
+            try await schema.execute(Self.typedIndex)
+            // The state's own evolve puts the character there: events cannot carry it (the store refuses it).
+            let projection = try SnapshotProjection<CartState, CartEvent>(
+                name: "typed", table: "typed_rows", keyColumns: ["partition", "cart_id"],
+                key: { recorded, partition in [.text(partition), .text(CartsReadModel.cartId(fromStreamId: recorded.message.streamId))] },
+                evolve: { state, event in
+                    guard case .created(let created) = event else { return CartState.evolve(state, event) }
+                    return CartState.evolve(state, .created(CartCreated(tenantId: created.tenantId, cartId: created.cartId, currency: "E\u{0}R")))
+                },
+                initialState: CartState.initialState
+            )
+            let stream = cartStreamId("nul-state")
+            try await schema.store.appendToStream(stream, events: [CartEvent.created(CartCreated(tenantId: "default", cartId: "nul-state", currency: "EUR"))])
+            let error = await #expect(throws: ProjectionError.self) {
+                try await ProjectionRunner(store: schema.store).projectEvents(projection, streamId: stream)
+            }
+            guard case .invalidColumnValue(_, _, let column, let streamId, _, let reason) = error else {
+                Issue.record("expected invalidColumnValue, got \(String(describing: error))")
+                return
+            }
+            #expect(column == "snapshot")
+            #expect(streamId == stream)
+            #expect(reason.contains(#"\u0000"#))
             #expect(try await schema.count("SELECT count(*) FROM typed_rows") == 0)
         }
     }
@@ -176,13 +210,40 @@ struct MultiStreamProjectionTests {
 struct JSONSyntaxScannerTests {
     static let valid = [
         "0", "-0", "12.5e-3", "1E+2", "true", "false", "null", #""""#, #""a\"b\\c\/\u00e9\n""#, "[]", "{}", " [1, [2, [3]], {}] ",
-        #"{"a": {"b": [true, null, "x"]}, "c": -1.5}"#, "\"é 🚀\"", String(repeating: "[", count: 2_000) + String(repeating: "]", count: 2_000),
+        #"{"a": {"b": [true, null, "x"]}, "c": -1.5}"#, "\"é 🚀\"", #""\uD83D\uDE80""#, #""\\u0000 is a backslash and text""#,
+        String(repeating: "[", count: 2_000) + String(repeating: "]", count: 2_000),
     ]
     static let invalid = [
         "", " ", "01", "1.", ".5", "-", "1e", "+1", "tru", "nul", "True", #""unterminated"#, #""bad \x escape""#, "\"tab\tinside\"",
         "[1,]", "[1 2]", "{\"a\" 1}", "{\"a\": 1,}", "{a: 1}", "{\"a\": 1} {}", "1, 2", #"1, "stream_id": "x""#, "[", "]", "{", "}",
         "[1}", "{\"a\": [}", #""\u12""#, "NaN", "Infinity",
     ]
+
+    /// Valid JSON that PostgreSQL's `jsonb` (the type of snapshots and JSON columns) refuses.
+    static let unstorable = [
+        (#""\u0000""#, "\\u0000"), (#"{"a": ["x\u0000y"]}"#, "\\u0000"), (#""\uD83D""#, "high surrogate"),
+        (#""\uD83D\u0041""#, "high surrogate"), (#""\uDE80\uD83D""#, "low surrogate"), (#""\uDE80""#, "low surrogate"),
+    ]
+
+    @Test("refuses what jsonb cannot store (\\u0000, unpaired surrogates) with a reason, as PostgreSQL does")
+    func refusesWhatJSONBCannotStore() async throws {
+        let connection = try await TestDatabase.connect(try DatabaseConfiguration(url: try TestDatabase.baseURL()))
+        do {
+            for (text, named) in Self.unstorable {
+                let reason = JSONSyntaxScanner.problem(in: text)
+                #expect(reason?.contains(named) == true, "\(text): \(reason ?? "accepted")")
+                #expect(JSONSyntaxScanner.unstorableEscape(in: text) == (named == "\\u0000" ? reason : nil), "\(text)")
+                #expect(try await !Self.postgresAccepts(text, on: connection, as: "jsonb"), "the oracle agrees: \(text)")
+            }
+            for text in Self.valid {
+                #expect(try await Self.postgresAccepts(text, on: connection, as: "jsonb"), "the oracle agrees: \(text.prefix(40))")
+            }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+    }
 
     @Test("accepts exactly one JSON value and refuses anything else, as PostgreSQL's json input does")
     func agreesWithPostgreSQL() async throws {
@@ -205,9 +266,10 @@ struct JSONSyntaxScannerTests {
         try await connection.close()
     }
 
-    static func postgresAccepts(_ text: String, on connection: PostgresConnection) async throws -> Bool {
+    static func postgresAccepts(_ text: String, on connection: PostgresConnection, as type: String = "json") async throws -> Bool {
         do {
-            for try await _ in try await connection.query("SELECT \(text)::json", logger: TestDatabase.logger) {}
+            let query: PostgresQuery = type == "jsonb" ? "SELECT \(text)::jsonb" : "SELECT \(text)::json"
+            for try await _ in try await connection.query(query, logger: TestDatabase.logger) {}
             return true
         } catch let error as PSQLError where error.code == .server {
             return false

@@ -126,6 +126,10 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
                 applicationName = value
             case "schema":
                 guard !value.isEmpty, !value.utf8.contains(0) else { throw invalid("schema", "must not be empty or hold NUL bytes") }
+                // One schema, not a search path: EventFleet qualifies names with it and sets no search_path.
+                guard !value.contains(",") else {
+                    throw invalid("schema", "names one schema, not a list ('\(value)' holds a comma); EventFleet qualifies its names with it")
+                }
                 // PostgreSQL would cut a longer name to 63 bytes, and then qualify with another schema.
                 guard value.utf8.count <= 63 else { throw invalid("schema", "must be at most 63 bytes long (got \(value.utf8.count))") }
                 schema = value
