@@ -17,6 +17,15 @@ struct LaunchAndMetricsTests {
         return pids
     }
 
+    /// Whether a process that is not this one's child has ended: gone, or a zombie that its new
+    /// parent (init, in a container perhaps one that never reaps) has not reaped.
+    static func hasExited(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        // "pid (comm) state ...": the state follows the last parenthesis (comm may hold spaces).
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
     /// A TCP port that was free a moment ago.
     static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -67,6 +76,28 @@ struct LaunchAndMetricsTests {
             // Both live workers drained and deregistered; only the killed one's row is left (for rescue).
             #expect(try await Self.workerPids(schema) == [victim])
             #expect(kill(replacement, 0) != 0, "the workers exited with the launcher")
+        }
+    }
+
+    @Test("workers drain and deregister when launch is killed with -9 (no SIGTERM to forward)")
+    func workersStopWhenLauncherIsKilled() async throws {
+        try await withCartsSchema { schema in
+            let launcher = try ChildProcess(
+                try builtProduct("eventfleet"),
+                arguments: ["launch", "--workers", "2", "--status-interval", "1", "--heartbeat-interval-ms", "300", "--drain-timeout", "2"],
+                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .discard
+            )
+            var workers = Set<Int32>()
+            try await waitUntil(timeout: .seconds(30), "two workers registered") {
+                workers = try await Self.workerPids(schema)
+                return workers.count == 2
+            }
+            launcher.signal(SIGKILL)
+            #expect(try await launcher.exit(within: .seconds(10)) == .signalled(SIGKILL))
+            // Each worker notices its parent is gone, drains and deregisters, and its process ends.
+            try await waitUntil(timeout: .seconds(30), "both workers deregistered and exited") {
+                try await Self.workerPids(schema).isEmpty && workers.allSatisfy(Self.hasExited)
+            }
         }
     }
 

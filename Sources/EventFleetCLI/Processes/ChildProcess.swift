@@ -52,6 +52,10 @@ package final class ChildProcess: Sendable {
     package let pid: pid_t
     package let executable: String
 
+    /// The environment variable that names the starting process to its child, so that a fleet
+    /// process drains when its parent is gone (`ParentWatch`).
+    package static let parentVariable = "EVENTFLEET_PARENT_PID"
+
     /// The path of this process's own executable, for starting more processes of it (a fleet
     /// binary starts its workers, a tool its schedulers and workers).
     package static var currentExecutable: String {
@@ -109,6 +113,8 @@ package final class ChildProcess: Sendable {
             }
         }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        var environment = environment
+        environment[Self.parentVariable] = String(getpid())
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }

@@ -51,10 +51,13 @@ enum FleetProcess {
         if let port = options.metricsPort {
             services.append(MetricsServer(port: port, registry: registry, logger: logger))
         }
+        var configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+        if let watch = ParentWatch.fromEnvironment(logger: logger) {
+            // The parent's death ends the watch, which drains the process as SIGTERM does.
+            configurations.append(.init(service: watch, successTerminationBehavior: .gracefullyShutdownGroup))
+        }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
+            services: configurations, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
         )
         // A process always ends after SIGTERM: a graceful shutdown that overruns is escalated to
         // cancellation, and a cancellation that overruns ends the process.
