@@ -241,6 +241,7 @@ let package = Package(
                 "EventFleetJobs",
                 "CartsExample",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),

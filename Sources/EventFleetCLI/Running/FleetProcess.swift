@@ -11,6 +11,11 @@ import ServiceLifecycle
 public struct ServiceOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("metrics-port"), help: "Serve /metrics (Prometheus) and /healthz on this port.")
     public var metricsPort: Int?
+    @Option(
+        name: .customLong("metrics-host"),
+        help: "The address /metrics and /healthz listen on: loopback by default; 0.0.0.0 in a container scraped from outside."
+    )
+    public var metricsHost: String = "127.0.0.1"
 
     public init() {}
 
@@ -49,7 +54,7 @@ enum FleetProcess {
         let service = makeService(store)
         services.append(service)
         if let port = options.metricsPort {
-            services.append(MetricsServer(port: port, registry: registry, logger: logger))
+            services.append(MetricsServer(port: port, host: options.metricsHost, registry: registry, logger: logger))
         }
         var configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         if let watch = ParentWatch.fromEnvironment(logger: logger) {

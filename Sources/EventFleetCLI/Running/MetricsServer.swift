@@ -3,39 +3,63 @@ import Logging
 import PostgresNIO
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// Serves `GET /metrics` (Prometheus text format) and `GET /healthz` over plain HTTP/1.1.
 ///
 /// Deliberately small: two read-only endpoints for scrapers and probes, one response per
-/// connection, built on the SwiftNIO that postgres-nio already brings.
+/// connection, built on the SwiftNIO that postgres-nio already brings. It listens on loopback
+/// unless told otherwise, closes a connection that sends no complete request within
+/// `idleTimeout`, and closes new connections at once while `maximumConnections` are open: slow or
+/// idle clients cannot take the file descriptors the process needs for its database sessions.
 public final class MetricsServer: Service, Sendable {
     let port: Int
     let host: String
     let registry: PrometheusCollectorRegistry
     let healthy: @Sendable () -> Bool
+    let idleTimeout: Duration
+    let maximumConnections: Int
     let logger: Logger
 
     /// - Parameters:
     ///   - port: The TCP port.
-    ///   - host: The address to bind (all interfaces by default, as containers need).
+    ///   - host: The address to bind: loopback by default; `0.0.0.0` for all interfaces, as a
+    ///     container whose port is scraped from outside needs.
     ///   - registry: Where the process's metrics are collected.
     ///   - logger: Where the server logs the address it serves on.
+    ///   - idleTimeout: How long a connection may take to send its request.
+    ///   - maximumConnections: How many connections may be open at once.
     ///   - healthy: Whether `/healthz` answers 200 (else 503).
-    public init(port: Int, host: String = "0.0.0.0", registry: PrometheusCollectorRegistry, logger: Logger, healthy: @escaping @Sendable () -> Bool = { true }) {
+    public init(
+        port: Int, host: String = "127.0.0.1", registry: PrometheusCollectorRegistry, logger: Logger,
+        idleTimeout: Duration = .seconds(5), maximumConnections: Int = 32, healthy: @escaping @Sendable () -> Bool = { true }
+    ) {
         self.port = port
         self.host = host
         self.registry = registry
         self.healthy = healthy
+        self.idleTimeout = idleTimeout
+        self.maximumConnections = maximumConnections
         self.logger = logger
     }
 
     public func run() async throws {
         let registry = self.registry
         let healthy = self.healthy
+        let open = OpenConnections(maximum: maximumConnections)
+        let idle = TimeAmount.nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.pipeline.addHandler(HTTPResponder(registry: registry, healthy: healthy))
+                guard open.enter() else {
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in open.leave() }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        IdleStateHandler(readTimeout: idle), HTTPResponder(registry: registry, healthy: healthy)
+                    )
+                }
             }
             .bind(host: host, port: port)
             .get()
@@ -45,7 +69,28 @@ public final class MetricsServer: Service, Sendable {
     }
 }
 
-/// Reads one request head and answers it.
+/// The server's open connections, against its cap.
+private final class OpenConnections: Sendable {
+    let maximum: Int
+    private let count = Atomic<Int>(0)
+
+    init(maximum: Int) {
+        self.maximum = maximum
+    }
+
+    /// Counts a new connection in; `false` (and not counted) when the cap is reached.
+    func enter() -> Bool {
+        if count.wrappingAdd(1, ordering: .relaxed).newValue <= maximum { return true }
+        count.wrappingSubtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func leave() {
+        count.wrappingSubtract(1, ordering: .relaxed)
+    }
+}
+
+/// Reads one request head and answers it; closes the connection when no request came in time.
 private final class HTTPResponder: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -57,6 +102,14 @@ private final class HTTPResponder: ChannelInboundHandler, @unchecked Sendable {
     init(registry: PrometheusCollectorRegistry, healthy: @escaping @Sendable () -> Bool) {
         self.registry = registry
         self.healthy = healthy
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
