@@ -15,11 +15,14 @@ extension EventConsumer {
             progress.withLock {
                 $0.isLeader = false
                 $0.checkpoint = nil
+                $0.lastContact = nil
             }
         }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                guard let current = try await ensureLease(lease) else {
+                let ensured = try await ensureLease(lease)
+                progress.withLock { $0.lastContact = .now }
+                guard let current = ensured else {
                     lease = nil
                     await wakeup.wait(timeout: configuration.leaseDuration / 3)
                     continue

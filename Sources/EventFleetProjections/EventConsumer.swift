@@ -152,6 +152,8 @@ public final class EventConsumer: Service, Sendable {
         /// Set once `run()` ended: with its error, or with none after a graceful stop.
         var stopped: Stopped?
         var isLeader = false
+        /// When the loop last reached the database for its lease, leading or standing by.
+        var lastContact: ContinuousClock.Instant?
     }
 
     public let configuration: Configuration
@@ -173,6 +175,10 @@ public final class EventConsumer: Service, Sendable {
 
     /// Whether this instance currently holds the lease.
     public var isActive: Bool { progress.withLock(\.isLeader) }
+
+    /// When this instance last reached the database for its lease (renewed, acquired, or found held
+    /// by another instance); `nil` before the first time and after `run()` ended.
+    public var lastContact: ContinuousClock.Instant? { progress.withLock(\.lastContact) }
 
     /// Runs until graceful shutdown or cancellation; a batch in flight finishes (or rolls back) first.
     ///

@@ -47,14 +47,36 @@ struct MetricsServerTests {
         }
     }
 
+    @Test("/readyz answers what the service reports, /healthz that the process runs")
+    func readinessBesideLiveness() async throws {
+        try await Self.serving(ready: { false }) { port in
+            let ready = try await Self.get("/readyz", port: port)
+            #expect(ready.hasPrefix("HTTP/1.1 503"), "\(ready)")
+            let live = try await Self.get("/healthz", port: port)
+            #expect(live.hasPrefix("HTTP/1.1 200 OK"), "\(live)")
+        }
+        try await Self.serving(ready: { true }) { port in
+            let ready = try await Self.get("/readyz", port: port)
+            #expect(ready.hasPrefix("HTTP/1.1 200 OK"), "\(ready)")
+        }
+    }
+
+    static func get(_ path: String, port: Int) async throws -> String {
+        try await connection(to: port) { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n"))
+            return try await readToEnd(inbound)
+        }
+    }
+
     /// Runs a server on a free port for `body`, then stops it.
     static func serving(
-        idleTimeout: Duration = .seconds(5), maximumConnections: Int = 32, _ body: (Int) async throws -> Void
+        idleTimeout: Duration = .seconds(5), maximumConnections: Int = 32, ready: @escaping @Sendable () -> Bool = { true },
+        _ body: (Int) async throws -> Void
     ) async throws {
         let port = try LaunchAndMetricsTests.freePort()
         let server = MetricsServer(
             port: port, registry: PrometheusCollectorRegistry(), logger: .init(label: "test"),
-            idleTimeout: idleTimeout, maximumConnections: maximumConnections
+            idleTimeout: idleTimeout, maximumConnections: maximumConnections, ready: ready
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }

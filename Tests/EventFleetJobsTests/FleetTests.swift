@@ -27,6 +27,33 @@ struct FleetTests {
         }
     }
 
+    @Test("a worker and a scheduler report ready while their statements reach the database, and not while they cannot")
+    func readiness() async throws {
+        try await withCartsSchema { schema in
+            try await withFleet(schema, workers: 1) { scheduler, workers in
+                let worker = try #require(workers.first)
+                let scheduler = try #require(scheduler)
+                try await waitUntil(timeout: .seconds(30), "both ready") { worker.isReady && scheduler.isReady }
+                // Another session holds the tables of heartbeats and leases: those statements wait.
+                let blocker = try await schema.connect()
+                do {
+                    try await blocker.query("BEGIN", logger: TestDatabase.logger)
+                    try await blocker.query(
+                        "LOCK TABLE \(schema.schema.ef_workers), \(schema.schema.ef_subscriptions) IN ACCESS EXCLUSIVE MODE",
+                        logger: TestDatabase.logger
+                    )
+                    try await waitUntil(timeout: .seconds(60), "neither is ready") { !worker.isReady && !scheduler.isReady }
+                    try await blocker.query("ROLLBACK", logger: TestDatabase.logger)
+                } catch {
+                    try? await blocker.close()
+                    throw error
+                }
+                try await blocker.close()
+                try await waitUntil(timeout: .seconds(30), "both ready again") { worker.isReady && scheduler.isReady }
+            }
+        }
+    }
+
     @Test("a poison stream ends dead after its attempts; every other stream is projected; retry runs it again")
     func poisonStream() async throws {
         try await withCartsSchema(poolSize: 20) { schema in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import EventFleetCore
+import EventFleetJobs
 import EventFleetPostgres
 import Logging
 import Metrics
@@ -54,7 +55,11 @@ enum FleetProcess {
         let service = makeService(store)
         services.append(service)
         if let port = options.metricsPort {
-            services.append(MetricsServer(port: port, host: options.metricsHost, registry: registry, logger: logger))
+            // Liveness never asks the database (a database restart must not restart every process);
+            // readiness does, through the service's own contact with it.
+            let reporting = service as? any ReadinessReporting
+            let ready: @Sendable () -> Bool = { reporting?.isReady ?? true }
+            services.append(MetricsServer(port: port, host: options.metricsHost, registry: registry, logger: logger, ready: ready))
         }
         var configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         if let watch = ParentWatch.fromEnvironment(logger: logger) {

@@ -5,9 +5,10 @@ import Prometheus
 import ServiceLifecycle
 import Synchronization
 
-/// Serves `GET /metrics` (Prometheus text format) and `GET /healthz` over plain HTTP/1.1.
+/// Serves `GET /metrics` (Prometheus text format), `GET /healthz` (liveness: the process runs) and
+/// `GET /readyz` (readiness: the service does its work) over plain HTTP/1.1.
 ///
-/// Deliberately small: two read-only endpoints for scrapers and probes, one response per
+/// Deliberately small: three read-only endpoints for scrapers and probes, one response per
 /// connection, built on the SwiftNIO that postgres-nio already brings. It listens on loopback
 /// unless told otherwise, closes a connection that sends no complete request within
 /// `idleTimeout`, and closes new connections at once while `maximumConnections` are open: slow or
@@ -17,6 +18,7 @@ public final class MetricsServer: Service, Sendable {
     let host: String
     let registry: PrometheusCollectorRegistry
     let healthy: @Sendable () -> Bool
+    let ready: @Sendable () -> Bool
     let idleTimeout: Duration
     let maximumConnections: Int
     let logger: Logger
@@ -29,15 +31,18 @@ public final class MetricsServer: Service, Sendable {
     ///   - logger: Where the server logs the address it serves on.
     ///   - idleTimeout: How long a connection may take to send its request.
     ///   - maximumConnections: How many connections may be open at once.
-    ///   - healthy: Whether `/healthz` answers 200 (else 503).
+    ///   - healthy: Whether `/healthz` answers 200 (else 503). Keep it independent of the database.
+    ///   - ready: Whether `/readyz` answers 200 (else 503), for example ``ReadinessReporting/isReady``.
     public init(
         port: Int, host: String = "127.0.0.1", registry: PrometheusCollectorRegistry, logger: Logger,
-        idleTimeout: Duration = .seconds(5), maximumConnections: Int = 32, healthy: @escaping @Sendable () -> Bool = { true }
+        idleTimeout: Duration = .seconds(5), maximumConnections: Int = 32,
+        healthy: @escaping @Sendable () -> Bool = { true }, ready: @escaping @Sendable () -> Bool = { true }
     ) {
         self.port = port
         self.host = host
         self.registry = registry
         self.healthy = healthy
+        self.ready = ready
         self.idleTimeout = idleTimeout
         self.maximumConnections = maximumConnections
         self.logger = logger
@@ -45,7 +50,7 @@ public final class MetricsServer: Service, Sendable {
 
     public func run() async throws {
         let registry = self.registry
-        let healthy = self.healthy
+        let (healthy, ready) = (self.healthy, self.ready)
         let open = OpenConnections(maximum: maximumConnections)
         let idle = TimeAmount.nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -57,7 +62,7 @@ public final class MetricsServer: Service, Sendable {
                 channel.closeFuture.whenComplete { _ in open.leave() }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
-                        IdleStateHandler(readTimeout: idle), HTTPResponder(registry: registry, healthy: healthy)
+                        IdleStateHandler(readTimeout: idle), HTTPResponder(registry: registry, healthy: healthy, ready: ready)
                     )
                 }
             }
@@ -97,11 +102,13 @@ private final class HTTPResponder: ChannelInboundHandler, @unchecked Sendable {
 
     let registry: PrometheusCollectorRegistry
     let healthy: @Sendable () -> Bool
+    let ready: @Sendable () -> Bool
     var request = ""
 
-    init(registry: PrometheusCollectorRegistry, healthy: @escaping @Sendable () -> Bool) {
+    init(registry: PrometheusCollectorRegistry, healthy: @escaping @Sendable () -> Bool, ready: @escaping @Sendable () -> Bool) {
         self.registry = registry
         self.healthy = healthy
+        self.ready = ready
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -125,6 +132,8 @@ private final class HTTPResponder: ChannelInboundHandler, @unchecked Sendable {
                 (status, body, type) = ("200 OK", registry.emitToBuffer(), "text/plain; version=0.0.4")
             case "/healthz":
                 (status, body, type) = healthy() ? ("200 OK", Array("ok\n".utf8), "text/plain") : ("503 Service Unavailable", Array("unhealthy\n".utf8), "text/plain")
+            case "/readyz":
+                (status, body, type) = ready() ? ("200 OK", Array("ready\n".utf8), "text/plain") : ("503 Service Unavailable", Array("not ready\n".utf8), "text/plain")
             default:
                 (status, body, type) = ("404 Not Found", Array("not found\n".utf8), "text/plain")
             }

@@ -13,7 +13,7 @@ import ServiceLifecycle
 /// enqueue, so a crash never loses or duplicates work, and its lease elects the leader among
 /// several schedulers: the others stand by and take over within ``Configuration/leaseDuration``.
 /// It needs no domain code: workers register their projections and event types in `ef_projections`.
-public final class FleetScheduler: Service, Sendable {
+public final class FleetScheduler: Service, ReadinessReporting, Sendable {
     /// Settings of a scheduler.
     public struct Configuration: Sendable {
         /// The consumer name (and so the checkpoint and the leader lease) all schedulers share.
@@ -74,6 +74,13 @@ public final class FleetScheduler: Service, Sendable {
 
     /// Whether this scheduler currently leads.
     public var isLeader: Bool { consumer.isActive }
+
+    /// Whether the scheduler reached the database for its lease within three lease renewals: a
+    /// standby that does so is ready too, since it takes over when the leader goes.
+    public var isReady: Bool {
+        guard let contact = consumer.lastContact else { return false }
+        return ContinuousClock.now - contact <= configuration.leaseDuration
+    }
 
     /// Waits until every event committed before the call has been turned into jobs.
     public func whenCaughtUp(timeout: Duration = .seconds(30)) async throws {

@@ -29,6 +29,7 @@ extension ProjectionWorker {
                     logger.error("declared dead by the scheduler (missed heartbeats); jobs in flight will fail their fence; registering again")
                     try await queue.register(registration)
                 }
+                state.withLock { $0.lastHeartbeat = .now }
             } catch {
                 state.withLock { $0.counts.merge(counts) }
                 logger.warning("heartbeat failed", metadata: ["eventfleet.error": "\(error)"])

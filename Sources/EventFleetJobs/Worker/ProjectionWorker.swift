@@ -16,7 +16,7 @@ import Synchronization
 /// > batch. A worker whose jobs were rescued (it stopped heartbeating) therefore commits nothing
 /// > more for them. On graceful shutdown it stops claiming, lets in-flight jobs finish within
 /// > ``Configuration/drainTimeout``, hands the rest back, and deregisters.
-public final class ProjectionWorker: Service, Sendable {
+public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
     /// Settings of a worker.
     public struct Configuration: Sendable {
         /// Jobs run at the same time.
@@ -64,6 +64,8 @@ public final class ProjectionWorker: Service, Sendable {
         var counts = JobCounts()
         var registered = false
         var stopped = false
+        /// When the registration or a heartbeat last went through.
+        var lastHeartbeat: ContinuousClock.Instant?
 
         /// Frees a job's slot, unless the slot now holds a newer claim of the same job (a job
         /// requeued when it completed can be claimed again while its old group still runs).
@@ -103,6 +105,15 @@ public final class ProjectionWorker: Service, Sendable {
     /// projection new to the fleet, and claims jobs (until it stops).
     public var isStarted: Bool { state.withLock { $0.registered && !$0.stopped } }
 
+    /// Whether the worker claims jobs and its last heartbeat went through within three heartbeat
+    /// intervals: it reaches the database and the scheduler counts it alive.
+    public var isReady: Bool {
+        state.withLock { state in
+            guard state.registered, !state.stopped, let beat = state.lastHeartbeat else { return false }
+            return ContinuousClock.now - beat <= configuration.heartbeatInterval * 3
+        }
+    }
+
     public func run() async throws {
         guard configuration.concurrency > 0 else { throw JobQueueError.invalidConfiguration(field: "concurrency", reason: "must be positive") }
         guard configuration.jobsPerTransaction > 0 else {
@@ -123,7 +134,10 @@ public final class ProjectionWorker: Service, Sendable {
                 metadata: ["eventfleet.projections": "\(new)", "eventfleet.streams": "\(backfill.streams)"]
             )
         }
-        state.withLock { $0.registered = true }
+        state.withLock {
+            $0.registered = true
+            $0.lastHeartbeat = .now
+        }
         logger.info("worker started", metadata: ["eventfleet.slots": "\(configuration.concurrency)", "eventfleet.lanes": "\(configuration.lanes.map(\.rawValue))"])
 
         await withTaskGroup(of: Void.self) { group in
