@@ -51,15 +51,19 @@ public final class MetricsServer: Service, Sendable {
     public func run() async throws {
         let registry = self.registry
         let (healthy, ready) = (self.healthy, self.ready)
-        let open = OpenConnections(maximum: maximumConnections)
+        let admission = Admission(maximum: maximumConnections)
         let idle = TimeAmount.nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AdmissionHandler(admission: admission))
+                }
+            }
             .childChannelInitializer { channel in
-                guard open.enter() else {
+                guard admission.admitted(channel) else {
                     return channel.close()
                 }
-                channel.closeFuture.whenComplete { _ in open.leave() }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
                         IdleStateHandler(readTimeout: idle), HTTPResponder(registry: registry, healthy: healthy, ready: ready)
@@ -74,24 +78,51 @@ public final class MetricsServer: Service, Sendable {
     }
 }
 
-/// The server's open connections, against its cap.
-private final class OpenConnections: Sendable {
+/// The server's open connections against its cap, decided in the order the server accepts them
+/// (each connection's own set-up runs later, on an event loop of its own, in no fixed order).
+private final class Admission: Sendable {
     let maximum: Int
-    private let count = Atomic<Int>(0)
+    private let state = Mutex((open: 0, refused: Set<ObjectIdentifier>()))
 
     init(maximum: Int) {
         self.maximum = maximum
     }
 
-    /// Counts a new connection in; `false` (and not counted) when the cap is reached.
-    func enter() -> Bool {
-        if count.wrappingAdd(1, ordering: .relaxed).newValue <= maximum { return true }
-        count.wrappingSubtract(1, ordering: .relaxed)
-        return false
+    /// Counts an accepted connection in until it closes, or refuses it when the cap is reached.
+    func decide(_ channel: any Channel) {
+        let admit = state.withLock { state in
+            guard state.open < maximum else {
+                state.refused.insert(ObjectIdentifier(channel))
+                return false
+            }
+            state.open += 1
+            return true
+        }
+        if admit {
+            channel.closeFuture.whenComplete { _ in self.state.withLock { $0.open -= 1 } }
+        }
     }
 
-    func leave() {
-        count.wrappingSubtract(1, ordering: .relaxed)
+    /// Whether `decide` counted the connection in (asked once, when the connection is set up).
+    func admitted(_ channel: any Channel) -> Bool {
+        state.withLock { $0.refused.remove(ObjectIdentifier(channel)) == nil }
+    }
+}
+
+/// Sees every accepted connection on the server channel, in order, before it is set up.
+private final class AdmissionHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+
+    let admission: Admission
+
+    init(admission: Admission) {
+        self.admission = admission
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        admission.decide(unwrapInboundIn(data))
+        context.fireChannelRead(data)
     }
 }
 
