@@ -32,7 +32,7 @@ public final class MetricsServer: Service, Sendable {
     ///   - idleTimeout: How long a connection may take to send its request.
     ///   - maximumConnections: How many connections may be open at once.
     ///   - healthy: Whether `/healthz` answers 200 (else 503). Keep it independent of the database.
-    ///   - ready: Whether `/readyz` answers 200 (else 503), for example ``ReadinessReporting/isReady``.
+    ///   - ready: Whether `/readyz` answers 200 (else 503), for example `ReadinessReporting.isReady`.
     public init(
         port: Int, host: String = "127.0.0.1", registry: PrometheusCollectorRegistry, logger: Logger,
         idleTimeout: Duration = .seconds(5), maximumConnections: Int = 32,
