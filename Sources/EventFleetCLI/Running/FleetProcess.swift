@@ -14,7 +14,7 @@ public struct ServiceOptions: ParsableArguments, Sendable {
     public var metricsPort: Int?
     @Option(
         name: .customLong("metrics-host"),
-        help: "The address /metrics and /healthz listen on: loopback by default; 0.0.0.0 in a container scraped from outside."
+        help: "The address /metrics, /healthz and /readyz listen on: loopback by default; 0.0.0.0 in a container scraped from outside."
     )
     public var metricsHost: String = "127.0.0.1"
 

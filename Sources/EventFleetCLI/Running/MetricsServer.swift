@@ -1,3 +1,4 @@
+import EventFleetCore
 import Foundation
 import Logging
 import PostgresNIO
@@ -52,7 +53,7 @@ public final class MetricsServer: Service, Sendable {
         let registry = self.registry
         let (healthy, ready) = (self.healthy, self.ready)
         let admission = Admission(maximum: maximumConnections)
-        let idle = TimeAmount.nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
+        let idle = TimeAmount.milliseconds(idleTimeout.milliseconds)
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
