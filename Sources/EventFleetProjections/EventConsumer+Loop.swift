@@ -20,9 +20,7 @@ extension EventConsumer {
         }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                let ensured = try await ensureLease(lease)
-                progress.withLock { $0.lastContact = .now }
-                guard let current = ensured else {
+                guard let current = try await ensureLease(lease) else {
                     lease = nil
                     await wakeup.wait(timeout: configuration.leaseDuration / 3)
                     continue
@@ -114,19 +112,25 @@ extension EventConsumer {
             guard ContinuousClock.now - lease.renewedAt >= configuration.leaseDuration / 3 else { return lease }
             if try await renewLease(lease) {
                 lease.renewedAt = .now
+                progress.withLock { $0.lastContact = lease.renewedAt }
                 return lease
             }
             logger.warning("lost the lease to another instance; standing by")
             progress.withLock {
                 $0.isLeader = false
                 $0.checkpoint = nil
+                $0.lastContact = .now
             }
             return nil
         }
-        guard let acquired = try await acquireLease() else { return nil }
+        guard let acquired = try await acquireLease() else {
+            progress.withLock { $0.lastContact = .now }
+            return nil
+        }
         progress.withLock {
             $0.isLeader = true
             $0.checkpoint = acquired.checkpoint
+            $0.lastContact = .now
         }
         logger.info(
             "consumer active",

@@ -152,7 +152,8 @@ public final class EventConsumer: Service, Sendable {
         /// Set once `run()` ended: with its error, or with none after a graceful stop.
         var stopped: Stopped?
         var isLeader = false
-        /// When the loop last reached the database for its lease, leading or standing by.
+        /// When the loop last reached the database for its lease (renewed it, acquired it, or
+        /// found it held), leading or standing by; a lease still fresh enough to use is no contact.
         var lastContact: ContinuousClock.Instant?
     }
 

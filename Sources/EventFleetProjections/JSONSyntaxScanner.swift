@@ -8,12 +8,6 @@ package struct JSONSyntaxScanner {
     /// Why the document cannot be stored, once a string in it turned out so.
     private var unstorable: String?
 
-    /// Whether `text` is exactly one JSON value, with optional surrounding whitespace, that
-    /// PostgreSQL can store.
-    package static func isSingleValue(_ text: String) -> Bool {
-        problem(in: text) == nil
-    }
-
     /// Why `text` is not exactly one storable JSON value, or `nil` when it is. A scan that builds
     /// nothing: it runs for every mapped JSON column of every row a projection writes, so that such
     /// a value cannot spill into other columns of the row document, and fails with a reason naming
@@ -31,8 +25,26 @@ package struct JSONSyntaxScanner {
     /// write valid JSON, and a Swift string holds no lone surrogate, so only `\u0000` remains: the
     /// full scan runs only when the text holds that escape at all.
     package static func unstorableEscape(in text: String) -> String? {
-        guard text.utf8.containsNULEscape else { return nil }
+        var text = text
+        guard text.withUTF8(holdsNULEscape) else { return nil }
         return problem(in: text)
+    }
+
+    /// Whether the bytes hold `\u0000` anywhere (escaped or not: a quick test before a full scan).
+    private static func holdsNULEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let pattern = Array(#"\u0000"#.utf8)
+        // The pattern's first byte, the backslash, recurs nowhere else in it, so a mismatch
+        // restarts the match at this byte.
+        var matched = 0
+        for byte in bytes {
+            if byte == pattern[matched] {
+                matched += 1
+                if matched == pattern.count { return true }
+            } else {
+                matched = byte == pattern[0] ? 1 : 0
+            }
+        }
+        return false
     }
 
     init(bytes: UnsafeBufferPointer<UInt8>) {
@@ -224,22 +236,5 @@ package struct JSONSyntaxScanner {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: nil
         }
-    }
-}
-
-extension String.UTF8View {
-    /// Whether the bytes hold `\u0000` anywhere (escaped or not: a quick test before a full scan).
-    fileprivate var containsNULEscape: Bool {
-        let pattern = Array(#"\u0000"#.utf8)
-        var matched = 0
-        for byte in self {
-            if byte == pattern[matched] {
-                matched += 1
-                if matched == pattern.count { return true }
-            } else {
-                matched = byte == pattern[0] ? 1 : 0
-            }
-        }
-        return false
     }
 }

@@ -45,19 +45,25 @@ struct LaunchAndMetricsTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
+    /// Starts `eventfleet launch` with two workers and returns once both registered, with their pids.
+    static func launchTwoWorkers(_ schema: TestSchema, error: ChildProcess.Output) async throws -> (ChildProcess, Set<Int32>) {
+        let launcher = try ChildProcess(
+            try builtProduct("eventfleet"),
+            arguments: ["launch", "--workers", "2", "--status-interval", "1", "--heartbeat-interval-ms", "300", "--drain-timeout", "2"],
+            environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: error
+        )
+        var workers = Set<Int32>()
+        try await waitUntil(timeout: .seconds(30), "two workers registered") {
+            workers = try await workerPids(schema)
+            return workers.count == 2
+        }
+        return (launcher, workers)
+    }
+
     @Test("launch restarts a worker killed with -9 and stops every worker on SIGTERM")
     func launchRestartsCrashedWorker() async throws {
         try await withCartsSchema { schema in
-            let launcher = try ChildProcess(
-                try builtProduct("eventfleet"),
-                arguments: ["launch", "--workers", "2", "--status-interval", "1", "--heartbeat-interval-ms", "300", "--drain-timeout", "2"],
-                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .capture
-            )
-            var first = Set<Int32>()
-            try await waitUntil(timeout: .seconds(30), "two workers registered") {
-                first = try await Self.workerPids(schema)
-                return first.count == 2
-            }
+            let (launcher, first) = try await Self.launchTwoWorkers(schema, error: .capture)
             let victim = try #require(first.first)
             kill(victim, SIGKILL)
             var now = Set<Int32>()
@@ -82,16 +88,7 @@ struct LaunchAndMetricsTests {
     @Test("workers drain and deregister when launch is killed with -9 (no SIGTERM to forward)")
     func workersStopWhenLauncherIsKilled() async throws {
         try await withCartsSchema { schema in
-            let launcher = try ChildProcess(
-                try builtProduct("eventfleet"),
-                arguments: ["launch", "--workers", "2", "--status-interval", "1", "--heartbeat-interval-ms", "300", "--drain-timeout", "2"],
-                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .discard
-            )
-            var workers = Set<Int32>()
-            try await waitUntil(timeout: .seconds(30), "two workers registered") {
-                workers = try await Self.workerPids(schema)
-                return workers.count == 2
-            }
+            let (launcher, workers) = try await Self.launchTwoWorkers(schema, error: .discard)
             launcher.signal(SIGKILL)
             #expect(try await launcher.exit(within: .seconds(10)) == .signalled(SIGKILL))
             // Each worker notices its parent is gone, drains and deregisters, and its process ends.

@@ -252,11 +252,11 @@ struct JSONSyntaxScannerTests {
         let connection = try await TestDatabase.connect(try DatabaseConfiguration(url: try TestDatabase.baseURL()))
         do {
             for text in Self.valid {
-                #expect(JSONSyntaxScanner.isSingleValue(text), "\(text.prefix(40))")
+                #expect(JSONSyntaxScanner.problem(in: text) == nil, "\(text.prefix(40))")
                 #expect(try await Self.postgresAccepts(text, on: connection), "the oracle agrees: \(text.prefix(40))")
             }
             for text in Self.invalid {
-                #expect(!JSONSyntaxScanner.isSingleValue(text), "\(text)")
+                #expect(JSONSyntaxScanner.problem(in: text) != nil, "\(text)")
                 #expect(try await !Self.postgresAccepts(text, on: connection), "the oracle agrees: \(text)")
             }
         } catch {

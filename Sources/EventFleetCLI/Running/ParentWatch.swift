@@ -29,7 +29,7 @@ struct ParentWatch: Service {
 
     /// Returns when the parent is gone, which shuts the group down gracefully; or when the group
     /// shuts down for another reason.
-    func run() async throws {
+    func run() async {
         await cancelWhenGracefulShutdown {
             while getppid() == parent {
                 do {
