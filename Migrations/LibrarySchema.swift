@@ -9,12 +9,14 @@ package enum LibrarySchema {
         (1, "store", PackageResources._001_store_sql),
         (2, "jobs", PackageResources._002_jobs_sql),
         (3, "projections_of_every_type", PackageResources._003_projections_of_every_type_sql),
+        (4, "backfills", PackageResources._004_backfills_sql),
     ]
 
     /// The routines, by name: (name, SQL).
     package static let routines: [(name: String, sql: [UInt8])] = [
         ("ef_append_to_stream", PackageResources.ef_append_to_stream_sql),
         ("ef_append_to_stream_committed", PackageResources.ef_append_to_stream_committed_sql),
+        ("ef_backfill_page", PackageResources.ef_backfill_page_sql),
         ("ef_claim_jobs", PackageResources.ef_claim_jobs_sql),
         ("ef_complete_jobs", PackageResources.ef_complete_jobs_sql),
         ("ef_enqueue_jobs", PackageResources.ef_enqueue_jobs_sql),

@@ -1,5 +1,5 @@
 -- ef_fleet_status: the fleet at a glance, as one JSON document read in one snapshot: jobs per tenant
--- and lane, the workers, and the scheduler's progress (its leader, checkpoint, the log's head, and
+-- and lane, the workers, the backfills that have not finished, and the scheduler's progress (its leader, checkpoint, the log's head, and
 -- the open transaction holding the log back when it is behind). FleetStatus reads it; every view of
 -- the fleet (the monitor, and what shows projections and backfills) goes through it, so the numbers
 -- an operator sees are counted in one place.
@@ -14,6 +14,7 @@ AS $$
 DECLARE
     v_lanes      jsonb;
     v_workers    jsonb;
+    v_backfills  jsonb;
     v_leader     text;
     v_checkpoint ef_subscriptions%ROWTYPE;
     v_head       record;
@@ -42,6 +43,15 @@ BEGIN
       INTO v_workers
       FROM ef_workers w;
 
+    SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'id', b.id, 'projections', b.projections, 'partition', b.partition, 'streams', b.streams, 'total', b.total,
+               'enqueued', b.enqueued, 'ageSeconds', extract(epoch FROM now() - b.created)::float8,
+               'idleSeconds', extract(epoch FROM now() - b.updated)::float8
+           )) ORDER BY b.id), '[]')
+      INTO v_backfills
+      FROM ef_backfills b
+     WHERE b.finished IS NULL;
+
     SELECT * INTO v_checkpoint FROM ef_subscriptions s WHERE s.subscription_id = p_scheduler ORDER BY s.updated DESC LIMIT 1;
     IF FOUND AND v_checkpoint.lease_expires_at > now() THEN
         v_leader := v_checkpoint.owner;
@@ -66,6 +76,7 @@ BEGIN
     RETURN jsonb_build_object(
         'lanes', v_lanes,
         'workers', v_workers,
+        'backfills', v_backfills,
         'scheduler', jsonb_strip_nulls(jsonb_build_object(
             'leader', v_leader,
             'checkpoint', CASE WHEN v_checkpoint.last_transaction_id IS NOT NULL THEN jsonb_build_object(

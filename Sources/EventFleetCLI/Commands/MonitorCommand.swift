@@ -23,6 +23,15 @@ extension FleetStatus {
                 "  \(worker.id.padded(36)) pid \(worker.pid)  running \(worker.running)/\(worker.slots)  heartbeat \(String(format: "%.1fs", worker.heartbeatAgeSeconds)) ago\(worker.draining ? "  draining" : "")"
             )
         }
+        if !backfills.isEmpty {
+            lines.append("")
+            lines.append("BACKFILLS (\(backfills.count) unfinished)")
+            for backfill in backfills {
+                lines.append(
+                    "  \(backfill.projections.joined(separator: ",").padded(24)) \((backfill.partition ?? "all partitions").padded(20)) \(backfill.streams)/\(backfill.total) streams  last page \(String(format: "%.1fs", backfill.idleSeconds)) ago"
+                )
+            }
+        }
         lines.append("")
         let leader = scheduler.leader ?? "none"
         lines.append("SCHEDULER leader \(leader), checkpoint \(scheduler.checkpoint?.description ?? "-"), head \(scheduler.head?.description ?? "-"), behind ~\(scheduler.lagEvents) events")
@@ -45,7 +54,7 @@ extension String {
 public struct MonitorCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "monitor",
-        abstract: "Show jobs per tenant and lane, workers, and the scheduler's lag (and what stalls it)."
+        abstract: "Show jobs per tenant and lane, workers, unfinished backfills, and the scheduler's lag (and what stalls it)."
     )
 
     @OptionGroup public var database: DatabaseOptions

@@ -57,7 +57,13 @@ public struct JobRequest: Sendable, Hashable {
     public var priority: Int32
     public var maxAttempts: Int32
 
-    public init(projection: String, partition: String, streamId: String, lane: JobLane = .live, priority: Int32 = 0, maxAttempts: Int32 = 10) {
+    /// The attempts a job gets unless its request says otherwise (backfills get this many).
+    public static let defaultMaxAttempts: Int32 = 10
+
+    public init(
+        projection: String, partition: String, streamId: String, lane: JobLane = .live, priority: Int32 = 0,
+        maxAttempts: Int32 = JobRequest.defaultMaxAttempts
+    ) {
         self.projection = projection
         self.partition = partition
         self.streamId = streamId

@@ -7,7 +7,8 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Follows the global log and enqueues one live job per (projection, partition, stream) with new
-/// events of a type the projection handles; the leader also rescues jobs of dead workers and prunes.
+/// events of a type the projection handles; the leader also rescues jobs of dead workers, finishes
+/// backfills whose driver died, and prunes.
 ///
 /// The scheduler is an `EventConsumer`: its checkpoint moves in the same transaction as the
 /// enqueue, so a crash never loses or duplicates work, and its lease elects the leader among
@@ -96,8 +97,8 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
         }
     }
 
-    /// While leading: rescue the jobs of workers that stopped heartbeating, vacuum the job table
-    /// when finished jobs have worn it, and prune statistics.
+    /// While leading: rescue the jobs of workers that stopped heartbeating, advance unfinished
+    /// backfills, vacuum the job table when finished jobs have worn it, and prune statistics.
     private func maintenanceLoop() async {
         var lastPrune = ContinuousClock.now - .seconds(3600)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -112,6 +113,13 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
                     logger.warning(
                         "rescued jobs of workers that stopped heartbeating",
                         metadata: ["eventfleet.workers": "\(rescue.workers)", "eventfleet.jobs": "\(rescue.jobs)"]
+                    )
+                }
+                // Backfills whose driver died: about one maintenance interval of pages per round.
+                try await queue.advanceBackfills(until: .now + configuration.maintenanceInterval) { backfill in
+                    logger.info(
+                        "backfill finished",
+                        metadata: ["eventfleet.projections": "\(backfill.projections)", "eventfleet.streams": "\(backfill.streams)"]
                     )
                 }
                 if let minimum = configuration.vacuumDeadJobs, let dead = try await queue.vacuumIfWorn(minimumDeadRows: minimum) {

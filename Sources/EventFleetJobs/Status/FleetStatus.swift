@@ -3,8 +3,8 @@ import EventFleetPostgres
 import Foundation
 import PostgresNIO
 
-/// The fleet at a glance: jobs per tenant and lane, the workers, and the scheduler's lag (and what
-/// holds it back). `eventfleet monitor` prints it; every view of the fleet reads it here rather
+/// The fleet at a glance: jobs per tenant and lane, the workers, unfinished backfills, and the
+/// scheduler's lag (and what holds it back). `eventfleet monitor` prints it; every view of the fleet reads it here rather
 /// than query the tables itself.
 ///
 /// It is one document the database assembles in one snapshot (the routine `ef_fleet_status`), from
@@ -39,6 +39,25 @@ public struct FleetStatus: Codable, Sendable {
         public var heartbeatAgeSeconds: Double
     }
 
+    /// A backfill that has not finished: its streams do not all have their jobs yet.
+    public struct Backfill: Codable, Sendable {
+        public var id: Int64
+        public var projections: [String]
+        /// Its partition, or `nil` for every partition.
+        public var partition: String?
+        /// Streams walked so far.
+        public var streams: Int64
+        /// Streams in scope when it started.
+        public var total: Int64
+        /// Jobs it enqueued.
+        public var enqueued: Int64
+        /// Since it started.
+        public var ageSeconds: Double
+        /// Since its last page: a backfill nobody advances grows idle until the leading scheduler
+        /// takes it up.
+        public var idleSeconds: Double
+    }
+
     /// The scheduler group: its leader and how far it is behind the log.
     public struct Scheduler: Codable, Sendable {
         /// The instance holding the leader lease, if any holds it now.
@@ -65,6 +84,7 @@ public struct FleetStatus: Codable, Sendable {
 
     public var lanes: [Lane]
     public var workers: [Worker]
+    public var backfills: [Backfill]
     public var scheduler: Scheduler
 
     /// Reads the status of the fleet whose tables are in `store`'s database.

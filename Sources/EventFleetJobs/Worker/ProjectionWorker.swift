@@ -102,7 +102,8 @@ public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
     public var inFlight: [Job] { state.withLock { Array($0.inFlight.values) } }
 
     /// Whether the worker has registered itself and its projections, enqueued the backfill of any
-    /// projection new to the fleet, and claims jobs (until it stops).
+    /// projection new to the fleet (unless the database failed it meanwhile: the scheduler then
+    /// finishes it), and claims jobs (until it stops).
     public var isStarted: Bool { state.withLock { $0.registered && !$0.stopped } }
 
     /// Whether the worker claims jobs and its last heartbeat went through within three heartbeat
@@ -127,13 +128,9 @@ public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
         try await queue.register(registration)
         let new = try await queue.registerProjections(projections.values.map { ($0.name, 1, $0.eventTypes.map { $0.sorted() }) })
         if !new.isEmpty {
-            // The scheduler made no jobs for these before they were registered: cover every stream.
-            let backfill = try await queue.backfill(projections: new, partition: nil)
-            logger.info(
-                "registered new projections and backfilled their streams",
-                metadata: ["eventfleet.projections": "\(new)", "eventfleet.streams": "\(backfill.streams)"]
-            )
+            logger.info("registered new projections; backfilling their streams", metadata: ["eventfleet.projections": "\(new)"])
         }
+        await advanceBackfills()
         state.withLock {
             $0.registered = true
             $0.lastHeartbeat = .now
@@ -164,6 +161,23 @@ public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
             logger.warning("could not deregister; the scheduler will remove the registration", metadata: ["eventfleet.error": "\(error)"])
         }
         logger.info("worker stopped")
+    }
+
+    /// Enqueues the jobs of unfinished backfills (a projection this worker registered, or one whose
+    /// driver died) before claiming, so a projection new to the fleet gets every stream's job at
+    /// once. A failure here costs nothing: the backfill stays recorded, and the leading scheduler
+    /// finishes it.
+    private func advanceBackfills() async {
+        do {
+            try await queue.advanceBackfills { backfill in
+                logger.info(
+                    "backfill finished",
+                    metadata: ["eventfleet.projections": "\(backfill.projections)", "eventfleet.streams": "\(backfill.streams)"]
+                )
+            }
+        } catch {
+            logger.warning("could not advance backfills; the leading scheduler finishes them", metadata: ["eventfleet.error": "\(error)"])
+        }
     }
 
     /// The job counts since the last flush, which start over.
