@@ -10,6 +10,7 @@ package enum LibrarySchema {
         (2, "jobs", PackageResources._002_jobs_sql),
         (3, "projections_of_every_type", PackageResources._003_projections_of_every_type_sql),
         (4, "backfills", PackageResources._004_backfills_sql),
+        (5, "worker_projections", PackageResources._005_worker_projections_sql),
     ]
 
     /// The routines, by name: (name, SQL).
@@ -24,6 +25,7 @@ package enum LibrarySchema {
         ("ef_fence_jobs", PackageResources.ef_fence_jobs_sql),
         ("ef_fleet_status", PackageResources.ef_fleet_status_sql),
         ("ef_global_log_has_more", PackageResources.ef_global_log_has_more_sql),
+        ("ef_pool_demand", PackageResources.ef_pool_demand_sql),
         ("ef_purge_dead_jobs", PackageResources.ef_purge_dead_jobs_sql),
         ("ef_read_global_log", PackageResources.ef_read_global_log_sql),
         ("ef_release_jobs", PackageResources.ef_release_jobs_sql),

@@ -1,9 +1,15 @@
 -- ef_claim_jobs: claims up to p_slots ready jobs for a worker in one round trip, fairly across
 -- tenants and within each tenant's cap on running jobs (ef_tenant_quotas.max_running).
 --
+-- Only jobs the worker can run. A worker claims only jobs of the projections its registration
+-- names (ef_workers.projections; NULL, or no registration, for every projection): a worker that
+-- does not run a projection (a rolling deploy that adds one, a pool dedicated to some) would only
+-- fail its jobs until they are dead. A job of another projection is passed over in the ready
+-- index's order, so a worker pays for the ready jobs ahead of its own that it cannot run.
+--
 -- Order and shares. The candidates are the quota rows (tenant and lane) of p_lanes, and of
 -- p_partitions when given, that are not paused, have a cap above zero and have a ready job that is
--- due. They are served least loaded first (running / weight), then least recently served;
+-- due and that the worker runs. They are served least loaded first (running / weight), then least recently served;
 -- (partition, lane) breaks ties, so the order is total. A first pass gives each candidate an equal
 -- share of the slots, a second pass fills what is left in the same order.
 --
@@ -68,11 +74,13 @@ DECLARE
     v_room_now  integer;
     v_take      integer;
     v_claimed   integer;
+    v_runs      text[];
 BEGIN
     IF p_slots <= 0 THEN
         RETURN;
     END IF;
     PERFORM set_config('synchronous_commit', 'off', true);
+    SELECT w.projections INTO v_runs FROM ef_workers w WHERE w.id = p_worker;
     -- The candidates in claim order: least loaded (running / weight) first, then least recently served.
     -- (partition, lane) breaks ties, so both arrays come in the same order.
     WITH candidates AS MATERIALIZED (
@@ -82,7 +90,7 @@ BEGIN
           FROM ef_tenant_quotas q
          CROSS JOIN LATERAL (SELECT 1 FROM ef_jobs j
                               WHERE j.state = 'ready' AND j.partition = q.partition AND j.lane = q.lane
-                                AND j.run_at <= now()
+                                AND j.run_at <= now() AND (v_runs IS NULL OR j.projection = ANY (v_runs))
                               ORDER BY j.priority DESC, j.run_at, j.id
                               LIMIT 1) AS has_ready
          WHERE q.lane = ANY (p_lanes)
@@ -127,6 +135,7 @@ BEGIN
              WHERE j.id = ANY (ARRAY(
                    SELECT p.id FROM ef_jobs p
                     WHERE p.state = 'ready' AND p.partition = v_tenants[v_i] AND p.lane = v_lanes[v_i] AND p.run_at <= now()
+                      AND (v_runs IS NULL OR p.projection = ANY (v_runs))
                     ORDER BY p.priority DESC, p.run_at, p.id
                     LIMIT v_take
                       FOR UPDATE SKIP LOCKED))

@@ -1,5 +1,6 @@
 -- ef_fleet_status: the fleet at a glance, as one JSON document read in one snapshot: jobs per tenant
--- and lane, the workers, the backfills that have not finished, and the scheduler's progress (its leader, checkpoint, the log's head, and
+-- and lane, the workers, ready jobs that no live worker runs, the backfills that have not finished,
+-- and the scheduler's progress (its leader, checkpoint, the log's head, and
 -- the open transaction holding the log back when it is behind). FleetStatus reads it; every view of
 -- the fleet (the monitor, and what shows projections and backfills) goes through it, so the numbers
 -- an operator sees are counted in one place.
@@ -15,6 +16,7 @@ DECLARE
     v_lanes      jsonb;
     v_workers    jsonb;
     v_backfills  jsonb;
+    v_orphans    jsonb := '[]';
     v_leader     text;
     v_checkpoint ef_subscriptions%ROWTYPE;
     v_head       record;
@@ -42,6 +44,29 @@ BEGIN
            ) ORDER BY w.started), '[]')
       INTO v_workers
       FROM ef_workers w;
+
+    -- Ready jobs that no live (registered, not draining) worker runs: of a projection, lane or
+    -- partition that no such worker takes. Counted while any worker is registered (a fleet scaled to
+    -- zero runs nothing, which the workers' list shows), and only for a projection and lane that no
+    -- worker of every partition covers, so a fully covered fleet reads no job here.
+    IF EXISTS (SELECT 1 FROM ef_workers) THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_object('projection', o.projection, 'lane', o.lane, 'ready', o.ready)
+                                  ORDER BY o.projection, o.lane), '[]')
+          INTO v_orphans
+          FROM (SELECT p.name AS projection, l.lane,
+                       (SELECT count(*) FROM ef_jobs j
+                         WHERE j.projection = p.name AND j.state = 'ready' AND j.lane = l.lane
+                           AND NOT EXISTS (SELECT 1 FROM ef_workers w
+                                            WHERE NOT w.draining AND l.lane = ANY (w.lanes)
+                                              AND (w.projections IS NULL OR p.name = ANY (w.projections))
+                                              AND (w.partitions IS NULL OR j.partition = ANY (w.partitions)))) AS ready
+                  FROM ef_projections p
+                 CROSS JOIN (VALUES ('live'), ('backfill')) AS l(lane)
+                 WHERE NOT EXISTS (SELECT 1 FROM ef_workers w
+                                    WHERE NOT w.draining AND l.lane = ANY (w.lanes) AND w.partitions IS NULL
+                                      AND (w.projections IS NULL OR p.name = ANY (w.projections)))) AS o
+         WHERE o.ready > 0;
+    END IF;
 
     SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                'id', b.id, 'projections', b.projections, 'partition', b.partition, 'streams', b.streams, 'total', b.total,
@@ -77,6 +102,7 @@ BEGIN
         'lanes', v_lanes,
         'workers', v_workers,
         'backfills', v_backfills,
+        'unrunnable', v_orphans,
         'scheduler', jsonb_strip_nulls(jsonb_build_object(
             'leader', v_leader,
             'checkpoint', CASE WHEN v_checkpoint.last_transaction_id IS NOT NULL THEN jsonb_build_object(

@@ -54,6 +54,28 @@ struct FleetTests {
         }
     }
 
+    @Test("a worker leaves the jobs of a projection it does not run untouched, and the monitor shows them as run by no live worker")
+    func projectionNoWorkerRuns() async throws {
+        try await withCartsSchema { schema in
+            let queue = JobQueue(store: schema.store)
+            // Another release's projection, registered by a worker that is gone: its jobs come first in
+            // claim order, and its backfill (which the starting worker advances) gives it one per cart.
+            try await queue.enqueue((1...3).map { JobRequest(projection: "other", partition: "a", streamId: "o\($0)") })
+            let streams = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 4)
+            try await queue.registerProjections([("other", 1, ["NoSuchEventType"])])
+            try await withFleet(schema, workers: 1) { scheduler, _ in
+                try await scheduler?.whenCaughtUp()
+                try await waitUntil(timeout: .seconds(60), "the carts jobs are done") {
+                    try await schema.count("SELECT count(*) FROM ef_jobs WHERE projection = 'carts'") == 0
+                }
+                #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE projection = 'other' AND state = 'ready' AND attempt = 0") == 7)
+                let unrunnable = try await FleetStatus.read(from: schema.store).unrunnable
+                #expect(unrunnable.map { "\($0.projection) \($0.lane.rawValue) \($0.ready)" } == ["other backfill 4", "other live 3"])
+            }
+            try await expectRowsMatchStreams(schema, streams: streams)
+        }
+    }
+
     @Test("a poison stream ends dead after its attempts; every other stream is projected; retry runs it again")
     func poisonStream() async throws {
         try await withCartsSchema(poolSize: 20) { schema in

@@ -245,6 +245,47 @@ struct JobQueueTests {
         }
     }
 
+    @Test("a worker claims only jobs of the projections its registration names; a tenant with none of them is not served")
+    func claimsOnlyItsProjections() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(store: schema.store)
+            // Older jobs of a projection the worker does not run come first in claim order.
+            try await queue.enqueue((1...4).map { JobRequest(projection: "other", partition: "a", streamId: "o\($0)") })
+            try await queue.enqueue([JobRequest(projection: "other", partition: "b", streamId: "o1")])
+            try await queue.enqueue((1...3).map { JobRequest(projection: "mine", partition: "a", streamId: "m\($0)") })
+            try await schema.register("w", projections: ["mine"])
+            let claimed = try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 10)
+            #expect(claimed.map(\.projection) == ["mine", "mine", "mine"])
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE projection = 'other' AND state = 'ready' AND attempt = 0") == 5)
+            #expect(try await schema.count("SELECT count(*) FROM ef_tenant_quotas WHERE partition = 'b' AND last_served IS NOT NULL") == 0)
+            // A worker that names no projections (an earlier release's) claims them all.
+            try await schema.register("any")
+            #expect(try await queue.claim(worker: "any", lanes: [.live], partitions: nil, slots: 10).count == 5)
+        }
+    }
+
+    @Test("a pool's demand counts only jobs it can run, within each tenant's cap, and none of a paused tenant")
+    func poolDemand() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(store: schema.store)
+            try await queue.enqueue((1...5).map { JobRequest(projection: "p", partition: "a", streamId: "s\($0)") })
+            try await queue.enqueue((1...3).map { JobRequest(projection: "q", partition: "a", streamId: "s\($0)") })
+            try await queue.enqueue((1...2).map { JobRequest(projection: "p", partition: "b", streamId: "s\($0)", lane: .backfill) })
+            try await queue.enqueue([JobRequest(projection: "p", partition: "c", streamId: "s1")])
+            try await queue.setQuota(partition: "a", lane: .live, maxRunning: 4, weight: nil, paused: nil)
+            try await queue.setQuota(partition: "c", lane: .live, maxRunning: nil, weight: nil, paused: true)
+            func demand(_ projections: [String]?, _ lanes: [String], _ partitions: [String]?) async throws -> Int64 {
+                try await schema.count("SELECT ef_pool_demand(\(projections)::text[], \(lanes)::text[], \(partitions)::text[])")
+            }
+            #expect(try await demand(["p"], ["live"], nil) == 4, "a's 5 jobs of p, capped at 4; c is paused")
+            #expect(try await demand(["p"], ["live", "backfill"], nil) == 6)
+            #expect(try await demand(["q"], ["live"], nil) == 3)
+            #expect(try await demand(nil, ["live"], ["a"]) == 4, "8 of every projection, capped at 4")
+            #expect(try await demand(["p"], ["backfill"], ["a"]) == 0)
+            #expect(try await demand(["r"], ["live", "backfill"], nil) == 0, "no job of a projection the pool runs")
+        }
+    }
+
     @Test("draining hands unfinished jobs back without counting the attempt")
     func release() async throws {
         try await TestDatabase.withSchema { schema in
@@ -260,9 +301,9 @@ struct JobQueueTests {
 }
 
 extension TestSchema {
-    func register(_ worker: String) async throws {
+    func register(_ worker: String, projections: [String]? = nil) async throws {
         try await JobQueue(store: store).register(
-            WorkerRegistration(id: worker, host: "test", pid: 1, lanes: JobLane.allCases, partitions: nil, slots: 8)
+            WorkerRegistration(id: worker, host: "test", pid: 1, lanes: JobLane.allCases, partitions: nil, slots: 8, projections: projections)
         )
     }
 

@@ -23,6 +23,13 @@ extension FleetStatus {
                 "  \(worker.id.padded(36)) pid \(worker.pid)  running \(worker.running)/\(worker.slots)  heartbeat \(String(format: "%.1fs", worker.heartbeatAgeSeconds)) ago\(worker.draining ? "  draining" : "")"
             )
         }
+        if !unrunnable.isEmpty {
+            lines.append("")
+            lines.append("READY JOBS NO LIVE WORKER RUNS")
+            for jobs in unrunnable {
+                lines.append("  \(jobs.projection.padded(24)) \(jobs.lane.rawValue.padded(8)) \(jobs.ready) ready")
+            }
+        }
         if !backfills.isEmpty {
             lines.append("")
             lines.append("BACKFILLS (\(backfills.count) unfinished)")

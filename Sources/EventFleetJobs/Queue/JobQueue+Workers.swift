@@ -10,14 +10,19 @@ public struct WorkerRegistration: Sendable, Hashable {
     public var lanes: [JobLane]
     public var partitions: [String]?
     public var slots: Int
+    /// The projections it runs: it claims only their jobs. `nil` claims jobs of every projection.
+    public var projections: [String]?
 
-    public init(id: String, host: String, pid: Int32, lanes: [JobLane], partitions: [String]?, slots: Int) {
+    public init(
+        id: String, host: String, pid: Int32, lanes: [JobLane], partitions: [String]?, slots: Int, projections: [String]? = nil
+    ) {
         self.id = id
         self.host = host
         self.pid = pid
         self.lanes = lanes
         self.partitions = partitions
         self.slots = slots
+        self.projections = projections
     }
 }
 
@@ -61,12 +66,14 @@ public struct JobCounts: Sendable, Hashable {
 }
 
 extension JobQueue {
-    /// Registers (or re-registers) a worker.
+    /// Registers (or re-registers) a worker. Its claims then take only jobs of the projections it
+    /// names (``WorkerRegistration/projections``).
     public func register(_ worker: WorkerRegistration) async throws {
         try await database.query("register worker", """
-            INSERT INTO \(schema.ef_workers) (id, host, pid, lanes, partitions, slots)
-            VALUES (\(worker.id), \(worker.host), \(worker.pid), \(worker.lanes.map(\.rawValue))::text[], \(worker.partitions)::text[], \(Int32(worker.slots)))
-            ON CONFLICT (id) DO UPDATE SET heartbeat = now(), draining = false
+            INSERT INTO \(schema.ef_workers) (id, host, pid, lanes, partitions, slots, projections)
+            VALUES (\(worker.id), \(worker.host), \(worker.pid), \(worker.lanes.map(\.rawValue))::text[], \(worker.partitions)::text[],
+                    \(Int32(worker.slots)), \(worker.projections)::text[])
+            ON CONFLICT (id) DO UPDATE SET heartbeat = now(), draining = false, projections = EXCLUDED.projections
             """)
     }
 

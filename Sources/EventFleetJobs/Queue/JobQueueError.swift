@@ -2,8 +2,6 @@
 public enum JobQueueError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The job is no longer this worker's: it was rescued and claimed again, or finished.
     case claimLost(jobId: Int64, worker: String, fencingToken: Int64)
-    /// A job names a projection this worker does not have.
-    case unknownProjection(jobId: Int64, projection: String)
     /// A worker's or scheduler's setting cannot work; `field` names it. Nothing was started.
     case invalidConfiguration(field: String, reason: String)
 
@@ -11,8 +9,6 @@ public enum JobQueueError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .claimLost(let jobId, let worker, let token):
             "job \(jobId) is no longer claimed by worker \(worker) with token \(token); its work was not committed"
-        case .unknownProjection(let jobId, let projection):
-            "job \(jobId) is for projection '\(projection)', which this worker does not run"
         case .invalidConfiguration(let field, let reason):
             "invalid \(field): \(reason)"
         }

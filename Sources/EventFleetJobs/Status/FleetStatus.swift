@@ -3,8 +3,8 @@ import EventFleetPostgres
 import Foundation
 import PostgresNIO
 
-/// The fleet at a glance: jobs per tenant and lane, the workers, unfinished backfills, and the
-/// scheduler's lag (and what holds it back). `eventfleet monitor` prints it; every view of the fleet reads it here rather
+/// The fleet at a glance: jobs per tenant and lane, the workers, ready jobs no live worker runs,
+/// unfinished backfills, and the scheduler's lag (and what holds it back). `eventfleet monitor` prints it; every view of the fleet reads it here rather
 /// than query the tables itself.
 ///
 /// It is one document the database assembles in one snapshot (the routine `ef_fleet_status`), from
@@ -37,6 +37,14 @@ public struct FleetStatus: Codable, Sendable {
         /// Whether it is shutting down (finishing or handing back its jobs).
         public var draining: Bool
         public var heartbeatAgeSeconds: Double
+    }
+
+    /// Ready jobs of one projection and lane that no live worker runs: no registered worker that is
+    /// not draining takes that projection, that lane and their partition. They wait until one does.
+    public struct Unrunnable: Codable, Sendable {
+        public var projection: String
+        public var lane: JobLane
+        public var ready: Int64
     }
 
     /// A backfill that has not finished: its streams do not all have their jobs yet.
@@ -85,6 +93,8 @@ public struct FleetStatus: Codable, Sendable {
     public var lanes: [Lane]
     public var workers: [Worker]
     public var backfills: [Backfill]
+    /// Ready jobs no live worker runs, per projection and lane; read while any worker is registered.
+    public var unrunnable: [Unrunnable]
     public var scheduler: Scheduler
 
     /// Reads the status of the fleet whose tables are in `store`'s database.

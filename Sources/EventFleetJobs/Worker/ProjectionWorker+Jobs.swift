@@ -25,8 +25,17 @@ extension ProjectionWorker {
             logger[metadataKey: "eventfleet.job_ids"] = "\(group.map(\.id))"
         }
         guard let projection = projections[first.projection] else {
-            for job in group {
-                await settleFailure(job, error: JobQueueError.unknownProjection(jobId: job.id, projection: job.projection), logger: logger)
+            // Claims take only this worker's projections (its registration names them), but a claim
+            // made while the registration was gone (declared dead, not yet registered again) takes
+            // any: hand those back with their attempt uncounted, for a worker that runs them.
+            logger.warning(
+                "claimed jobs of a projection this worker does not run; handing them back",
+                metadata: ["eventfleet.projection": "\(first.projection)"]
+            )
+            do {
+                try await queue.release(group, worker: configuration.workerId)
+            } catch {
+                logger.warning("could not hand jobs back; they are rescued", metadata: ["eventfleet.error": "\(error)"])
             }
             return
         }

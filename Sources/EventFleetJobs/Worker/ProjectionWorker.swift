@@ -191,7 +191,8 @@ public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
     var registration: WorkerRegistration {
         WorkerRegistration(
             id: configuration.workerId, host: ProcessInfo.processInfo.hostName, pid: ProcessInfo.processInfo.processIdentifier,
-            lanes: configuration.lanes, partitions: configuration.partitions, slots: configuration.concurrency
+            lanes: configuration.lanes, partitions: configuration.partitions, slots: configuration.concurrency,
+            projections: projections.keys.sorted()
         )
     }
 }
