@@ -11,6 +11,7 @@ package enum LibrarySchema {
         (3, "projections_of_every_type", PackageResources._003_projections_of_every_type_sql),
         (4, "backfills", PackageResources._004_backfills_sql),
         (5, "worker_projections", PackageResources._005_worker_projections_sql),
+        (6, "job_timeouts", PackageResources._006_job_timeouts_sql),
     ]
 
     /// The routines, by name: (name, SQL).

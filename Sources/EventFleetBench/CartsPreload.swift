@@ -24,11 +24,13 @@ struct CartsPreload: Sendable {
     }
 
     /// Registers the `carts` projection as a worker would, so that the scheduler makes jobs for the
-    /// events appended from now on and the workers find nothing new to backfill.
+    /// events appended from now on, and walks its backfill over the still empty store, so that the
+    /// workers find nothing to backfill.
     func registerCartsProjection() async throws {
         let projection = try CartsReadModel.projection()
         let queue = JobQueue(store: database.store, logger: database.logger)
-        try await queue.registerProjections([(projection.name, 1, projection.eventTypes.map { $0.sorted() })])
+        try await queue.registerProjections([ProjectionRegistration(projection)])
+        try await queue.advanceBackfills()
     }
 
     /// Appends `streams` carts of `eventsPerStream` events each, spread over `tenants`, one append

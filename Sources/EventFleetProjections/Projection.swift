@@ -104,9 +104,18 @@ public protocol StreamProjection: Projection {
     ///
     /// - Returns: One outcome per target, in the order of `targets`.
     func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome]
+
+    /// How long a job of this projection may go without a committed batch before the fleet's
+    /// leading scheduler hands it to another worker (the attempt counts). It bounds one batch (at
+    /// most the worker's batch size of events per stream), not a whole stream: a long stream that
+    /// keeps committing batches runs as long as it needs. Five minutes unless a projection says
+    /// otherwise.
+    var jobTimeout: Duration { get }
 }
 
 extension StreamProjection {
+    public var jobTimeout: Duration { .seconds(300) }
+
     public func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
         var outcomes: [StreamOutcome] = []
         outcomes.reserveCapacity(targets.count)

@@ -65,7 +65,7 @@ struct DatabaseRestartTests {
     @Test("pg_ctl restart -m immediate mid-run: the scheduler and the workers reconnect and finish; nothing is lost")
     func restartMidRun() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([ProjectionRegistration(name: "carts", eventTypes: CartEvent.eventTypes)])
             let environment = childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
             let eventfleet = try builtProduct("eventfleet")
             let scheduler = try ChildProcess(

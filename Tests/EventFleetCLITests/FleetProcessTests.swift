@@ -61,7 +61,7 @@ struct FleetProcessTests {
     @Test("kill -9 of a worker mid-job: its jobs are rescued within the heartbeat timeout and every row ends correct")
     func killedWorker() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([ProjectionRegistration(name: "carts", eventTypes: CartEvent.eventTypes)])
             let streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 6, extraItems: 30)
             try await Self.withScheduler(schema) { scheduler in
                 let victim = try Self.startWorker(schema)
@@ -91,7 +91,7 @@ struct FleetProcessTests {
     @Test("a frozen worker (SIGSTOP) loses its jobs and, resumed, can neither complete them nor commit their effects")
     func frozenWorker() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([ProjectionRegistration(name: "carts", eventTypes: CartEvent.eventTypes)])
             let streams = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 6, extraItems: 40)
             try await Self.withScheduler(schema) { scheduler in
                 let zombie = try ChildProcess(
@@ -143,7 +143,7 @@ struct FleetProcessTests {
     @Test("SIGTERM drains a worker: it exits 0, deregisters, leaves no job running and loses none")
     func sigtermDrains() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([ProjectionRegistration(name: "carts", eventTypes: CartEvent.eventTypes)])
             let streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 5, extraItems: 30)
             try await Self.withScheduler(schema) { scheduler in
                 let worker = try Self.startWorker(schema)
@@ -167,7 +167,7 @@ struct FleetProcessTests {
     @Test("kill -9 of the leading scheduler: another scheduler takes over and nothing is missed")
     func schedulerFailover() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
-            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await JobQueue(store: schema.store).registerProjections([ProjectionRegistration(name: "carts", eventTypes: CartEvent.eventTypes)])
             let environment = childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
             let arguments = ["scheduler", "--lease-seconds", "2", "--heartbeat-timeout", "3"]
             let leader = try ChildProcess(try builtProduct("eventfleet"), arguments: arguments, environment: environment, error: .capture)

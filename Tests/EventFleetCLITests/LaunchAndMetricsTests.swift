@@ -102,7 +102,7 @@ struct LaunchAndMetricsTests {
     func metricsShowQueueDepth() async throws {
         try await withCartsSchema { schema in
             let queue = JobQueue(store: schema.store)
-            try await queue.registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await queue.registerProjections([ProjectionRegistration(name: "carts", eventTypes: CartEvent.eventTypes)])
             // Tenant "a" is paused, so its jobs stay ready and the depth stays put.
             try await queue.setQuota(partition: "a", lane: .live, maxRunning: nil, weight: nil, paused: true)
             try await queue.enqueue((0..<3).map { JobRequest(projection: "carts", partition: "a", streamId: "s\($0)") })

@@ -13,7 +13,7 @@ struct BackfillTests {
     /// The carts projection as a worker registers it.
     static func registerCarts(_ queue: JobQueue) async throws -> [String] {
         let carts = try #require(try CartsReadModel.registry().streamProjections.first)
-        return try await queue.registerProjections([(carts.name, 1, carts.eventTypes.map { $0.sorted() })])
+        return try await queue.registerProjections([ProjectionRegistration(carts)])
     }
 
     @Test("a registration records its backfill; when its driver dies after a page, the leading scheduler finishes it, and the monitor shows it until then")

@@ -62,7 +62,7 @@ struct FleetTests {
             // claim order, and its backfill (which the starting worker advances) gives it one per cart.
             try await queue.enqueue((1...3).map { JobRequest(projection: "other", partition: "a", streamId: "o\($0)") })
             let streams = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 4)
-            try await queue.registerProjections([("other", 1, ["NoSuchEventType"])])
+            try await queue.registerProjections([ProjectionRegistration(name: "other", eventTypes: ["NoSuchEventType"])])
             try await withFleet(schema, workers: 1) { scheduler, _ in
                 try await scheduler?.whenCaughtUp()
                 try await waitUntil(timeout: .seconds(60), "the carts jobs are done") {
@@ -79,6 +79,11 @@ struct FleetTests {
     @Test("a poison stream ends dead after its attempts; every other stream is projected; retry runs it again")
     func poisonStream() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
+            // Registered already, its backfill done (as in a running system), so the jobs come from
+            // the scheduler with its attempts rather than from a backfill.
+            let queue = JobQueue(store: schema.store)
+            try await queue.registerProjections([ProjectionRegistration(name: "carts", eventTypes: CartEvent.eventTypes)])
+            try await queue.advanceBackfills()
             let streams = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 5)
             try await schema.store.appendToStream(cartStreamId("poison"), events: [
                 CartEvent.created(CartCreated(tenantId: "a", cartId: "poison", currency: "EUR")),
@@ -86,15 +91,11 @@ struct FleetTests {
             ], options: AppendOptions(partition: "a"))
             var schedulerConfiguration = fastScheduler()
             schedulerConfiguration.maxAttempts = 3
-            // Registered already (as in a running system), so the jobs come from the scheduler with
-            // its attempts rather than from the first worker's backfill.
-            try await JobQueue(store: schema.store).registerProjections([("carts", 1, CartEvent.eventTypes)])
             try await withFleet(schema, workers: 2, registry: poisonedRegistry(), scheduler: schedulerConfiguration) { scheduler, _ in
                 try await waitUntil(timeout: .seconds(30), "the poison job is dead") {
                     try await schema.count("SELECT count(*) FROM ef_jobs WHERE state = 'dead'") == 1
                 }
                 try await waitForIdleQueue(schema, scheduler: scheduler)
-                let queue = JobQueue(store: schema.store)
                 let dead = try #require(try await queue.deadJobs().first)
                 #expect(dead.streamId == cartStreamId("poison"))
                 #expect(dead.attempts == 3)
@@ -117,7 +118,7 @@ struct FleetTests {
                 CartEvent.itemAdded(ItemAddedToCart(sku: "POISON", name: "p", unitPrice: 1, quantity: 1)),
             ], options: AppendOptions(partition: "a"))
             let queue = JobQueue(store: schema.store)
-            try await queue.registerProjections([("carts", 1, CartEvent.eventTypes)])
+            try await queue.registerProjections([ProjectionRegistration(name: "carts", eventTypes: CartEvent.eventTypes)])
             // All eight ready before the worker starts, so that its first claim takes them into one group.
             let requests = (streams + [("a", cartStreamId("poison"))]).map { JobRequest(projection: "carts", partition: $0.0, streamId: $0.1, maxAttempts: 1) }
             #expect(try await queue.enqueue(requests) == 8)

@@ -204,6 +204,79 @@ struct JobQueueTests {
         }
     }
 
+    @Test("a running job its heartbeating worker no longer holds is rescued a heartbeat timeout after its claim, with its attempt counted")
+    func unheldJobRescued() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(store: schema.store)
+            try await queue.enqueue((1...3).map { JobRequest(projection: "p", partition: "a", streamId: "s\($0)") })
+            try await schema.register("w")
+            try await schema.register("old")
+            let claimed = try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 2).sorted { $0.id < $1.id }
+            let (lost, held) = (claimed[0], claimed[1])
+            // A worker of an earlier release reports nothing in flight: its jobs are left to its heartbeat.
+            let old = try #require(try await queue.claim(worker: "old", lanes: [.live], partitions: nil, slots: 1).first)
+            // The reply of the first claim was lost: the worker holds only the second.
+            #expect(try await queue.heartbeat(worker: "w", draining: false, counts: JobCounts(), inFlight: [held.id]))
+            #expect(try await queue.rescue(heartbeatTimeout: .seconds(15)).jobs == 0, "a claim's reply gets a heartbeat timeout")
+            try await schema.execute("UPDATE ef_jobs SET claimed_at = now() - interval '1 minute'")
+            #expect(try await queue.heartbeat(worker: "w", draining: false, counts: JobCounts(), inFlight: [held.id]))
+            #expect(try await queue.heartbeat(worker: "old", draining: false, counts: JobCounts()))
+            let rescue = try await queue.rescue(heartbeatTimeout: .seconds(15))
+            #expect(rescue.jobs == 1 && rescue.workers.isEmpty)
+            let states = try await schema.rows("SELECT id, state, errors->0->>'error' FROM ef_jobs ORDER BY id", as: (Int64, String, String?).self)
+            #expect(states.map(\.0) == [lost.id, held.id, old.id])
+            #expect(states.map(\.1) == ["ready", "running", "running"])
+            #expect(states[0].2.map { $0.contains("no work held the job") } == true)
+            let again = try #require(try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 1).first)
+            #expect(again.id == lost.id && again.attempt == 2, "the lost attempt counted")
+        }
+    }
+
+    @Test("a job without a committed batch within its projection's job timeout is rescued; each committed batch restarts its clock")
+    func overdueJobRescued() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(store: schema.store)
+            try await queue.registerProjections([
+                ProjectionRegistration(name: "p", eventTypes: nil, jobTimeout: .seconds(60)),
+                ProjectionRegistration(name: "untimed", eventTypes: nil),
+            ])
+            try await queue.enqueue([
+                JobRequest(projection: "p", partition: "a", streamId: "stuck"), JobRequest(projection: "p", partition: "a", streamId: "busy"),
+                JobRequest(projection: "untimed", partition: "a", streamId: "s"),
+            ])
+            try await schema.register("w")
+            let jobs = try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 3)
+            let busy = try #require(jobs.first { $0.streamId == "busy" })
+            try await schema.execute("UPDATE ef_jobs SET claimed_at = now() - interval '2 minutes'")
+            // The busy job commits a batch now.
+            let connection = try await schema.connect()
+            try await connection.query("BEGIN", logger: TestDatabase.logger)
+            try await queue.fence(busy, worker: "w", on: connection)
+            try await connection.query("COMMIT", logger: TestDatabase.logger)
+            try await connection.close()
+            #expect(try await queue.heartbeat(worker: "w", draining: false, counts: JobCounts(), inFlight: jobs.map(\.id)))
+            #expect(try await queue.rescue(heartbeatTimeout: .seconds(15)).jobs == 1)
+            let states = try await schema.rows("SELECT stream_id, state, errors->0->>'error' FROM ef_jobs ORDER BY stream_id", as: (String, String, String?).self)
+            #expect(states.map(\.0) == ["busy", "s", "stuck"])
+            #expect(states.map(\.1) == ["running", "running", "ready"])
+            #expect(states[2].2.map { $0.contains("job timeout") } == true)
+            // Its last batch ages past the timeout too.
+            try await schema.execute("UPDATE ef_jobs SET progressed = now() - interval '2 minutes' WHERE stream_id = 'busy'")
+            #expect(try await queue.rescue(heartbeatTimeout: .seconds(15)).jobs == 1)
+        }
+    }
+
+    @Test("a projection's job timeout must be positive")
+    func jobTimeoutValidated() async throws {
+        try await TestDatabase.withSchema { schema in
+            await #expect(throws: JobQueueError.invalidConfiguration(field: "jobTimeout", reason: "must be positive (projection 'p')")) {
+                try await JobQueue(store: schema.store).registerProjections([ProjectionRegistration(name: "p", eventTypes: nil, jobTimeout: .zero)])
+            }
+            let registered = try await schema.count("SELECT count(*) FROM ef_projections")
+            #expect(registered == 0)
+        }
+    }
+
     @Test("a slow but alive worker keeps its jobs")
     func slowWorkerKeepsJobs() async throws {
         try await TestDatabase.withSchema { schema in

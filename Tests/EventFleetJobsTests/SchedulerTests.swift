@@ -30,7 +30,7 @@ struct SchedulerTests {
     ) async throws {
         try await withCartsSchema(poolSize: 10) { schema in
             let queue = JobQueue(store: schema.store)
-            try await queue.registerProjections(projections)
+            try await queue.registerProjections(projections.map { ProjectionRegistration(name: $0.name, version: $0.version, eventTypes: $0.eventTypes) })
             try await writeEvents(schema.store)
             try await body(schema, queue)
         }

@@ -1,6 +1,31 @@
 import EventFleetCore
+import EventFleetProjections
 import Foundation
 import PostgresNIO
+
+/// A projection as the fleet knows it: what a worker records in `ef_projections`, so that the
+/// scheduler makes its jobs and the leading scheduler rescues them, with no domain code.
+public struct ProjectionRegistration: Sendable, Hashable {
+    public var name: String
+    public var version: Int32
+    /// The event types that make jobs for it; `nil` for every type.
+    public var eventTypes: [String]?
+    /// A running job of it without a committed batch for this long is rescued; `nil` for never
+    /// (see `StreamProjection.jobTimeout`).
+    public var jobTimeout: Duration?
+
+    public init(name: String, version: Int32 = 1, eventTypes: [String]?, jobTimeout: Duration? = nil) {
+        self.name = name
+        self.version = version
+        self.eventTypes = eventTypes
+        self.jobTimeout = jobTimeout
+    }
+
+    /// A stream projection's registration: its name, event types and job timeout.
+    public init(_ projection: any StreamProjection, version: Int32 = 1) {
+        self.init(name: projection.name, version: version, eventTypes: projection.eventTypes?.sorted(), jobTimeout: projection.jobTimeout)
+    }
+}
 
 extension JobQueue {
     /// Records the projections a worker runs, so the scheduler knows which event types make jobs
@@ -13,14 +38,23 @@ extension JobQueue {
     ///
     /// - Returns: The names registered for the first time.
     @discardableResult
-    public func registerProjections(_ projections: [(name: String, version: Int32, eventTypes: [String]?)]) async throws -> [String] {
-        try await database.transaction("register projections") { connection in
+    public func registerProjections(_ projections: [ProjectionRegistration]) async throws -> [String] {
+        for projection in projections {
+            try IdentifierValidation.validate(projection.name, field: "projection")
+            if let timeout = projection.jobTimeout, timeout <= .zero {
+                throw JobQueueError.invalidConfiguration(field: "jobTimeout", reason: "must be positive (projection '\(projection.name)')")
+            }
+        }
+        return try await database.transaction("register projections") { connection in
             var new: [String] = []
             for projection in projections {
                 let rows = try await connection.query("""
-                    INSERT INTO \(schema.ef_projections) AS p (name, version, event_types)
-                    VALUES (\(projection.name), \(projection.version), \(projection.eventTypes)::text[])
-                    ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, event_types = EXCLUDED.event_types, updated = now()
+                    INSERT INTO \(schema.ef_projections) AS p (name, version, event_types, job_timeout)
+                    VALUES (\(projection.name), \(projection.version), \(projection.eventTypes)::text[],
+                            \(projection.jobTimeout?.milliseconds)::bigint * interval '1 millisecond')
+                    ON CONFLICT (name) DO UPDATE
+                       SET version = EXCLUDED.version, event_types = EXCLUDED.event_types, job_timeout = EXCLUDED.job_timeout,
+                           updated = now()
                      WHERE p.version <= EXCLUDED.version
                     RETURNING (xmax = 0)
                     """)

@@ -79,13 +79,21 @@ extension JobQueue {
 
     /// Records a heartbeat and flushes the worker's job counts.
     ///
+    /// - Parameter inFlight: The ids of the jobs the worker works on now, or `nil` to leave the last
+    ///   report. The leading scheduler rescues a running job of the worker that is missing from it
+    ///   though it was claimed a heartbeat timeout before (its claim's reply was lost, or its failure
+    ///   could not be recorded).
     /// - Returns: `false` when the registration is gone: the worker was declared dead and its jobs
     ///   were rescued; it must stop working on them and register again.
-    public func heartbeat(worker: String, draining: Bool, counts: JobCounts) async throws -> Bool {
+    public func heartbeat(worker: String, draining: Bool, counts: JobCounts, inFlight: [Int64]? = nil) async throws -> Bool {
         let stats = counts.rows
         let beats = try await database.value("heartbeat", """
             WITH beat AS (
-                UPDATE \(schema.ef_workers) SET heartbeat = now(), draining = \(draining) WHERE id = \(worker) RETURNING 1
+                UPDATE \(schema.ef_workers)
+                   SET heartbeat = now(), draining = \(draining),
+                       in_flight = coalesce(\(inFlight)::bigint[], in_flight),
+                       in_flight_at = CASE WHEN \(inFlight)::bigint[] IS NULL THEN in_flight_at ELSE now() END
+                 WHERE id = \(worker) RETURNING 1
             ), stats AS (
                 INSERT INTO \(schema.ef_job_stats) AS s (partition, lane, minute, completed, failed)
                 SELECT r.partition, r.lane, date_trunc('minute', now()), r.completed, r.failed
@@ -112,9 +120,11 @@ extension JobQueue {
         public var jobs: Int
     }
 
-    /// Declares workers whose heartbeat is older than `heartbeatTimeout` dead and makes their
-    /// running jobs ready again (the attempt counts: a job that kills its workers ends `dead`).
-    /// Running jobs whose owner is not registered at all are rescued too.
+    /// Ends the attempts of running jobs that nothing works on: they are ready again, or dead after
+    /// their last attempt (a job that kills its workers ends `dead`). Those are the jobs of workers
+    /// whose heartbeat is older than `heartbeatTimeout` (declared dead) or that are not registered
+    /// at all, jobs their heartbeating worker no longer reports in flight a heartbeat timeout after
+    /// their claim, and jobs without a committed batch within their projection's job timeout.
     public func rescue(heartbeatTimeout: Duration) async throws -> Rescue {
         let rows = try await database.query(
             "rescue jobs", "SELECT workers, jobs FROM \(schema.ef_rescue_jobs)(\(heartbeatTimeout.milliseconds))"

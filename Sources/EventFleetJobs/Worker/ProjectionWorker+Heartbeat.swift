@@ -7,7 +7,8 @@ import PostgresNIO
 import ServiceLifecycle
 
 extension ProjectionWorker {
-    /// Heartbeats and flushes counts; re-registers when the scheduler declared this worker dead.
+    /// Heartbeats, with the jobs in flight, and flushes counts; re-registers when the scheduler
+    /// declared this worker dead.
     func heartbeatLoop() async {
         // The queue-depth gauge is refreshed about every 5 s, not on every beat.
         let depthEvery = max(1, Int((Duration.seconds(5) / configuration.heartbeatInterval).rounded()))
@@ -24,7 +25,10 @@ extension ProjectionWorker {
             }
             let counts = takeCounts()
             do {
-                let alive = try await queue.heartbeat(worker: configuration.workerId, draining: Task.isShuttingDownGracefully, counts: counts)
+                let inFlight = state.withLock { Array($0.inFlight.keys) }
+                let alive = try await queue.heartbeat(
+                    worker: configuration.workerId, draining: Task.isShuttingDownGracefully, counts: counts, inFlight: inFlight
+                )
                 if !alive {
                     logger.error("declared dead by the scheduler (missed heartbeats); jobs in flight will fail their fence; registering again")
                     try await queue.register(registration)

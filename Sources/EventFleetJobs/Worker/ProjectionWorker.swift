@@ -126,7 +126,7 @@ public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
             try await runner.validate(projection)
         }
         try await queue.register(registration)
-        let new = try await queue.registerProjections(projections.values.map { ($0.name, 1, $0.eventTypes.map { $0.sorted() }) })
+        let new = try await queue.registerProjections(projections.values.map { ProjectionRegistration($0) })
         if !new.isEmpty {
             logger.info("registered new projections; backfilling their streams", metadata: ["eventfleet.projections": "\(new)"])
         }
