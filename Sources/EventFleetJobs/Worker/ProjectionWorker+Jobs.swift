@@ -42,6 +42,8 @@ extension ProjectionWorker {
         var remaining = group
         var backoff = Backoff()
         while !remaining.isEmpty && !Task.isCancelled {
+            let batchStarted = ContinuousClock.now
+            let failure: any Error
             do {
                 let batch = try await runBatch(remaining, projection: projection, logger: logger)
                 metrics.eventsProjected.increment(by: batch.applied)
@@ -58,26 +60,48 @@ extension ProjectionWorker {
                 for _ in batch.finished { metrics.jobDuration.record(duration: duration) }
                 remaining = batch.unfinished
                 backoff.reset()
+                continue
             } catch is CancellationError {
                 return
             } catch where PostgresErrorMapping.isTransient(error) && !Task.isCancelled {
-                // The database is away: keep the claims (heartbeats hold them) and try again.
-                logger.warning("database unavailable during job; retrying", metadata: ["eventfleet.error": "\(error)"])
-                try? await Task.sleep(for: backoff.next())
+                guard let ended = await endedForIdling(openFor: ContinuousClock.now - batchStarted) else {
+                    // The database is away: keep the claims (heartbeats hold them) and try again.
+                    logger.warning("database unavailable during job; retrying", metadata: ["eventfleet.error": "\(error)"])
+                    try? await Task.sleep(for: backoff.next())
+                    continue
+                }
+                failure = ended
             } catch {
-                guard remaining.count > 1 else {
-                    logger.debug("job failed", metadata: ["eventfleet.error": "\(error)"])
-                    await settleFailure(remaining[0], error: error, logger: logger)
-                    return
-                }
-                logger.debug("a batch of several jobs failed; running them one by one", metadata: ["eventfleet.error": "\(error)"])
-                for job in remaining where !Task.isCancelled {
-                    await execute([job])
-                }
+                failure = error
+            }
+            guard remaining.count > 1 else {
+                logger.debug("job failed", metadata: ["eventfleet.error": "\(failure)"])
+                await settleFailure(remaining[0], error: failure, logger: logger)
                 return
             }
+            logger.debug("a batch of several jobs failed; running them one by one", metadata: ["eventfleet.error": "\(failure)"])
+            for job in remaining where !Task.isCancelled {
+                await execute([job])
+            }
+            return
         }
         if Task.isCancelled { logger.debug("job cancelled") }
+    }
+
+    /// The failure of a batch whose connection was lost, when the server ended the batch's
+    /// transaction for idling longer than ``Configuration/idleTransactionTimeout`` (the work
+    /// between two of its statements, a fold or a call of the projection's, took that long) rather
+    /// than the database going away: the transaction was open at least that long, and the database
+    /// answers now. `nil` otherwise, and the batch is retried with its claims kept.
+    ///
+    /// Such a batch fails every time it runs, so it must count as an attempt and end dead, not
+    /// retry forever holding its tenant's slot. The server's own error (SQLSTATE 25P03) cannot
+    /// tell: postgres-nio surfaces only the closed connection, and a pooler answers with its own
+    /// error instead.
+    private func endedForIdling(openFor open: Duration) async -> JobQueueError? {
+        guard open >= configuration.idleTransactionTimeout else { return nil }
+        guard (try? await store.database.value("probe the database", "SELECT true", as: Bool.self)) == true else { return nil }
+        return .transactionEndedForIdling(openFor: open, idleTimeout: configuration.idleTransactionTimeout)
     }
 
     /// What one batch of a group did.
