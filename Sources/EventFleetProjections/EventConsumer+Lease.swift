@@ -16,8 +16,32 @@ extension EventConsumer {
 
     /// Takes the lease when it is free, expired or already ours; `nil` when another instance holds it.
     /// Taking it over bumps the fencing token, which invalidates the previous holder's writes.
+    ///
+    /// A leader frozen inside a page that moved its checkpoint holds the row's lock until the server
+    /// ends its transaction (after the lease, see `inTransaction`). The takeover waits for that lock
+    /// at most a third of the lease (`lock_timeout`) and then counts the lease as held, so the
+    /// standby keeps polling, stays ready and stops on SIGTERM rather than hang in the wait.
     func acquireLease() async throws -> ConsumerLease? {
-        let rows = try await store.database.query("acquire consumer lease", """
+        do {
+            return try await store.database.transaction("acquire consumer lease") { connection in
+                try await connection.execute(
+                    "SELECT set_config('lock_timeout', \(String(max(1, (configuration.leaseDuration / 3).milliseconds))), true)"
+                )
+                return try await takeLease(on: connection)
+            }
+        } catch where Self.isLockTimeout(error) {
+            return nil
+        }
+    }
+
+    /// Whether a mapped error is the server's `lock_not_available` (a `lock_timeout` ran out).
+    static func isLockTimeout(_ error: any Error) -> Bool {
+        if case .database(_, "55P03"?, _) = error as? EventStoreError { return true }
+        return false
+    }
+
+    private func takeLease(on connection: Database.Connection) async throws -> ConsumerLease? {
+        let rows = try await connection.query("""
             INSERT INTO \(subscriptions) AS s (subscription_id, partition, version, owner, lease_expires_at, fencing_token)
             VALUES (\(configuration.name), \(configuration.scopeKey), \(configuration.version), \(configuration.instanceId),
                     clock_timestamp() + \(leaseMilliseconds) * interval '1 millisecond', 1)

@@ -90,9 +90,10 @@ extension EventConsumer {
         case committed(GlobalCheckpoint)
     }
 
-    /// Handles the next page on the server and moves the checkpoint, in one transaction.
+    /// Handles the next page on the server and moves the checkpoint, in one transaction, which the
+    /// server ends if it idles longer than the lease (see ``inTransaction(_:)``).
     private func serverSidePage(_ pages: ServerSidePages, lease: ConsumerLease) async throws -> Step {
-        let page = try await store.database.transaction("consume") { [self] connection in
+        let page = try await store.database.transaction("consume", idleTimeout: configuration.leaseDuration) { [self] connection in
             let page = try await pages.handle(lease.checkpoint, configuration.batchSize, connection)
             if page.events > 0, let last = page.last {
                 try await advanceCheckpoint(from: lease.checkpoint, to: last, lease: lease, on: connection)
@@ -224,8 +225,13 @@ extension EventConsumer {
 
     /// Runs `body` in a transaction; driver errors come out as `EventStoreError`, a handler's own
     /// errors unchanged.
+    ///
+    /// The server ends the transaction if it idles longer than the lease. A leader frozen inside it
+    /// would otherwise hold its checkpoint row's lock, which a standby's takeover waits for, and its
+    /// xid, which holds the global log back for every consumer. A page has to finish within the
+    /// lease anyway: the lease is renewed only between pages.
     private func inTransaction<T: Sendable>(_ body: @escaping @Sendable (ProjectionContext) async throws -> T) async throws -> T {
-        try await store.database.transaction("consume") { [store, logger] connection in
+        try await store.database.transaction("consume", idleTimeout: configuration.leaseDuration) { [store, logger] connection in
             try await body(ProjectionContext(connection, store: store, logger: logger))
         }
     }

@@ -177,4 +177,35 @@ struct SchedulerTests {
             try await reader.close()
         }
     }
+
+    @Test("a standby waits for a frozen leader's lock at most a third of the lease, stays ready meanwhile, and leads once the lock goes")
+    func takeoverDoesNotHangOnAFrozenLeader() async throws {
+        try await withCartsSchema { schema in
+            // A leader whose lease expired, frozen inside a transaction that locked its checkpoint row.
+            try await schema.execute("""
+                INSERT INTO ef_subscriptions (subscription_id, partition, version, owner, lease_expires_at, fencing_token)
+                VALUES ('eventfleet-scheduler', '*', 1, 'frozen', now() - interval '1 minute', 1)
+                """)
+            let frozen = try await schema.connect()
+            do {
+                try await frozen.query("BEGIN", logger: TestDatabase.logger)
+                try await frozen.query(
+                    "SELECT 1 FROM \(schema.schema.ef_subscriptions) WHERE owner = 'frozen' FOR UPDATE", logger: TestDatabase.logger
+                )
+                let standby = FleetScheduler(configuration: fastScheduler(), store: schema.store)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await standby.run() }
+                    defer { group.cancelAll() }
+                    try await waitUntil(timeout: .seconds(30), "the standby is ready, polling for the lease") { standby.isReady }
+                    #expect(!standby.isLeader)
+                    try await frozen.query("ROLLBACK", logger: TestDatabase.logger)
+                    try await waitUntil(timeout: .seconds(30), "the standby leads") { standby.isLeader }
+                }
+            } catch {
+                try? await frozen.close()
+                throw error
+            }
+            try await frozen.close()
+        }
+    }
 }

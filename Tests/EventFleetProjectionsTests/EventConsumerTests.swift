@@ -54,6 +54,26 @@ struct EventConsumerTests {
         }
     }
 
+    @Test("a consumer's transactions end on the server when they idle longer than the lease")
+    func transactionsCarryTheLeaseAsIdleTimeout() async throws {
+        try await withCartsSchema { schema in
+            let seen = Mutex<[String]>([])
+            let probe = CustomProjection(name: "probe") { _, context in
+                let rows = try await context.query("SELECT current_setting('idle_in_transaction_session_timeout')")
+                let setting = try rows.first?.decode(String.self) ?? "none"
+                seen.withLock { $0.append(setting) }
+            }
+            var configuration = consumerConfiguration("probe")
+            configuration.leaseDuration = .seconds(7)
+            let consumer = EventConsumer(configuration: configuration, store: schema.store, registry: ProjectionRegistry([probe]))
+            try await withRunning([consumer]) {
+                try await schema.store.appendToStream(cartStreamId("x"), events: [CartEvent.created(CartCreated(tenantId: "a", cartId: "x", currency: "EUR"))])
+                try await consumer.whenCaughtUp()
+            }
+            #expect(seen.withLock { $0 } == ["7s"])
+        }
+    }
+
     @Test("an append that commits after later appends is still projected")
     func outOfOrderCommit() async throws {
         try await withCartsSchema { schema in

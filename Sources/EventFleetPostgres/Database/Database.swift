@@ -113,8 +113,13 @@ package struct Database: Sendable {
     /// Runs `body` in a transaction on one pooled connection: committed when it returns, rolled back
     /// when it throws. Errors of `body` pass through unchanged; driver errors become
     /// `EventFleetCore.EventStoreError`.
+    ///
+    /// - Parameter idleTimeout: When given, the server ends the transaction if it idles this long
+    ///   between statements (`idle_in_transaction_session_timeout`, for this transaction only, so
+    ///   it holds through a pooler): a process frozen inside it (SIGSTOP, a hung host) then releases
+    ///   its locks and its xid instead of holding them until it wakes.
     package func transaction<T: Sendable>(
-        _ operation: String, _ body: (Connection) async throws -> T
+        _ operation: String, idleTimeout: Duration? = nil, _ body: (Connection) async throws -> T
     ) async throws -> T {
         try await withConnection(operation) { connection in
             do {
@@ -122,6 +127,16 @@ package struct Database: Sendable {
             } catch where PostgresErrorMapping.isConnectionLoss(error) {
                 // Nothing of the transaction has run: take another connection.
                 throw ClosedLease()
+            }
+            if let idleTimeout {
+                do {
+                    try await connection.execute(
+                        "SELECT set_config('idle_in_transaction_session_timeout', \(String(max(1, idleTimeout.milliseconds))), true)"
+                    )
+                } catch {
+                    if !connection.connection.isClosed { try? await connection.execute("ROLLBACK") }
+                    throw error
+                }
             }
             let value: T
             do {
