@@ -164,6 +164,35 @@ struct FleetProcessTests {
         }
     }
 
+    @Test("a worker whose transaction the server ends while a long stream's rows arrive does not crash")
+    func longStreamEndedByTheServer() async throws {
+        try await withCartsSchema { schema in
+            // One cart of 20,001 events, read in one batch: a fold that outlasts the idle timeout.
+            let stream = cartStreamId("long")
+            let options = AppendOptions(partition: "a")
+            try await schema.store.appendToStream(stream, events: [CartEvent.created(CartCreated(tenantId: "a", cartId: "long", currency: "EUR"))], options: options)
+            for chunk in 0..<20 {
+                let items = (0..<1_000).map { CartEvent.itemAdded(ItemAddedToCart(sku: "S\(chunk)-\($0)", name: "n", unitPrice: 1, quantity: 1)) }
+                try await schema.store.appendToStream(stream, events: items, options: options)
+            }
+            // No scheduler: the worker's backfill of the new projection makes the stream's job.
+            let worker = try Self.startWorker(
+                schema, extra: ["--batch-size", "20001", "--idle-transaction-timeout-ms", "300", "--concurrency", "1"]
+            )
+            try await waitUntil(timeout: .seconds(120), "the job failed once, or completed") {
+                guard worker.isRunning else { return true }
+                let projected = try await schema.count("SELECT count(*) FROM carts WHERE last_stream_position = 20001")
+                let failed = try await schema.count("SELECT count(*) FROM ef_jobs WHERE jsonb_array_length(errors) >= 1")
+                return projected == 1 || failed == 1
+            }
+            let crashed = !worker.isRunning
+            worker.signal(SIGTERM)
+            let termination = try await worker.exit(within: .seconds(20))
+            let log = String((await worker.capturedError()).suffix(3_000))
+            #expect(!crashed && termination == .exited(0), "\(termination): \(log)")
+        }
+    }
+
     @Test("kill -9 of the leading scheduler: another scheduler takes over and nothing is missed")
     func schedulerFailover() async throws {
         try await withCartsSchema(poolSize: 20) { schema in

@@ -48,6 +48,30 @@ struct DatabaseSeamTests {
         }
     }
 
+    @Test("a multi-stream read larger than a page is read in bounded pages that join up: each stream's events in order, each capped")
+    func readStreamsInPages() async throws {
+        try await TestDatabase.withSchema { schema in
+            let store = schema.store
+            let sizes = ["a": 900, "b": 1_300, "c": 5, "d": 0]
+            for (stream, size) in sizes where size > 0 {
+                for start in stride(from: 0, to: size, by: 500) {
+                    try await store.appendToStream(
+                        stream, messages: (start..<min(size, start + 500)).map { message("E\($0)") }, options: AppendOptions()
+                    )
+                }
+            }
+            let ranges = ["a", "b", "c", "d"].map { StreamRange(partition: defaultPartition, streamId: $0) } + [
+                StreamRange(partition: defaultPartition, streamId: "b", from: 1_250, to: 1_260)
+            ]
+            let pages = try await store.readStreams(ranges, maxCountPerStream: 1_200, connection: nil)
+            #expect(pages.map(\.count) == [900, 1_200, 5, 0, 11])
+            #expect(pages[1].map(\.streamPosition) == Array(1...1_200))
+            #expect(pages[1].map(\.type) == (0..<1_200).map { "E\($0)" })
+            #expect(pages[4].map(\.streamPosition) == Array(1_250...1_260))
+            #expect(PostgresEventStore.readPageRows < 900 + 1_200, "the read took several pages")
+        }
+    }
+
     @Test("a schema name that needs quoting works end to end", arguments: ["Mixed Case", "quote\"in"])
     func quotedSchemaNames(name: String) async throws {
         let base = try TestDatabase.baseURL()

@@ -9,20 +9,21 @@ struct ReadStreamsStatement: Statement {
         """
         SELECT r.ordinal, m.stream_position, m.global_position, m.transaction_id, m.message_id,
                m.message_type, m.message_data::text, m.message_metadata::text, m.message_schema_version, m.created
-          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
-               WITH ORDINALITY AS r(partition, stream_id, from_position, to_position, ordinal)
+          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])
+               WITH ORDINALITY AS r(partition, stream_id, from_position, to_position, max_count, ordinal)
          CROSS JOIN LATERAL (
                 SELECT * FROM \(schema.ef_messages) m
                  WHERE m.partition = r.partition AND m.stream_id = r.stream_id
                    AND m.stream_position >= r.from_position AND m.stream_position <= r.to_position
                  ORDER BY m.stream_position
-                 LIMIT $5
+                 LIMIT r.max_count
                ) m
          ORDER BY r.ordinal, m.stream_position
+         LIMIT $6
         """
     }
 
-    static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .int8Array, .int8Array, .int8]
+    static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .int8Array, .int8Array, .int8Array, .int8]
     // Payloads as raw bytes: they become `Data` without a trip through `String`.
     typealias Row = (Int64, Int64, Int64, TransactionID, String, String, ByteBuffer, ByteBuffer, Int32, Date)
 
@@ -30,14 +31,18 @@ struct ReadStreamsStatement: Statement {
     var streamIds: [String]
     var froms: [Int64]
     var tos: [Int64]
+    /// Events of each stream, at most.
+    var maxCounts: [Int64]
+    /// Rows of the whole statement, at most.
     var limit: Int64
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 5)
+        var bindings = PostgresBindings(capacity: 6)
         bindings.append(partitions)
         bindings.append(streamIds)
         bindings.append(froms)
         bindings.append(tos)
+        bindings.append(maxCounts)
         bindings.append(limit)
         return bindings
     }
