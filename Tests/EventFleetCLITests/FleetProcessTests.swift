@@ -193,6 +193,45 @@ struct FleetProcessTests {
         }
     }
 
+    @Test("connections the network drops without closing them: the worker notices within its statement deadline, goes on, and stops on SIGTERM")
+    func halfOpenConnections() async throws {
+        try await withCartsSchema(poolSize: 20) { schema in
+            let configuration = try DatabaseConfiguration(url: schema.url)
+            let proxy = try ChildProcess(
+                DeployTests.root.appendingPathComponent("scripts/half-open-proxy").path,
+                arguments: [configuration.host, String(configuration.port)], environment: ProcessInfo.processInfo.environment, output: .lines
+            )
+            defer { proxy.signal(SIGKILL) }
+            let listening = try #require(await proxy.readLine())
+            let port = try #require(listening.split(separator: " ").last.map(String.init))
+            var proxied = try #require(URLComponents(string: schema.url))
+            proxied.port = Int(port)
+            let worker = try ChildProcess(
+                try builtProduct("eventfleet"),
+                arguments: ["worker", "--concurrency", "4", "--heartbeat-interval-ms", "300", "--poll-interval-ms", "100", "--drain-timeout", "2"],
+                environment: childEnvironment(url: try #require(proxied.string), ["LOG_LEVEL": "info"]), error: .capture
+            )
+            try await JobQueue(store: schema.store).registerProjections([ProjectionRegistration(name: "carts", eventTypes: CartEvent.eventTypes)])
+            try await Self.withScheduler(schema) { _ in
+                var streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 4)
+                try await waitUntil(timeout: .seconds(60), "the worker projects every cart") {
+                    try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty
+                }
+                // Every connection the worker holds now goes silent, its pooled ones and its LISTEN.
+                proxy.signal(SIGUSR1)
+                streams += try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 4)
+                try await waitUntil(timeout: .seconds(60), "the worker, on new connections, projects the new carts") {
+                    try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty
+                }
+            }
+            worker.signal(SIGTERM)
+            let stopped = ContinuousClock.now
+            #expect(try await worker.exit(within: .seconds(30)) == .exited(0))
+            let took = ContinuousClock.now - stopped
+            #expect(took < .seconds(2) + DatabaseConfiguration.defaultStatementDeadline! + .seconds(5), "SIGTERM took \(took)")
+        }
+    }
+
     @Test("kill -9 of the leading scheduler: another scheduler takes over and nothing is missed")
     func schedulerFailover() async throws {
         try await withCartsSchema(poolSize: 20) { schema in

@@ -16,7 +16,7 @@ struct ConnectionLossTests {
 
     /// Ends the server session behind `connection` and waits until the client has noticed.
     static func terminate(_ connection: PostgresConnection, from schema: TestSchema) async throws {
-        let pid = try #require(try await connection.send("SELECT pg_backend_pid()", logger: logger).first?.decode(Int32.self))
+        let pid = try #require(try await connection.send("SELECT pg_backend_pid()", deadline: nil, logger: logger).first?.decode(Int32.self))
         try await schema.execute("SELECT pg_terminate_backend(\(pid))")
         try await connection.closeFuture.get()
     }

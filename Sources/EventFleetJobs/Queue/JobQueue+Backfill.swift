@@ -67,6 +67,8 @@ extension JobQueue {
              WHERE \(partition)::text IS NULL OR partition = \(partition)
             RETURNING id
             """
+        // Counting the streams of a large store can take longer than a statement's deadline.
+        let database = database.withoutDeadline()
         if let connection {
             return try await database.mapErrors("start backfill") {
                 try await Database.Connection(connection: connection, database: database).value("start backfill", query, as: Int64.self)

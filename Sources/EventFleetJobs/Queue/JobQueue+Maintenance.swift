@@ -30,7 +30,7 @@ extension JobQueue {
             "SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = \(schema.ef_jobs.description)::regclass"
         )
         guard let (dead, live) = try rows.first?.decode((Int64, Int64).self), dead >= Int64(minimumDeadRows), dead > live else { return nil }
-        try await database.query("vacuum the job table", "VACUUM \(schema.ef_jobs)")
+        try await database.withoutDeadline().query("vacuum the job table", "VACUUM \(schema.ef_jobs)")
         return Int(dead)
     }
 }

@@ -44,6 +44,15 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
     /// in your own SQL, for example in a custom projection's handler.
     public var schema: String?
     public var connectTimeout: Duration
+    /// How long one of EventFleet's statements may go without an answer before its connection is
+    /// closed and the statement fails as a transient `connectionFailed` (retried on another
+    /// connection); `nil` for no limit. It is what notices a connection the network dropped without
+    /// closing it, and a drained worker's statement that cannot be cancelled otherwise. Migrations,
+    /// the job table's `VACUUM` and counts of large tables have none. Raise it if your own statements
+    /// through EventFleet (a very large append, a slow projection statement) legitimately take longer.
+    public var statementDeadline: Duration? = DatabaseConfiguration.defaultStatementDeadline
+    /// Ten seconds.
+    public static let defaultStatementDeadline: Duration? = .seconds(10)
     /// Whether EventFleet's frequent statements are prepared once per connection (`named`, the
     /// default) or parsed at every call (`unnamed`, for poolers that hand a client's statements to
     /// other server connections).
@@ -250,7 +259,7 @@ extension DatabaseConfiguration {
         do {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             do {
-                _ = try await connection.send("SELECT 1", logger: logger)
+                _ = try await connection.send("SELECT 1", deadline: connectTimeout, logger: logger)
             } catch {
                 try? await connection.close()
                 throw error

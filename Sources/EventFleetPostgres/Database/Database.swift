@@ -18,16 +18,21 @@ package struct Database: Sendable {
     package let schema: Schema
     /// Whether statements are prepared once per connection or parsed at every call.
     package let statements: DatabaseConfiguration.Statements
+    /// How long a statement may go without an answer before its connection is closed (see
+    /// `ConnectionGuard.swift`); `nil` for no limit.
+    package let statementDeadline: Duration?
     package let logger: Logger
 
     package init(
         client: PostgresClient, target: String = "the configured database", schema: String? = nil,
-        statements: DatabaseConfiguration.Statements = .named, logger: Logger
+        statements: DatabaseConfiguration.Statements = .named,
+        statementDeadline: Duration? = DatabaseConfiguration.defaultStatementDeadline, logger: Logger
     ) {
         self.client = client
         self.target = target
         self.schema = Schema(name: schema)
         self.statements = statements
+        self.statementDeadline = statementDeadline
         self.logger = logger
     }
 
@@ -35,13 +40,19 @@ package struct Database: Sendable {
     package init(client: PostgresClient, configuration: DatabaseConfiguration, logger: Logger) {
         self.init(
             client: client, target: configuration.target, schema: configuration.schema, statements: configuration.statements,
-            logger: logger
+            statementDeadline: configuration.statementDeadline, logger: logger
         )
     }
 
     /// The same database, logging to `logger`.
     package func logging(to logger: Logger) -> Database {
-        Database(client: client, target: target, schema: schema.name, statements: statements, logger: logger)
+        Database(client: client, target: target, schema: schema.name, statements: statements, statementDeadline: statementDeadline, logger: logger)
+    }
+
+    /// The same database without a statement deadline, for statements that legitimately run long
+    /// (migrations, `VACUUM`, counting a large table).
+    package func withoutDeadline() -> Database {
+        Database(client: client, target: target, schema: schema.name, statements: statements, statementDeadline: nil, logger: logger)
     }
 
     // MARK: Statements on a pooled connection
@@ -53,7 +64,9 @@ package struct Database: Sendable {
     @discardableResult
     package func query(_ operation: String, _ query: PostgresQuery) async throws -> [PostgresRow] {
         try await mapErrors(operation) {
-            try await lease { [logger] connection in try await connection.send(query, logger: logger) }
+            try await lease { [logger, statementDeadline] connection in
+                try await connection.send(query, deadline: statementDeadline, logger: logger)
+            }
         }
     }
 
@@ -163,10 +176,12 @@ package struct Database: Sendable {
     func run<S: Statement>(_ statement: S, on connection: PostgresConnection) async throws -> [S.Row] {
         switch statements {
         case .named:
-            return try await connection.send(prepared: NamedStatement(statement: statement), schema: schema, logger: logger)
+            return try await connection.send(
+                prepared: NamedStatement(statement: statement), schema: schema, deadline: statementDeadline, logger: logger
+            )
         case .unnamed:
             let query = PostgresQuery(unsafeSQL: S.sql(schema), binds: try statement.makeBindings())
-            return try await connection.send(query, logger: logger).map(statement.decodeRow)
+            return try await connection.send(query, deadline: statementDeadline, logger: logger).map(statement.decodeRow)
         }
     }
 }
@@ -188,12 +203,12 @@ extension Database {
         /// Runs a statement on this connection and returns its rows.
         @discardableResult
         package func query(_ query: PostgresQuery) async throws -> [PostgresRow] {
-            try await connection.send(query, logger: database.logger)
+            try await connection.send(query, deadline: database.statementDeadline, logger: database.logger)
         }
 
         /// Runs a statement on this connection to its end.
         package func execute(_ query: PostgresQuery) async throws {
-            _ = try await connection.send(query, logger: database.logger)
+            _ = try await connection.send(query, deadline: database.statementDeadline, logger: database.logger)
         }
 
         /// Runs a ``Statement`` on this connection and returns its decoded rows.

@@ -22,7 +22,7 @@ package enum PostgresErrorMapping {
 
     /// Whether a driver error says the connection closed (before or while the statement ran).
     package static func isConnectionLoss(_ error: any Error) -> Bool {
-        if error is ConnectionClosedError { return true }
+        if error is ConnectionClosedError || error is StatementDeadlineError { return true }
         guard let psql = unwrap(error) as? PSQLError else { return false }
         return [.serverClosedConnection, .clientClosedConnection, .connectionError, .uncleanShutdown].contains(psql.code)
     }
@@ -74,7 +74,7 @@ package enum PostgresErrorMapping {
                 message: "column '\(decoding.columnName)' (\(decoding.postgresType)) cannot be read as \(decoding.targetType): \(decoding.code)"
             )
         }
-        if error is ConnectionClosedError {
+        if error is ConnectionClosedError || error is StatementDeadlineError {
             return EventStoreError.connectionFailed(target: target, reason: String(describing: error))
         }
         if error is ConnectionPoolError {

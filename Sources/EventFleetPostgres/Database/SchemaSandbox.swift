@@ -90,7 +90,7 @@ package struct SchemaSandbox: Sendable {
     private static func administer(_ configuration: DatabaseConfiguration, _ sql: String, logger: Logger) async throws {
         let connection = try await PostgresConnection.connect(configuration: try configuration.connectionConfiguration(), id: 0, logger: logger)
         do {
-            _ = try await connection.send(PostgresQuery(unsafeSQL: sql), logger: logger)
+            _ = try await connection.send(PostgresQuery(unsafeSQL: sql), deadline: nil, logger: logger)
         } catch {
             try? await connection.close()
             throw error

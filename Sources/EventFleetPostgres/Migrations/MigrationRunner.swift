@@ -55,7 +55,7 @@ public struct MigrationRunner: Sendable {
         logger: Logger = Logger(label: "eventfleet.migrations")
     ) {
         let isLibrary = component == Self.libraryComponent
-        self.database = store.database.logging(to: logger)
+        self.database = store.database.logging(to: logger).withoutDeadline()
         self.component = component
         self.migrations = (migrations ?? (isLibrary ? Migration.all : [])).sorted { $0.version < $1.version }
         self.routines = (routines ?? (isLibrary ? Routine.all : [])).sorted { $0.name < $1.name }
