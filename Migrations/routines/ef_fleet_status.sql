@@ -1,6 +1,7 @@
 -- ef_fleet_status: the fleet at a glance, as one JSON document read in one snapshot: jobs per tenant
 -- and lane, the workers, ready jobs that no live worker runs, the backfills that have not finished,
--- and the scheduler's progress (its leader, checkpoint, the log's head, and
+-- the job table's wear (dead rows and its last vacuum: a leader whose role may not vacuum it shows
+-- as dead rows that grow), and the scheduler's progress (its leader, checkpoint, the log's head, and
 -- the open transaction holding the log back when it is behind). FleetStatus reads it; every view of
 -- the fleet (the monitor, and what shows projections and backfills) goes through it, so the numbers
 -- an operator sees are counted in one place.
@@ -17,6 +18,7 @@ DECLARE
     v_workers    jsonb;
     v_backfills  jsonb;
     v_orphans    jsonb := '[]';
+    v_job_table  jsonb;
     v_leader     text;
     v_checkpoint ef_subscriptions%ROWTYPE;
     v_head       record;
@@ -77,6 +79,13 @@ BEGIN
       FROM ef_backfills b
      WHERE b.finished IS NULL;
 
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+               'liveRows', s.n_live_tup, 'deadRows', s.n_dead_tup,
+               'lastVacuumSeconds', extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8))
+      INTO v_job_table
+      FROM pg_stat_user_tables s
+     WHERE s.relid = 'ef_jobs'::regclass;
+
     SELECT * INTO v_checkpoint FROM ef_subscriptions s WHERE s.subscription_id = p_scheduler ORDER BY s.updated DESC LIMIT 1;
     IF FOUND AND v_checkpoint.lease_expires_at > now() THEN
         v_leader := v_checkpoint.owner;
@@ -103,6 +112,7 @@ BEGIN
         'workers', v_workers,
         'backfills', v_backfills,
         'unrunnable', v_orphans,
+        'jobTable', coalesce(v_job_table, '{"liveRows": 0, "deadRows": 0}'),
         'scheduler', jsonb_strip_nulls(jsonb_build_object(
             'leader', v_leader,
             'checkpoint', CASE WHEN v_checkpoint.last_transaction_id IS NOT NULL THEN jsonb_build_object(

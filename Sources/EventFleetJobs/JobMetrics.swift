@@ -8,6 +8,8 @@ struct JobMetrics: Sendable {
     let failed = Counter(label: "eventfleet_jobs_failed_total")
     let dead = Counter(label: "eventfleet_jobs_dead_total")
     let rescued = Counter(label: "eventfleet_jobs_rescued_total")
+    /// The leader found the job table worn but its role may not vacuum it.
+    let vacuumsSkipped = Counter(label: "eventfleet_job_table_vacuums_skipped_total")
     let enqueued = Counter(label: "eventfleet_jobs_enqueued_total")
     let eventsProjected = Counter(label: "eventfleet_events_projected_total")
     let jobDuration = Timer(label: "eventfleet_job_duration_seconds", preferredDisplayUnit: .seconds)

@@ -40,6 +40,8 @@ extension FleetStatus {
             }
         }
         lines.append("")
+        let vacuumed = jobTable.lastVacuumSeconds.map { String(format: "%.0fs ago", $0) } ?? "never"
+        lines.append("JOB TABLE live rows \(jobTable.liveRows), dead rows \(jobTable.deadRows), last vacuum \(vacuumed)")
         let leader = scheduler.leader ?? "none"
         lines.append("SCHEDULER leader \(leader), checkpoint \(scheduler.checkpoint?.description ?? "-"), head \(scheduler.head?.description ?? "-"), behind ~\(scheduler.lagEvents) events")
         if let stall = scheduler.stalledBy {

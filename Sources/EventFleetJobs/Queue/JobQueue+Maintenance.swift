@@ -12,6 +12,18 @@ extension JobQueue {
         )
     }
 
+    /// What ``vacuumIfWorn(minimumDeadRows:)`` did.
+    public enum Vacuum: Sendable, Hashable {
+        /// It vacuumed the table, which had this many dead rows.
+        case vacuumed(deadRows: Int)
+        /// The table is not worn enough yet.
+        case notNeeded
+        /// The table is worn, but this session's role may not vacuum it: PostgreSQL 15 lets only the
+        /// table's owner (or a member of its role, or a superuser) vacuum it, and otherwise skips it
+        /// with a warning. Autovacuum alone keeps it then (see deploy/README.md, "Database roles").
+        case notPermitted(role: String, deadRows: Int)
+    }
+
     /// Vacuums the job table when finished jobs have left at least `minimumDeadRows` dead rows, and
     /// more dead rows than live ones.
     ///
@@ -21,16 +33,19 @@ extension JobQueue {
     /// in that time (docs/BENCHMARKS.md, workload 7). The leading scheduler calls this every
     /// maintenance interval. Vacuum takes no lock that blocks claims: the table has
     /// `vacuum_truncate` off, so it is never truncated.
-    ///
-    /// - Returns: The dead rows the statistics counted, when it vacuumed; `nil` when it did not.
     @discardableResult
-    public func vacuumIfWorn(minimumDeadRows: Int) async throws -> Int? {
-        let rows = try await database.query(
-            "read job table statistics",
-            "SELECT n_dead_tup, n_live_tup FROM pg_stat_user_tables WHERE relid = \(schema.ef_jobs.description)::regclass"
-        )
-        guard let (dead, live) = try rows.first?.decode((Int64, Int64).self), dead >= Int64(minimumDeadRows), dead > live else { return nil }
+    public func vacuumIfWorn(minimumDeadRows: Int) async throws -> Vacuum {
+        let rows = try await database.query("read job table statistics", """
+            SELECT s.n_dead_tup, s.n_live_tup, current_user::text,
+                   pg_has_role(current_user, c.relowner, 'USAGE') OR (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+              FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+             WHERE s.relid = \(schema.ef_jobs.description)::regclass
+            """)
+        guard let (dead, live, role, permitted) = try rows.first?.decode((Int64, Int64, String, Bool).self),
+              dead >= Int64(minimumDeadRows), dead > live
+        else { return .notNeeded }
+        guard permitted else { return .notPermitted(role: role, deadRows: Int(dead)) }
         try await database.withoutDeadline().query("vacuum the job table", "VACUUM \(schema.ef_jobs)")
-        return Int(dead)
+        return .vacuumed(deadRows: Int(dead))
     }
 }

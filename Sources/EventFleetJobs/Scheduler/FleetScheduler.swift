@@ -101,6 +101,8 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
     /// backfills, vacuum the job table when finished jobs have worn it, and prune statistics.
     private func maintenanceLoop() async {
         var lastPrune = ContinuousClock.now - .seconds(3600)
+        // A role that may not vacuum is reported once (and counted every time), not every second.
+        var reportedVacuumSkip = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown {
                 try await Task.sleep(for: self.configuration.maintenanceInterval)
@@ -122,8 +124,22 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
                         metadata: ["eventfleet.projections": "\(backfill.projections)", "eventfleet.streams": "\(backfill.streams)"]
                     )
                 }
-                if let minimum = configuration.vacuumDeadJobs, let dead = try await queue.vacuumIfWorn(minimumDeadRows: minimum) {
-                    logger.debug("vacuumed the job table", metadata: ["eventfleet.dead_rows": "\(dead)"])
+                if let minimum = configuration.vacuumDeadJobs {
+                    switch try await queue.vacuumIfWorn(minimumDeadRows: minimum) {
+                    case .vacuumed(let dead):
+                        logger.debug("vacuumed the job table", metadata: ["eventfleet.dead_rows": "\(dead)"])
+                    case .notPermitted(let role, let dead):
+                        metrics.vacuumsSkipped.increment()
+                        if !reportedVacuumSkip {
+                            reportedVacuumSkip = true
+                            logger.warning(
+                                "cannot vacuum the job table: only its owner may; autovacuum alone keeps it (run the scheduler as the table's owner, or tune the table's autovacuum: deploy/README.md, Database roles)",
+                                metadata: ["eventfleet.role": "\(role)", "eventfleet.dead_rows": "\(dead)"]
+                            )
+                        }
+                    case .notNeeded:
+                        break
+                    }
                 }
                 if ContinuousClock.now - lastPrune > .seconds(60) {
                     try await queue.prune(statisticsOlderThan: configuration.statisticsRetention)

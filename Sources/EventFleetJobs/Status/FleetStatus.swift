@@ -47,6 +47,16 @@ public struct FleetStatus: Codable, Sendable {
         public var ready: Int64
     }
 
+    /// The job table's wear: finished jobs leave dead rows until a vacuum removes them.
+    public struct JobTable: Codable, Sendable {
+        public var liveRows: Int64
+        public var deadRows: Int64
+        /// Since the last vacuum, by the leading scheduler or autovacuum; `nil` when never. Dead rows
+        /// that grow while this does too mean that nothing vacuums the table: the leader's role may
+        /// not (only the owner may), and autovacuum does not keep up.
+        public var lastVacuumSeconds: Double?
+    }
+
     /// A backfill that has not finished: its streams do not all have their jobs yet.
     public struct Backfill: Codable, Sendable {
         public var id: Int64
@@ -95,6 +105,7 @@ public struct FleetStatus: Codable, Sendable {
     public var backfills: [Backfill]
     /// Ready jobs no live worker runs, per projection and lane; read while any worker is registered.
     public var unrunnable: [Unrunnable]
+    public var jobTable: JobTable
     public var scheduler: Scheduler
 
     /// Reads the status of the fleet whose tables are in `store`'s database.
