@@ -1,5 +1,6 @@
 import ArgumentParser
 import EventFleetCLI
+import EventFleetJobs
 import Foundation
 import Logging
 
@@ -15,8 +16,14 @@ struct ChaosCommand: AsyncParsableCommand {
         defaultSubcommand: ChaosRunCommand.self
     )
 
+    /// The soak sets it for its workers: the share of claims whose reply they drop.
+    static let lostClaimRepliesVariable = "EVENTFLEET_CHAOS_LOST_CLAIM_REPLIES"
+
     static func main() async {
         CommandLineRunner.bootstrapLogging()
+        if let rate = ProcessInfo.processInfo.environment[lostClaimRepliesVariable].flatMap(Double.init) {
+            FaultHooks.lostClaimReplyRate = rate
+        }
         await CommandLineRunner.main(ChaosCommand.self)
     }
 }

@@ -6,6 +6,7 @@ import EventFleetPostgres
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// Prints a line at once (unbuffered, also into a pipe or file), so a soak can be followed live.
 func sayLine(_ line: String) {
@@ -22,6 +23,19 @@ enum ChaosFault: String, CaseIterable, Sendable {
     case longTransaction = "a transaction held open (stalls the global log)"
     case backfillBurst = "a burst of backfills for one tenant"
     case poisonStream = "a poison stream"
+    case terminateSession = "pg_terminate_backend of a fleet session"
+    case freezeLeader = "SIGSTOP of the leading scheduler past its lease, then SIGCONT"
+    case killWorkerInBackfill = "kill -9 of a worker during a new projection's first backfill"
+    case halfOpen = "the workers' connections go half-open (a proxy stops forwarding on them)"
+}
+
+/// What the faults measured, for the invariants.
+final class FaultRecord: Sendable {
+    private let takeovers = Mutex<[Duration]>([])
+
+    /// How long a standby took to lead after the leader froze.
+    func recordTakeover(_ duration: Duration) { takeovers.withLock { $0.append(duration) } }
+    var takeoverTimes: [Duration] { takeovers.withLock { $0 } }
 }
 
 /// Injects faults into a running soak.
@@ -33,6 +47,10 @@ struct ChaosInjector: Sendable {
     let restartCommand: String?
     let directory: String
     let started: ContinuousClock.Instant
+    let leaseDuration: Duration
+    /// The proxy between the workers and the database, when the soak has one.
+    let proxy: ChildProcess?
+    let record: FaultRecord
     let logger: Logger
 
     /// The stream the poison fault writes.
@@ -94,6 +112,60 @@ struct ChaosInjector: Sendable {
                     CartEvent.itemAdded(ItemAddedToCart(sku: ChaosProjections.poisonSku, name: "poison", unitPrice: 1, quantity: 1)),
                 ], options: AppendOptions(partition: tenant))
                 say("fault: \(fault.rawValue): \(Self.poisonStream) in \(tenant)")
+            case .terminateSession:
+                // A fleet process's session, preferably one running a statement.
+                let pids = try await store.database.query("pick a fleet session", """
+                    SELECT pid FROM pg_stat_activity
+                     WHERE datname = current_database() AND application_name = ANY (\(ChaosRunCommand.fleetApplicationNames))
+                       AND pid <> pg_backend_pid()
+                     ORDER BY state = 'active' DESC, random()
+                     LIMIT 1
+                    """).map { try $0.decode(Int32.self) }
+                guard let pid = pids.first else { return false }
+                _ = try await store.database.query("terminate a fleet session", "SELECT pg_terminate_backend(\(pid))")
+                say("fault: \(fault.rawValue): backend \(pid)")
+            case .freezeLeader:
+                guard let leader = try await fleet.leader(in: store.database) else {
+                    say("fault skipped: \(fault.rawValue): no leader right now")
+                    return false
+                }
+                say("fault: \(fault.rawValue): \(leader.name) (pid \(leader.pid))")
+                let frozen = ContinuousClock.now
+                leader.signal(SIGSTOP)
+                let limit = leaseDuration * 3 + .seconds(10)
+                var successor: SoakProcess?
+                while successor == nil, ContinuousClock.now - frozen < limit {
+                    try await Task.sleep(for: .milliseconds(100))
+                    if let current = try? await fleet.leader(in: store.database), current.pid != leader.pid { successor = current }
+                }
+                let took = ContinuousClock.now - frozen
+                leader.signal(SIGCONT)
+                record.recordTakeover(took)
+                say("       \(successor.map { "\($0.name) leads after \(took)" } ?? "no standby led within \(limit)"); \(leader.name) resumed")
+            case .killWorkerInBackfill:
+                // As a worker that registers a new projection does: the backfill is recorded, and the
+                // starting worker drives it; it dies after its first pages.
+                let queue = JobQueue(store: store)
+                let tenant = tenants.randomElement(using: &random) ?? tenants[0]
+                let backfill = try await queue.startBackfill(projections: ["carts", "chaos_applications"], partition: tenant)
+                let victim = try await fleet.startWorker()
+                let deadline = ContinuousClock.now + .seconds(10)
+                while ContinuousClock.now < deadline {
+                    let streams = try await store.database.value(
+                        "follow the backfill", "SELECT streams FROM \(store.database.schema.ef_backfills) WHERE id = \(backfill)", as: Int64.self
+                    )
+                    if streams > 0 { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                victim.signal(SIGKILL)
+                say("fault: \(fault.rawValue): backfill \(backfill) of \(tenant), \(victim.name) (pid \(victim.pid))")
+            case .halfOpen:
+                guard let proxy else {
+                    say("fault skipped: \(fault.rawValue): no --half-open-proxy")
+                    return false
+                }
+                proxy.signal(SIGUSR1)
+                say("fault: \(fault.rawValue)")
             }
             return true
         } catch {

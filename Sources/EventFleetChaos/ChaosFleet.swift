@@ -26,12 +26,19 @@ actor ChaosFleet {
         var tenants: [String]
         var heartbeatTimeoutSeconds: Int
         var writerPauseMilliseconds: Int
+        /// The workers' environment: their database URL (through the half-open proxy, when there
+        /// is one) and the share of claim replies they drop.
+        var workerEnvironment: [String: String]
     }
 
     let settings: Settings
     private(set) var schedulers: [SoakProcess] = []
     private(set) var workers: [SoakProcess] = []
     private(set) var writers: [SoakProcess] = []
+    /// Workers that run only the carts projection, so that the other's jobs are never theirs.
+    private(set) var partialWorkers: [SoakProcess] = []
+    /// How each process that ended before the drain ended, by name.
+    private(set) var deaths: [(name: String, termination: ChildProcess.Termination)] = []
     /// Every process ever started, for the final report.
     private(set) var started = 0
     private var counters: [String: Int] = [:]
@@ -45,13 +52,19 @@ actor ChaosFleet {
         return "\(kind)-\(counters[kind]!)"
     }
 
-    private func spawn(_ name: String, _ arguments: [String]) throws -> SoakProcess {
+    private func spawn(_ name: String, _ arguments: [String], environment: [String: String]? = nil) throws -> SoakProcess {
         started += 1
         let process = try ChildProcess(
-            settings.executable, arguments: arguments, environment: settings.environment, error: .file("\(settings.directory)/\(name).log")
+            settings.executable, arguments: arguments, environment: environment ?? settings.environment,
+            error: .file("\(settings.directory)/\(name).log")
         )
         return SoakProcess(name: name, process: process)
     }
+
+    private static let workerArguments = [
+        "worker", "--concurrency", "3", "--batch-size", "20", "--heartbeat-interval-ms", "500",
+        "--poll-interval-ms", "200", "--drain-timeout", "5", "--idle-transaction-timeout-ms", "2000", "--retry-delay-ms", "200",
+    ]
 
     @discardableResult
     func startScheduler() throws -> SoakProcess {
@@ -64,11 +77,16 @@ actor ChaosFleet {
 
     @discardableResult
     func startWorker() throws -> SoakProcess {
-        let child = try spawn(nextName("worker"), [
-            "worker", "--concurrency", "3", "--batch-size", "20", "--heartbeat-interval-ms", "500",
-            "--poll-interval-ms", "200", "--drain-timeout", "5", "--idle-transaction-timeout-ms", "2000", "--retry-delay-ms", "200",
-        ])
+        let child = try spawn(nextName("worker"), Self.workerArguments, environment: settings.workerEnvironment)
         workers.append(child)
+        return child
+    }
+
+    /// A worker without the chaos_applications projection, as in a rolling deploy that adds one.
+    @discardableResult
+    func startPartialWorker() throws -> SoakProcess {
+        let child = try spawn(nextName("partial-worker"), Self.workerArguments + ["--projections", "carts"], environment: settings.workerEnvironment)
+        partialWorkers.append(child)
         return child
     }
 
@@ -91,17 +109,27 @@ actor ChaosFleet {
     var writerNames: [String] { writers.map(\.name) }
 
     func running(_ children: [SoakProcess]) -> [SoakProcess] { children.filter(\.isRunning) }
-    var runningWorkers: [SoakProcess] { running(workers) }
+    var runningWorkers: [SoakProcess] { running(workers) + running(partialWorkers) }
     var runningSchedulers: [SoakProcess] { running(schedulers) }
     var runningWriters: [SoakProcess] { running(writers) }
 
     /// Starts new processes for those that died, so the fleet keeps its size.
     func replaceDead(workers workerCount: Int, schedulers schedulerCount: Int, writers writerCount: Int) throws -> [String] {
+        recordDeaths()
         var replaced: [String] = []
+        while running(partialWorkers).isEmpty && workerCount > 0 { replaced.append(try startPartialWorker().name) }
         while running(workers).count < workerCount { replaced.append(try startWorker().name) }
         while running(schedulers).count < schedulerCount { replaced.append(try startScheduler().name) }
         while running(writers).count < writerCount { replaced.append(try startWriter().name) }
         return replaced
+    }
+
+    /// Notes how the processes that ended meanwhile ended.
+    func recordDeaths() {
+        let recorded = Set(deaths.map(\.name))
+        for child in schedulers + workers + partialWorkers + writers where !recorded.contains(child.name) {
+            if let termination = child.process.termination { deaths.append((child.name, termination)) }
+        }
     }
 
     /// The scheduler process holding the leader lease, if it is one of ours and alive.

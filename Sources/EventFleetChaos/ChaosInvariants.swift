@@ -93,6 +93,20 @@ struct ChaosInvariants: Sendable {
         )
     }
 
+    /// Every backfill was finished, the ones whose driver the soak killed included.
+    func backfillsFinished() async throws -> InvariantResult {
+        let rows = try await database.query(
+            "count backfills", "SELECT count(*) FILTER (WHERE finished IS NULL), count(*) FROM \(schema.ef_backfills)"
+        )
+        var (unfinished, total): (Int64, Int64) = (0, 0)
+        if let row = rows.first { (unfinished, total) = try row.decode((Int64, Int64).self) }
+        return InvariantResult(
+            name: "every backfill finished, those whose worker was killed mid-way included",
+            held: unfinished == 0,
+            detail: "\(total) backfills, \(unfinished) unfinished"
+        )
+    }
+
     /// No job is running; the only dead or waiting jobs are the poison stream's.
     func jobsSettled() async throws -> InvariantResult {
         var lines: [String] = []

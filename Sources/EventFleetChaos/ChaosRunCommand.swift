@@ -29,12 +29,20 @@ struct ChaosRunCommand: AsyncParsableCommand {
     @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat before a worker's jobs are rescued.") var heartbeatTimeout: Int = 3
     @Option(name: .customLong("writer-pause-ms"), help: "Pause between a writer's commands.") var writerPauseMilliseconds: Int = 20
     @Option(name: .customLong("work-dir"), help: "Where process logs and acknowledgement logs go.") var workDirectory: String = ".chaos"
+    @Option(name: .customLong("half-open-proxy"), help: "The proxy the workers connect through, which the half-open fault silences (none: no such fault).")
+    var halfOpenProxy: String = "scripts/half-open-proxy"
+    @Option(name: .customLong("lost-claim-replies"), help: "The share of the workers' claims whose reply they drop.")
+    var lostClaimReplies: Double = 0.02
+
+    /// The application names of the fleet's processes, whose sessions a fault terminates.
+    static let fleetApplicationNames = ["eventfleet.worker", "eventfleet.scheduler"]
     @Flag(help: "Keep the soak's schema afterwards (it is kept anyway when an invariant fails).") var keep = false
 
     func validate() throws {
         guard minutes > 0, tenants > 0, workers > 0, writers > 0, heartbeatTimeout > 0 else {
             throw ValidationError("--minutes, --tenants, --workers, --writers and --heartbeat-timeout must be positive")
         }
+        guard (0..<1).contains(lostClaimReplies) else { throw ValidationError("--lost-claim-replies must be at least 0 and below 1") }
     }
 
     func run() async throws {
@@ -55,13 +63,32 @@ struct ChaosRunCommand: AsyncParsableCommand {
             environment["DATABASE_URL"] = sandbox.url
             environment["LOG_LEVEL"] = environment["CHAOS_LOG_LEVEL"] ?? "warning"
             let tenantNames = (1...tenants).map { "t\($0)" }
+            // The workers reach the database through the half-open proxy, when there is one.
+            var workerEnvironment = environment
+            workerEnvironment[ChaosCommand.lostClaimRepliesVariable] = String(lostClaimReplies)
+            var proxy: ChildProcess?
+            if FileManager.default.isExecutableFile(atPath: halfOpenProxy) {
+                let configuration = try DatabaseConfiguration(url: sandbox.url)
+                let started = try ChildProcess(
+                    halfOpenProxy, arguments: [configuration.host, String(configuration.port)], environment: environment, output: .lines,
+                    error: .file("\(directory)/proxy.log")
+                )
+                proxy = started
+                guard let port = await started.readLine()?.split(separator: " ").last, var url = URLComponents(string: sandbox.url) else {
+                    throw ValidationError("\(halfOpenProxy) did not say where it listens")
+                }
+                url.port = Int(port)
+                workerEnvironment["DATABASE_URL"] = url.string
+            }
+            defer { proxy?.signal(SIGTERM) }
             let soak = ChaosSoak(
                 store: sandbox.store, tenants: tenantNames, workerCount: workers, writerCount: writers,
                 duration: .milliseconds(Int64(minutes * 60_000)), seed: seed, heartbeatTimeout: .seconds(heartbeatTimeout),
-                restartCommand: restartCommand, directory: directory,
+                restartCommand: restartCommand, directory: directory, proxy: proxy, lostClaimReplies: lostClaimReplies,
                 fleet: ChaosFleet(settings: .init(
                     executable: ChildProcess.currentExecutable, environment: environment, directory: directory, tenants: tenantNames,
-                    heartbeatTimeoutSeconds: heartbeatTimeout, writerPauseMilliseconds: writerPauseMilliseconds
+                    heartbeatTimeoutSeconds: heartbeatTimeout, writerPauseMilliseconds: writerPauseMilliseconds,
+                    workerEnvironment: workerEnvironment
                 )),
                 logger: logger
             )
@@ -88,19 +115,26 @@ struct ChaosSoak: Sendable {
     let heartbeatTimeout: Duration
     let restartCommand: String?
     let directory: String
+    let proxy: ChildProcess?
+    let lostClaimReplies: Double
     let fleet: ChaosFleet
     let logger: Logger
     private var database: Database { store.database }
+    /// The schedulers' lease (`--lease-seconds` of ChaosFleet.startScheduler).
+    static let leaseDuration: Duration = .seconds(3)
 
     func run() async throws -> Bool {
         try await prepare()
         let started = ContinuousClock.now
+        let record = FaultRecord()
         let injector = ChaosInjector(
             fleet: fleet, store: store, tenants: tenants, heartbeatTimeout: heartbeatTimeout,
-            restartCommand: restartCommand, directory: directory, started: started, logger: logger
+            restartCommand: restartCommand, directory: directory, started: started, leaseDuration: Self.leaseDuration, proxy: proxy,
+            record: record, logger: logger
         )
         for _ in 0..<2 { try await fleet.startScheduler() }
         for _ in 0..<workerCount { try await fleet.startWorker() }
+        try await fleet.startPartialWorker()
         for _ in 0..<writerCount { try await fleet.startWriter() }
 
         let caps = CapSampler(database: database)
@@ -121,9 +155,12 @@ struct ChaosSoak: Sendable {
             return injected
         }
 
+        // How the processes that ended so far ended; from here on the soak stops them itself.
+        await fleet.recordDeaths()
+        let deaths = await fleet.deaths
         injector.say("faults stop; writers stop; the fleet drains")
         for writer in await fleet.writers { await writer.process.stop(grace: .seconds(5)) }
-        for child in await fleet.workers + fleet.schedulers { child.signal(SIGCONT) }
+        for child in await fleet.workers + fleet.partialWorkers + fleet.schedulers { child.signal(SIGCONT) }
         let replaced = try await fleet.replaceDead(workers: workerCount, schedulers: 2, writers: 0)
         if !replaced.isEmpty { injector.say("replaced dead processes: \(replaced.joined(separator: ", "))") }
         let drained = try await waitForDrain(injector)
@@ -143,7 +180,22 @@ struct ChaosSoak: Sendable {
         results.append(try await invariants.everyEventAppliedOnce())
         results.append(try await invariants.acknowledgedInStore(ackLogs: await fleet.writerNames.map { fleet.ackLog($0) }))
         results.append(try await invariants.jobsSettled())
+        results.append(try await invariants.backfillsFinished())
         results.append(caps.result())
+        results.append(caps.tenantsResult())
+        let takeovers = record.takeoverTimes
+        let slowest = takeovers.max() ?? .zero
+        results.append(InvariantResult(
+            name: "a standby led within the lease plus 5 s after the leader froze",
+            held: slowest <= Self.leaseDuration + .seconds(5),
+            detail: takeovers.isEmpty ? "the leader never froze" : "\(takeovers.count) freezes; slowest takeover \(slowest)"
+        ))
+        let crashes = deaths.filter { $0.termination != .signalled(SIGKILL) && $0.termination != .exited(0) }
+        results.append(InvariantResult(
+            name: "no process crashed while the faults ran: every one that ended was the soak's kill -9",
+            held: crashes.isEmpty,
+            detail: crashes.isEmpty ? "\(deaths.count) killed" : crashes.map { "\($0.name) \($0.termination)" }.joined(separator: ", ")
+        ))
         let unclean = exits.filter { $0.1 != .exited(0) }
         results.append(InvariantResult(
             name: "every process still up at the end shut down cleanly on SIGTERM",
@@ -157,6 +209,7 @@ struct ChaosSoak: Sendable {
         for fault in ChaosFault.allCases {
             sayLine("  \(injected[fault, default: 0])× \(fault.rawValue)")
         }
+        sayLine("  throughout: a worker without the chaos_applications projection; workers drop \(lostClaimReplies * 100)% of claim replies")
         sayLine("processes started: \(await fleet.started); events written: \(events); elapsed \(elapsed.formatted(.units(allowed: [.minutes, .seconds], width: .narrow)))")
         sayLine("invariants:")
         for result in results {
@@ -263,7 +316,12 @@ final class CapSampler: Sendable {
         var highest: [String: Int64] = [:]
         var failures = 0
         var lastError: String?
+        /// The longest any tenant's due live job waited, and whose.
+        var longestWait: (seconds: Double, tenant: String) = (0, "")
     }
+
+    /// A tenant whose due live job waits longer than this is blocked.
+    static let blockedAfter: Double = 60
 
     private let database: Database
     private let state = Mutex(State())
@@ -280,8 +338,20 @@ final class CapSampler: Sendable {
               LEFT JOIN \(schema.ef_jobs) j ON j.partition = q.partition AND j.lane = q.lane AND j.state = 'running'
              GROUP BY q.partition, q.lane, q.max_running
             """
+        let waits: PostgresQuery = """
+            SELECT j.partition, extract(epoch FROM now() - min(j.run_at))::float8
+              FROM \(schema.ef_jobs) j
+              JOIN \(schema.ef_tenant_quotas) q ON q.partition = j.partition AND q.lane = j.lane AND NOT q.paused
+             WHERE j.state = 'ready' AND j.lane = 'live' AND j.run_at <= now()
+               AND NOT (j.projection = 'carts' AND j.stream_id = \(ChaosInjector.poisonStream))
+             GROUP BY j.partition
+            """
         while !Task.isCancelled {
             do {
+                let waited = try await database.query("sample waiting jobs", waits).map { try $0.decode((String, Double).self) }
+                state.withLock { state in
+                    for (tenant, seconds) in waited where seconds > state.longestWait.seconds { state.longestWait = (seconds, tenant) }
+                }
                 let rows = try await database.query("sample running jobs", query).map { try $0.decode((String, String, Int32, Int64).self) }
                 state.withLock { state in
                     state.samples += 1
@@ -299,6 +369,17 @@ final class CapSampler: Sendable {
                 }
             }
             try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// No tenant's due live job waited past ``blockedAfter``.
+    func tenantsResult() -> InvariantResult {
+        state.withLock { state in
+            InvariantResult(
+                name: "no tenant blocked: no due live job waited \(Int(Self.blockedAfter)) s (sampled every 200 ms)",
+                held: state.longestWait.seconds <= Self.blockedAfter,
+                detail: String(format: "longest wait %.1f s%@", state.longestWait.seconds, state.longestWait.tenant.isEmpty ? "" : " (\(state.longestWait.tenant))")
+            )
         }
     }
 

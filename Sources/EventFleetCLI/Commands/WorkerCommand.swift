@@ -15,6 +15,8 @@ public struct WorkerOptions: ParsableArguments, Sendable {
     public var jobsPerTransaction: Int = ProjectionWorker.Configuration().jobsPerTransaction
     @Option(help: "Lanes to work, comma-separated: live,backfill.") public var lanes: String = "live,backfill"
     @Option(help: "Tenants to work for, comma-separated (default: all).") public var partitions: String?
+    @Option(help: "Projections to run, comma-separated (default: every stream projection of the binary); the worker claims only their jobs.")
+    public var projections: String?
     @Option(name: .customLong("drain-timeout"), help: "Seconds in-flight jobs may run on after SIGTERM.") public var drainTimeout: Int = 30
     @Option(name: .customLong("batch-size"), help: "Events per projection transaction.") public var batchSize: Int = 500
     @Option(name: .customLong("heartbeat-interval-ms"), help: "Milliseconds between heartbeats.") public var heartbeatIntervalMilliseconds: Int = 2_000
@@ -36,6 +38,15 @@ public struct WorkerOptions: ParsableArguments, Sendable {
         }
         _ = try laneList()
         if let partitions, partitionList(partitions).isEmpty { throw ValidationError("--partitions names no partition") }
+        if let projections, partitionList(projections).isEmpty { throw ValidationError("--projections names no projection") }
+    }
+
+    /// The projections of `registry` this worker runs: those `--projections` names, or all.
+    ///
+    /// - Throws: `ProjectionError.unknownProjection` for a name the registry does not have.
+    func projections(of registry: ProjectionRegistry) throws -> ProjectionRegistry {
+        guard let projections else { return registry }
+        return ProjectionRegistry(try partitionList(projections).map { try registry.projection(named: $0) })
     }
 
     func laneList() throws -> [JobLane] {
@@ -77,6 +88,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
             "--idle-transaction-timeout-ms", "\(idleTransactionTimeoutMilliseconds)", "--retry-delay-ms", "\(retryDelayMilliseconds)",
         ]
         if let partitions { arguments += ["--partitions", partitions] }
+        if let projections { arguments += ["--projections", projections] }
         return arguments
     }
 }
@@ -98,7 +110,7 @@ public struct WorkerCommand<Provider: ProjectionsProvider>: AsyncParsableCommand
 
     public func run() async throws {
         let configuration = try worker.configuration()
-        let registry = try Provider.registry()
+        let registry = try worker.projections(of: Provider.registry())
         // One connection per job transaction, plus heartbeat, claims, LISTEN and recording failures.
         try await FleetProcess.run(
             database: database, service: service, poolSize: configuration.maxTransactions + 4, label: "eventfleet.worker",

@@ -19,7 +19,9 @@ extension JobQueue {
     public func claim(worker: String, lanes: [JobLane], partitions: [String]?, slots: Int) async throws -> [Job] {
         guard slots > 0 else { return [] }
         let statement = ClaimJobsStatement(worker: worker, lanes: lanes.map(\.rawValue), partitions: partitions, slots: Int32(slots))
-        return try await database.run("claim jobs", statement).map { id, projection, partition, stream, lane, attempt, maxAttempts, token in
+        let rows = try await database.run("claim jobs", statement)
+        if !rows.isEmpty && FaultHooks.dropsClaimReply() { return [] }
+        return rows.map { id, projection, partition, stream, lane, attempt, maxAttempts, token in
             Job(
                 id: id, projection: projection, partition: partition, streamId: stream, lane: lane,
                 attempt: Int(attempt), maxAttempts: Int(maxAttempts), fencingToken: token
