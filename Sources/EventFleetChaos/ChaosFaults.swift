@@ -147,7 +147,7 @@ struct ChaosInjector: Sendable {
                 // starting worker drives it; it dies after its first pages.
                 let queue = JobQueue(store: store)
                 let tenant = tenants.randomElement(using: &random) ?? tenants[0]
-                let backfill = try await queue.startBackfill(projections: ["carts", "chaos_applications"], partition: tenant)
+                let backfill = try await queue.startBackfill(projections: ["chaos_applications"], partition: tenant)
                 let victim = try await fleet.startWorker()
                 let deadline = ContinuousClock.now + .seconds(10)
                 while ContinuousClock.now < deadline {

@@ -261,9 +261,10 @@ struct ChaosSoak: Sendable {
     }
 
     /// Waits until the scheduler has scheduled every event and no job but the poison stream's is
-    /// ready or running, twice in a row.
+    /// ready or running, twice in a row. A longer soak leaves a longer backlog of backfill jobs (one
+    /// running per tenant at a time), so it gets as long as the faults ran, at least 5 minutes.
     private func waitForDrain(_ injector: ChaosInjector) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(300)
+        let deadline = ContinuousClock.now + max(.seconds(300), duration)
         var quietChecks = 0
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .seconds(1))

@@ -89,6 +89,18 @@ struct HostileInputCLITests {
         }
     }
 
+    @Test("worker --projections naming a projection the binary does not have exits 2 naming it and the known ones, and registers nothing")
+    func unknownWorkerProjection() async throws {
+        try await TestDatabase.withSchema { schema in
+            let run = try await ChildProcess.run(
+                try builtProduct("eventfleet"), arguments: ["worker", "--projections", "carts,nosuch"], environment: childEnvironment(url: schema.url)
+            )
+            #expect(run.status == 2, "\(run.stderr)")
+            #expect(run.stderr.contains("nosuch") && run.stderr.contains("carts"), "\(run.stderr)")
+            #expect(try await schema.count("SELECT count(*) FROM ef_workers") == 0)
+        }
+    }
+
     @Test("Int64.max as the expected version is a conflict (exit 3) that creates nothing")
     func maximalExpectedVersion() async throws {
         try await TestDatabase.withSchema { schema in

@@ -79,6 +79,25 @@ struct BackfillTests {
         }
     }
 
+    @Test("workers that register the same projections at once, listed in other orders, do not deadlock")
+    func concurrentRegistrations() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(store: schema.store)
+            let names = ["a", "b", "c", "d"]
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for round in 0..<16 {
+                    let order = round.isMultiple(of: 2) ? names : names.reversed()
+                    group.addTask {
+                        try await queue.registerProjections(order.map { ProjectionRegistration(name: $0, eventTypes: nil) })
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await schema.count("SELECT count(*) FROM ef_projections") == 4)
+            #expect(try await schema.count("SELECT count(*) FROM ef_backfills") == 1, "one backfill, by the first registration")
+        }
+    }
+
     @Test("two backfills advanced at once each walk every stream once")
     func concurrentDrivers() async throws {
         try await withCartsSchema { schema in

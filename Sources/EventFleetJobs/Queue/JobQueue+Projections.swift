@@ -47,7 +47,9 @@ extension JobQueue {
         }
         return try await database.transaction("register projections") { connection in
             var new: [String] = []
-            for projection in projections {
+            // In name order: two workers registering the same projections lock their rows in the
+            // same order, so they cannot deadlock.
+            for projection in projections.sorted(by: { $0.name < $1.name }) {
                 let rows = try await connection.query("""
                     INSERT INTO \(schema.ef_projections) AS p (name, version, event_types, job_timeout)
                     VALUES (\(projection.name), \(projection.version), \(projection.eventTypes)::text[],
