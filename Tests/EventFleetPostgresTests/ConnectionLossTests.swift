@@ -21,6 +21,15 @@ struct ConnectionLossTests {
         try await connection.closeFuture.get()
     }
 
+    @Test("the server ending an idle transaction (25P03, what a leader resumed after a freeze reads first) is transient, so loops retry rather than stop")
+    func idleTransactionTimeoutIsTransient() {
+        let ended = EventStoreError.database(
+            operation: "consume", sqlState: "25P03", message: "terminating connection due to idle-in-transaction timeout"
+        )
+        #expect(PostgresErrorMapping.isTransient(ended))
+        #expect(!PostgresErrorMapping.isTransient(EventStoreError.database(operation: "consume", sqlState: "25P02", message: "in failed transaction")))
+    }
+
     @Test("a statement on a connection the server closed fails at once with connectionFailed (a transient error)")
     func statementAfterClose() async throws {
         try await TestDatabase.withSchema { schema in

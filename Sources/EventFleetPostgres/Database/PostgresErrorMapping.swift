@@ -9,13 +9,15 @@ package enum PostgresErrorMapping {
         (unwrap(error) as? PSQLError)?.serverInfo?[.sqlState]
     }
 
-    /// Whether a (mapped) error says the database is unreachable or restarting, or the transaction
-    /// lost a serialization race: worth retrying later, not a bug in the caller's code.
+    /// Whether a (mapped) error says the database is unreachable or restarting, the server ended
+    /// the session (an operator, or its idle-in-transaction timeout: 25P03, which a process resumed
+    /// after a freeze reads first), or the transaction lost a serialization race: worth retrying
+    /// later, not a bug in the caller's code.
     package static func isTransient(_ error: any Error) -> Bool {
         switch error as? EventStoreError {
         case .connectionFailed: return true
         case .database(_, let sqlState?, _):
-            return ["08", "57P", "53", "40"].contains { sqlState.hasPrefix($0) }
+            return sqlState == "25P03" || ["08", "57P", "53", "40"].contains { sqlState.hasPrefix($0) }
         default: return false
         }
     }
