@@ -82,6 +82,8 @@ struct LeastPrivilegeTests {
                 }
                 #expect(streams.count == 8)
                 // Only the table's owner may vacuum it: the runtime role is told so, not left to a warning.
+                // (The jobs the stopped fleet left go first, so that dead rows outnumber live ones.)
+                try await store.database.query("clear the jobs", "DELETE FROM \(store.database.schema.ef_jobs)")
                 let queue = JobQueue(store: store)
                 try await waitUntil(timeout: .seconds(30), "the job table is worn, and the runtime role may not vacuum it") {
                     if case .notPermitted(let role, _) = try await queue.vacuumIfWorn(minimumDeadRows: 1) { return role == names["runtime"] }
@@ -95,10 +97,14 @@ struct LeastPrivilegeTests {
             try await Self.withStore(base, role: names["readonly"]!, schema: schema) { store in
                 let status = try await FleetStatus.read(from: store)
                 #expect(status.jobTable.deadRows >= 0)
-                // As KEDA calls it: unqualified, found through the role's search_path.
-                #expect(try await store.database.value(
+                // As KEDA calls it: unqualified, found through the role's search_path. (The fleet is
+                // stopped, so the jobs it left do not change between the two calls.)
+                let demand = try await store.database.value(
                     "pool demand", "SELECT ef_pool_demand('{carts}', '{live,backfill}', NULL)", as: Int64.self
-                ) == 0)
+                )
+                #expect(try await store.database.value(
+                    "pool demand", "SELECT \(store.database.schema.ef_pool_demand)('{carts}', '{live,backfill}', NULL)", as: Int64.self
+                ) == demand)
                 await #expect(throws: EventStoreError.self) {
                     try await JobQueue(store: store).enqueue([JobRequest(projection: "carts", partition: "a", streamId: "x")])
                 }
