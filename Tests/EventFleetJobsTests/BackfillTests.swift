@@ -98,6 +98,33 @@ struct BackfillTests {
         }
     }
 
+    @Test("a backfill whose pages another driver takes too (the leading scheduler) returns when it is finished, with every stream counted")
+    func backfillSharedWithAnotherDriver() async throws {
+        try await withCartsSchema { schema in
+            let streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 20)
+            let queue = JobQueue(store: schema.store)
+            let result: (streams: Int, enqueued: Int)? = try await withThrowingTaskGroup(of: (streams: Int, enqueued: Int)?.self) { group in
+                // Another driver, as the scheduler's maintenance: it advances whatever is unfinished.
+                group.addTask {
+                    while !Task.isCancelled {
+                        try await queue.advanceBackfills(batchSize: 2)
+                        try await Task.sleep(for: .milliseconds(1))
+                    }
+                    return nil
+                }
+                group.addTask { try await queue.backfill(projections: ["carts"], partition: nil, batchSize: 2) }
+                defer { group.cancelAll() }
+                while let next = try await group.next() {
+                    if let next { return next }
+                }
+                return nil
+            }
+            #expect(result?.streams == streams.count)
+            #expect(result?.enqueued == streams.count)
+            #expect(try await schema.count("SELECT count(*) FROM ef_backfills WHERE finished IS NULL") == 0)
+        }
+    }
+
     @Test("two backfills advanced at once each walk every stream once")
     func concurrentDrivers() async throws {
         try await withCartsSchema { schema in

@@ -40,14 +40,25 @@ extension JobQueue {
         progress: (_ seen: Int, _ total: Int) -> Void = { _, _ in }
     ) async throws -> (streams: Int, enqueued: Int) {
         let id = try await startBackfill(projections: projections, partition: partition)
-        var last: BackfillProgress?
-        while let page = try await advanceBackfill(id: id, batchSize: batchSize) {
-            last = page
-            progress(Int(page.streams), Int(max(page.total, page.streams)))
-            if page.isFinished { break }
+        while true {
+            // No page: another driver (the leading scheduler) holds the backfill for one of its
+            // pages, or finished it. Either way its progress tells, and the walk goes on from there.
+            let page = try await advanceBackfill(id: id, batchSize: batchSize)
+            let read = if let page { page } else { try await backfillProgress(id: id) }
+            guard let current = read else { return (0, 0) }
+            progress(Int(current.streams), Int(max(current.total, current.streams)))
+            if current.isFinished { return (Int(current.streams), Int(current.enqueued)) }
+            if page == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
-        // No row: another driver holds the backfill's page or finished it; both are its business.
-        return (Int(last?.streams ?? 0), Int(last?.enqueued ?? 0))
+    }
+
+    /// A backfill's progress; `nil` when there is no such backfill.
+    public func backfillProgress(id: Int64) async throws -> BackfillProgress? {
+        let rows = try await database.query("read backfill progress", """
+            SELECT id, projections, partition, streams, enqueued, total, finished IS NOT NULL
+              FROM \(schema.ef_backfills) WHERE id = \(id)
+            """)
+        return try rows.first.map(Self.backfillProgress)
     }
 
     /// Records a backfill of `projections` over a partition's streams (or every partition's),
@@ -90,14 +101,17 @@ extension JobQueue {
             SELECT id, projections, partition, streams, enqueued, total, finished
               FROM \(schema.ef_backfill_page)(\(id)::bigint, \(Int32(clamping: batchSize)), \(JobRequest.defaultMaxAttempts), \(Self.notifyChannel))
             """)
-        return try rows.first.map { row in
-            let (id, projections, partition, streams, enqueued, total, finished) =
-                try row.decode((Int64, [String], String?, Int64, Int64, Int64, Bool).self)
-            return BackfillProgress(
-                id: id, projections: projections, partition: partition, streams: streams, enqueued: enqueued, total: total,
-                isFinished: finished
-            )
-        }
+        return try rows.first.map(Self.backfillProgress)
+    }
+
+    /// Reads a row of (id, projections, partition, streams, enqueued, total, finished).
+    private static func backfillProgress(_ row: PostgresRow) throws -> BackfillProgress {
+        let (id, projections, partition, streams, enqueued, total, finished) =
+            try row.decode((Int64, [String], String?, Int64, Int64, Int64, Bool).self)
+        return BackfillProgress(
+            id: id, projections: projections, partition: partition, streams: streams, enqueued: enqueued, total: total,
+            isFinished: finished
+        )
     }
 
     /// Advances unfinished backfills page by page until none is left free to advance or `deadline`
