@@ -274,9 +274,15 @@ struct ChaosSoak: Sendable {
                 let rows = try await database.query("check the drain", """
                     SELECT (SELECT count(*) FROM \(schema.ef_jobs) WHERE state IN ('ready', 'running')
                                AND NOT (projection = 'carts' AND stream_id = \(ChaosInjector.poisonStream) AND state = 'ready')),
-                           coalesce((SELECT max(last_global_position) FROM \(schema.ef_subscriptions)
-                                      WHERE subscription_id = \(FleetScheduler.Configuration().name)), 0)
-                             >= coalesce((SELECT max(global_position) FROM \(schema.ef_messages)), 0)
+                           -- Caught up in the log's order, (transaction id, global position): transactions
+                           -- commit out of position order, so the newest position can come before the
+                           -- checkpoint's.
+                           coalesce((SELECT (s.last_transaction_id, s.last_global_position) >= (h.transaction_id, h.global_position)
+                                       FROM \(schema.ef_subscriptions) s,
+                                            LATERAL (SELECT m.transaction_id, m.global_position FROM \(schema.ef_messages) m
+                                                      ORDER BY m.transaction_id DESC, m.global_position DESC LIMIT 1) h
+                                      WHERE s.subscription_id = \(FleetScheduler.Configuration().name)
+                                      ORDER BY s.updated DESC LIMIT 1), false)
                     """)
                 guard let row = rows.first else { continue }
                 let (pending, caughtUp) = try row.decode((Int64, Bool).self)
