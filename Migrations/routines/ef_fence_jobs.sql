@@ -6,7 +6,10 @@
 --
 -- It also sets the jobs' progressed time, which commits with the batch: a job's timeout
 -- (ef_projections.job_timeout, checked by ef_rescue_jobs) counts from its last committed batch,
--- so a long stream that keeps committing batches runs as long as it needs.
+-- so a long stream that keeps committing batches runs as long as it needs. It writes it only when
+-- the job's last mark (its claim, or an earlier batch) is more than 10 seconds old: most jobs end
+-- in their first batches, so the fence, on every batch's path, adds no write for them, and a
+-- timeout of minutes loses nothing to the coarser mark.
 --
 -- Planner settings hold the plan however stale the statistics of ef_jobs are (it grows faster than
 -- autovacuum analyzes it): with enable_seqscan off, "id = ANY (ids)" stays a primary-key probe and
@@ -30,7 +33,8 @@ BEGIN
          ORDER BY j.id
            FOR NO KEY UPDATE OF j
     ) f;
-    UPDATE ef_jobs j SET progressed = now() WHERE j.id = ANY (v_held);
+    UPDATE ef_jobs j SET progressed = now()
+     WHERE j.id = ANY (v_held) AND greatest(j.claimed_at, j.progressed) < now() - interval '10 seconds';
     RETURN QUERY SELECT unnest(v_held);
 END;
 $$;

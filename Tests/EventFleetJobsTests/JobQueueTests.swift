@@ -250,6 +250,13 @@ struct JobQueueTests {
             try await schema.register("w")
             let jobs = try await queue.claim(worker: "w", lanes: [.live], partitions: nil, slots: 3)
             let busy = try #require(jobs.first { $0.streamId == "busy" })
+            // A batch right after the claim writes no mark: the claim is the job's last mark.
+            let fresh = try await schema.connect()
+            try await fresh.query("BEGIN", logger: TestDatabase.logger)
+            try await queue.fence(busy, worker: "w", on: fresh)
+            try await fresh.query("COMMIT", logger: TestDatabase.logger)
+            try await fresh.close()
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE progressed IS NOT NULL") == 0)
             try await schema.execute("UPDATE ef_jobs SET claimed_at = now() - interval '2 minutes'")
             // The busy job commits a batch now.
             let connection = try await schema.connect()
