@@ -64,8 +64,11 @@ extension JobQueue {
     /// Records a backfill of `projections` over a partition's streams (or every partition's),
     /// without enqueueing anything yet: ``advanceBackfill(id:batchSize:)`` does that.
     ///
-    /// - Parameter connection: A transaction to record it in (a projection's registration), or
-    ///   `nil` to use the pool.
+    /// - Parameters:
+    ///   - projections: The projections whose jobs it enqueues; not empty.
+    ///   - partition: The partition whose streams it walks, or `nil` for every partition's.
+    ///   - connection: A transaction to record it in (a projection's registration), or `nil` to use
+    ///     the pool.
     /// - Returns: The backfill's id.
     @discardableResult
     public func startBackfill(projections: [String], partition: String?, on connection: PostgresConnection? = nil) async throws -> Int64 {

@@ -79,10 +79,14 @@ extension JobQueue {
 
     /// Records a heartbeat and flushes the worker's job counts.
     ///
-    /// - Parameter inFlight: The ids of the jobs the worker works on now, or `nil` to leave the last
-    ///   report. The leading scheduler rescues a running job of the worker that is missing from it
-    ///   though it was claimed a heartbeat timeout before (its claim's reply was lost, or its failure
-    ///   could not be recorded).
+    /// - Parameters:
+    ///   - worker: The worker's registration id.
+    ///   - draining: Whether the worker is shutting down (it claims nothing more).
+    ///   - counts: The jobs it completed and failed since its last heartbeat, per partition and lane.
+    ///   - inFlight: The ids of the jobs the worker works on now, or `nil` to leave the last report.
+    ///     The leading scheduler rescues a running job of the worker that is missing from it though it
+    ///     was claimed a heartbeat timeout before (its claim's reply was lost, or its failure could not
+    ///     be recorded).
     /// - Returns: `false` when the registration is gone: the worker was declared dead and its jobs
     ///   were rescued; it must stop working on them and register again.
     public func heartbeat(worker: String, draining: Bool, counts: JobCounts, inFlight: [Int64]? = nil) async throws -> Bool {

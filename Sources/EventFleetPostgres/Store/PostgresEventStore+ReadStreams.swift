@@ -30,7 +30,7 @@ extension PostgresEventStore {
     package static let readPageRows = 1_000
 
     /// Reads a page of each of several streams, as a projection worker bringing many rows up to date
-    /// in one transaction does, in statements of at most ``readPageRows`` rows each (keyset pages
+    /// in one transaction does, in statements of at most 1,000 rows each (keyset pages
     /// over the streams and their positions). A stream's committed events are a prefix of positions
     /// that only grows, so pages read in later snapshots join up without a gap.
     ///
