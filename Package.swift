@@ -159,6 +159,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The README's and the DocC articles' code blocks, compiled as a test target (DocSnippets).
+        .executableTarget(name: "DocSnippetExtractor"),
+        .plugin(name: "DocSnippets", capability: .buildTool(), dependencies: ["DocSnippetExtractor"]),
+        .testTarget(
+            name: "DocSnippetTests",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                "EventFleetProjections",
+                "EventFleetJobs",
+                "EventFleetCLI",
+                "CartsExample",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings,
+            plugins: ["DocSnippets"]
+        ),
         .target(
             name: "EventFleetTestSupport",
             dependencies: [

@@ -10,7 +10,7 @@ public enum ProjectionError: Error, Sendable, CustomStringConvertible {
     /// state type changed incompatibly or when the row was written by something else. Rebuild the
     /// row (delete it and project the stream again) or make the state's decoding accept the old form.
     case malformedSnapshot(projection: String, table: String, streamId: String, partition: String, reason: String)
-    /// A value ``SnapshotProjection``'s `mapToColumns` (or key) produced cannot be stored in its column.
+    /// A column's value could not be produced (its closure threw) or cannot be stored in its column.
     case invalidColumnValue(projection: String, table: String, column: String, streamId: String, partition: String, reason: String)
     /// A handler kept failing on an event and the consumer's policy is to stop. `underlying` is the
     /// handler's last error, as it threw it.

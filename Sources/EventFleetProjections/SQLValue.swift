@@ -12,6 +12,9 @@ public enum SQLValue: Sendable, Hashable {
     case json(String)
     case timestamp(Date)
 
+    /// An `Int`, as ``int(_:)`` holds it.
+    public static func int(_ value: Int) -> SQLValue { .int(Int64(value)) }
+
     /// Encodes any `Encodable` value as ``json(_:)``.
     public static func json<T: Encodable>(encoding value: T, encoder: JSONEncoder = JSONEncoder()) throws -> SQLValue {
         .json(String(decoding: try encoder.encode(value), as: UTF8.self))

@@ -186,7 +186,7 @@ extension SnapshotProjection {
 
     private func updateValues(_ fold: Fold, last: RecordedMessage) throws -> [(column: String, value: SQLValue)] {
         var values = try snapshotValues(fold, last: last)
-        let mapped = mapToColumns?(fold.state) ?? [:]
+        let mapped = try self.values(of: fold.state, streamId: fold.target.streamId, partition: fold.target.partition)
         for column in updatedColumns {
             values.append((column.name, mapped[column.name] ?? .null))
         }
@@ -204,7 +204,7 @@ extension SnapshotProjection {
         for (column, value) in zip(keyColumns, key) where !values.contains(where: { $0.column == column.name }) {
             values.append((column.name, value))
         }
-        let mapped = mapToColumns?(fold.state) ?? [:]
+        let mapped = try self.values(of: fold.state, streamId: fold.target.streamId, partition: fold.target.partition)
         for column in columns where !values.contains(where: { $0.column == column.name }) {
             values.append((column.name, mapped[column.name] ?? .null))
         }

@@ -6,10 +6,11 @@ import PostgresNIO
 
 /// A read-model row per stream holding the state the write model's own `evolve` produces.
 ///
-/// The row has the user's key columns, the snapshot columns (`stream_id`, `partition`,
-/// `last_stream_position`, `last_global_position`, `snapshot jsonb`) and optional denormalized
-/// columns from its `mapToColumns` closure. The table needs a unique constraint on the key columns and an
-/// index on `(partition, stream_id)`; ``validate(context:)`` checks both at start. A table named
+/// The row has the snapshot columns (`stream_id`, `partition`, `last_stream_position`,
+/// `last_global_position`, `snapshot jsonb`), the key columns (its own, or `(partition, stream_id)`
+/// for a row per stream) and optional denormalized columns (``SnapshotColumn``). The table needs a
+/// unique constraint on the key columns and an index on `(partition, stream_id)`;
+/// ``validate(context:)`` checks both at start. A table named
 /// without a schema lives in the store's (`EventFleetPostgres.DatabaseConfiguration.schema`).
 ///
 /// > Important: Each event applies exactly once in effect: the row is locked, events must continue
@@ -24,12 +25,73 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     let key: @Sendable (RecordedEvent<E>, String) -> [SQLValue]
     let evolve: @Sendable (State, E) throws -> State
     let initialState: @Sendable () -> State
-    let mapToColumns: (@Sendable (State) -> [String: SQLValue])?
+    let columnValues: ColumnValues
     /// The denormalized columns an update sets (key and snapshot columns stay as they are or are set apart).
     let updatedColumns: [SQLIdentifier]
     /// The columns an insert writes: the snapshot columns, then key and denormalized columns.
     let insertedColumns: [String]
 
+    /// A projection with a key of your own: the row's unique key is `keyColumns`, filled by `key`.
+    ///
+    /// - Parameters:
+    ///   - name: A stable name for logs, errors, jobs and the CLI.
+    ///   - table: The read-model table (`name` or `schema.name`).
+    ///   - keyColumns: The columns of the table's unique key.
+    ///   - eventTypes: The handled types; all of `E`'s by default. Other events of the stream only
+    ///     advance `last_stream_position`.
+    ///   - key: The key values, in `keyColumns` order, from any event of the stream and its partition.
+    ///   - evolve: The write model's evolve. If it throws, the batch rolls back and the error
+    ///     reaches the runner, the consumer's failure policy or the job's retries.
+    ///   - initialState: The write model's initial state.
+    ///   - columns: The other columns the projection fills, each from the state.
+    /// - Throws: ``ProjectionError/invalidIdentifier(_:kind:reason:)`` for a bad table or column name.
+    public init(
+        name: String,
+        table: String,
+        keyColumns: [String],
+        eventTypes: Set<String>? = nil,
+        key: @escaping @Sendable (RecordedEvent<E>, String) -> [SQLValue],
+        evolve: @escaping @Sendable (State, E) throws -> State,
+        initialState: @escaping @Sendable () -> State,
+        columns: [SnapshotColumn<State>]
+    ) throws {
+        try self.init(
+            name: name, table: table, keyColumns: keyColumns, eventTypes: eventTypes, key: key, evolve: evolve,
+            initialState: initialState, columnNames: columns.map(\.name), columnValues: .each(columns)
+        )
+    }
+
+    /// A projection whose row is its stream's: the unique key is `(partition, stream_id)`, so the
+    /// table needs no key columns of its own and the projection no key function.
+    ///
+    /// - Parameters:
+    ///   - name: A stable name for logs, errors, jobs and the CLI.
+    ///   - table: The read-model table (`name` or `schema.name`); its unique key is
+    ///     `(partition, stream_id)`, which also serves as the index the projection needs.
+    ///   - eventTypes: The handled types; all of `E`'s by default. Other events of the stream only
+    ///     advance `last_stream_position`.
+    ///   - evolve: The write model's evolve. If it throws, the batch rolls back and the error
+    ///     reaches the runner, the consumer's failure policy or the job's retries.
+    ///   - initialState: The write model's initial state.
+    ///   - columns: The other columns the projection fills, each from the state.
+    /// - Throws: ``ProjectionError/invalidIdentifier(_:kind:reason:)`` for a bad table or column name.
+    public init(
+        name: String,
+        table: String,
+        eventTypes: Set<String>? = nil,
+        evolve: @escaping @Sendable (State, E) throws -> State,
+        initialState: @escaping @Sendable () -> State,
+        columns: [SnapshotColumn<State>] = []
+    ) throws {
+        try self.init(
+            name: name, table: table, keyColumns: ["partition", "stream_id"], eventTypes: eventTypes,
+            key: { recorded, partition in [.text(partition), .text(recorded.message.streamId)] },
+            evolve: evolve, initialState: initialState, columnNames: columns.map(\.name), columnValues: .each(columns)
+        )
+    }
+
+    /// A projection with a key of your own whose other columns one closure fills.
+    ///
     /// - Parameters:
     ///   - name: A stable name for logs, errors, jobs and the CLI.
     ///   - table: The read-model table (`name` or `schema.name`).
@@ -41,7 +103,8 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     ///     reaches the runner, the consumer's failure policy or the job's retries.
     ///   - initialState: The write model's initial state.
     ///   - columns: The denormalized columns `mapToColumns` fills.
-    ///   - mapToColumns: Values for `columns`; a missing entry writes NULL.
+    ///   - mapToColumns: Values for `columns`; a missing entry writes NULL. If it throws, the batch
+    ///     stops with ``ProjectionError/invalidColumnValue(projection:table:column:streamId:partition:reason:)``.
     /// - Throws: ``ProjectionError/invalidIdentifier(_:kind:reason:)`` for a bad table or column name.
     public init(
         name: String,
@@ -52,7 +115,24 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
         evolve: @escaping @Sendable (State, E) throws -> State,
         initialState: @escaping @Sendable () -> State,
         columns: [String] = [],
-        mapToColumns: (@Sendable (State) -> [String: SQLValue])? = nil
+        mapToColumns: (@Sendable (State) throws -> [String: SQLValue])? = nil
+    ) throws {
+        try self.init(
+            name: name, table: table, keyColumns: keyColumns, eventTypes: eventTypes, key: key, evolve: evolve,
+            initialState: initialState, columnNames: columns, columnValues: mapToColumns.map(ColumnValues.all) ?? .each([])
+        )
+    }
+
+    private init(
+        name: String,
+        table: String,
+        keyColumns: [String],
+        eventTypes: Set<String>?,
+        key: @escaping @Sendable (RecordedEvent<E>, String) -> [SQLValue],
+        evolve: @escaping @Sendable (State, E) throws -> State,
+        initialState: @escaping @Sendable () -> State,
+        columnNames: [String],
+        columnValues: ColumnValues
     ) throws {
         self.name = name
         self.table = try SQLIdentifier(table, kind: "table")
@@ -60,20 +140,56 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
             throw ProjectionError.misconfigured(projection: name, table: table, problems: ["no key columns given"])
         }
         self.keyColumns = try keyColumns.map { try SQLIdentifier($0, kind: "key column") }
-        self.columns = try columns.map { try SQLIdentifier($0, kind: "column") }
+        self.columns = try columnNames.map { try SQLIdentifier($0, kind: "column") }
         for column in self.keyColumns + self.columns where column.parts.count != 1 {
             throw ProjectionError.invalidIdentifier(column.description, kind: "column", reason: "must not be qualified")
+        }
+        if let repeated = Dictionary(grouping: columnNames, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw ProjectionError.misconfigured(projection: name, table: table, problems: ["column '\(repeated)' is given twice"])
         }
         self.eventTypes = eventTypes ?? Set(E.cases.map(\.eventType))
         self.key = key
         self.evolve = evolve
         self.initialState = initialState
-        self.mapToColumns = mapToColumns
+        self.columnValues = columnValues
         let keys = self.keyColumns
         self.updatedColumns = self.columns.filter { column in !keys.contains(column) && !Self.snapshotColumns.contains(column.name) }
         var inserted = Self.snapshotColumns
         for column in keys + self.columns where !inserted.contains(column.name) { inserted.append(column.name) }
         self.insertedColumns = inserted
+    }
+
+    /// How the columns beside the key and the snapshot get their values.
+    enum ColumnValues: Sendable {
+        /// One closure per column, so a failure names its column.
+        case each([SnapshotColumn<State>])
+        /// One closure for all of them.
+        case all(@Sendable (State) throws -> [String: SQLValue])
+    }
+
+    /// The values of the columns beside the key and the snapshot, for a stream's state.
+    ///
+    /// - Throws: ``ProjectionError/invalidColumnValue(projection:table:column:streamId:partition:reason:)``
+    ///   naming the column (or, for one `mapToColumns` closure, all of them) whose value failed.
+    func values(of state: State, streamId: String, partition: String) throws(ProjectionError) -> [String: SQLValue] {
+        func failure(_ column: String, _ error: any Error) -> ProjectionError {
+            .invalidColumnValue(
+                projection: name, table: table.description, column: column, streamId: streamId, partition: partition,
+                reason: JSONValue.describe(error)
+            )
+        }
+        switch columnValues {
+        case .each(let columns):
+            var values: [String: SQLValue] = [:]
+            for column in columns {
+                do { values[column.name] = try column.value(state) } catch { throw failure(column.name, error) }
+            }
+            return values
+        case .all(let mapToColumns):
+            do { return try mapToColumns(state) } catch {
+                throw failure(columns.map(\.name).joined(separator: ", "), error)
+            }
+        }
     }
 
     /// The columns every snapshot table has.

@@ -10,11 +10,7 @@ struct EventFleetCommand: AsyncParsableCommand {
         commandName: "eventfleet",
         abstract: "EventFleet: an event store on PostgreSQL and the tools to run it.",
         discussion: "The database comes from --database-url or DATABASE_URL. Exit codes: 0 success, 2 invalid input, 3 version conflict, 1 anything else.",
-        subcommands: [
-            MigrateCommand<CartsReadModel>.self, AppendCommand.self, ReadCommand.self, ProjectCommand<CartsReadModel>.self,
-            SchedulerCommand.self, WorkerCommand<CartsReadModel>.self, LaunchCommand.self, BackfillCommand<CartsReadModel>.self,
-            MonitorCommand.self, ScaleCommand.self, JobsCommand.self,
-        ]
+        subcommands: FleetCommands.all(CartsReadModel.self)
     )
 
     static func main() async {

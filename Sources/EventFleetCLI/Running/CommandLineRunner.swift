@@ -30,10 +30,32 @@ public enum CommandLineRunner {
         }
     }
 
+    /// Parses the process's arguments (or `arguments`) as `root`'s, runs the command and exits with
+    /// its exit code.
+    ///
+    /// - Parameters:
+    ///   - root: The binary's root command.
+    ///   - arguments: The arguments without the executable's path; `nil` reads the process's.
     public static func main<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
+        exit(await run(root, arguments: arguments))
+    }
+
+    /// Runs `root` as ``main(_:arguments:)`` does, its commands taking their projections and
+    /// migrations from `application` (``FleetApplication/commands``).
+    ///
+    /// - Parameters:
+    ///   - root: The binary's root command.
+    ///   - application: The application's projections and migrations.
+    ///   - arguments: The arguments without the executable's path; `nil` reads the process's.
+    public static func main<Root: ParsableCommand>(_ root: Root.Type, application: FleetApplication, arguments: [String]? = nil) async -> Never {
+        exit(await FleetApplication.$current.withValue(application) { await run(root, arguments: arguments) })
+    }
+
+    /// Runs the command and returns its exit code.
+    private static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]?) async -> Int32 {
         if arguments == nil, let problem = invalidUTF8Argument() {
             FileHandle.standardError.write(Data("error: \(problem); nothing was written\n".utf8))
-            exit(EventFleetExitCode.invalidInput)
+            return EventFleetExitCode.invalidInput
         }
         do {
             var command = try root.parseAsRoot(arguments)
@@ -42,9 +64,9 @@ public enum CommandLineRunner {
             } else {
                 try command.run()
             }
-            exit(0)
+            return 0
         } catch {
-            exit(report(error, root: root))
+            return report(error, root: root)
         }
     }
 

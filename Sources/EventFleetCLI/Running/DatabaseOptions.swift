@@ -32,6 +32,7 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
     ///   - body: Runs while the client does; the client stops when it returns.
     /// - Throws: `EventStoreError.connectionFailed(target:reason:)` at once when the server cannot be
     ///   reached, and whatever `body` throws.
+    @discardableResult
     public func withStore<T: Sendable>(
         poolSize: Int? = nil, logger: Logger, _ body: @Sendable (PostgresEventStore) async throws -> T
     ) async throws -> T {
