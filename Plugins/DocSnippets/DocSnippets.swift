@@ -10,7 +10,7 @@ struct DocSnippets: BuildToolPlugin {
         let root = context.package.directoryURL
         let documents = try [root.appending(path: "README.md")] + articles(under: root.appending(path: "Sources"))
         let output = context.pluginWorkDirectoryURL.appending(path: "snippets")
-        var arguments: [String] = []
+        var arguments = ["--root", root.path(percentEncoded: false)]
         for library in context.package.products.compactMap({ $0 as? LibraryProduct }) {
             arguments += ["--library", library.name]
         }
@@ -24,7 +24,7 @@ struct DocSnippets: BuildToolPlugin {
                 displayName: "Extracting the Swift snippets of \(documents.count) documents",
                 executable: try context.tool(named: "DocSnippetExtractor").url,
                 arguments: arguments,
-                inputFiles: documents,
+                inputFiles: documents + exampleManifests(under: root.appending(path: "Examples")),
                 outputFiles: outputs
             ),
         ]
@@ -40,6 +40,15 @@ struct DocSnippets: BuildToolPlugin {
             @unknown default: []
             }
         }
+    }
+
+    /// The manifests of the example packages, which a document's manifest block can be checked
+    /// against.
+    private func exampleManifests(under examples: URL) -> [URL] {
+        let entries = (try? FileManager.default.contentsOfDirectory(at: examples, includingPropertiesForKeys: [.isSymbolicLinkKey])) ?? []
+        // `Examples/EventFleet` links back to this package, as a checkout beside the examples.
+        let packages = entries.filter { (try? $0.resourceValues(forKeys: [.isSymbolicLinkKey]).isSymbolicLink) != true }
+        return packages.map { $0.appending(path: "Package.swift") }.filter { FileManager.default.fileExists(atPath: $0.path(percentEncoded: false)) }
     }
 
     /// The DocC articles: the Markdown files of every `Sources/*/*.docc` catalog.

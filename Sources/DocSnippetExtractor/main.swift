@@ -3,7 +3,7 @@ import Foundation
 // Turns the Swift code blocks of Markdown documents into Swift files of one test target, so that
 // the documents' code compiles with every build (the DocSnippets plugin runs it).
 //
-//   DocSnippetExtractor [--library NAME]... [--import MODULE]... --document DOC.md OUT.swift ...
+//   DocSnippetExtractor --root DIR [--library NAME]... [--import MODULE]... --document DOC.md OUT.swift ...
 //
 // A ```swift block is, by default, declarations: they compile at file scope, made `fileprivate`
 // so that documents (and the modules they import) can declare the same names. An HTML comment on
@@ -25,7 +25,10 @@ import Foundation
 // A package manifest (a block that imports PackageDescription or starts with a
 // `// swift-tools-version` or `// Package.swift` line) cannot compile in a target: its
 // `.product(name:package: "EventFleet")` lines are checked against this package's libraries
-// (`--library`). Errors name the document and line; `#sourceLocation` makes the compiler's do too.
+// (`--library`). After `<!-- snippet: manifest of PATH -->`, every `.package(` and `.product(`
+// line of the block must also appear in the manifest at PATH (relative to `--root`), a package
+// that builds with them. Errors name the document and line; `#sourceLocation` makes the
+// compiler's do too.
 
 struct Failure: Error {
     var file: String
@@ -38,6 +41,8 @@ enum Kind: Equatable {
     case body
     case scoped
     case skip
+    /// A manifest whose dependency lines a package at this path uses.
+    case manifest(of: String)
 }
 
 struct Block {
@@ -87,10 +92,12 @@ func marker(before fence: Int, in lines: [String], file: String) throws -> (Kind
     case "body": return (.body, context)
     case "scoped": return (.scoped, context)
     case let skip where skip.hasPrefix("skip:") && skip.count > "skip:".count: return (.skip, [])
+    case let manifest where manifest.hasPrefix("manifest of ") && manifest.count > "manifest of ".count:
+        return (.manifest(of: String(manifest.dropFirst("manifest of ".count))), [])
     default:
         throw Failure(
             file: file, line: first + 1,
-            message: "unknown snippet marker '\(directive)' (declarations, body, scoped, or skip: with a reason)"
+            message: "unknown snippet marker '\(directive)' (declarations, body, scoped, manifest of PATH, or skip: with a reason)"
         )
     }
 }
@@ -101,8 +108,18 @@ func isManifest(_ block: Block) -> Bool {
         || block.lines.contains { $0.hasPrefix("import PackageDescription") }
 }
 
-/// Checks that the products a manifest takes from EventFleet exist.
-func checkManifest(_ block: Block, libraries: Set<String>, file: String) throws {
+/// Checks that the products a manifest takes from EventFleet exist, and that the package its
+/// marker names uses its dependency lines.
+func checkManifest(_ block: Block, libraries: Set<String>, root: String, file: String) throws {
+    if case .manifest(let path) = block.kind {
+        let used = try String(contentsOfFile: root + "/" + path, encoding: .utf8)
+        for (offset, line) in block.lines.enumerated() where line.contains(".package(") || line.contains(".product(") {
+            let code = line.components(separatedBy: "//")[0].trimmingCharacters(in: .whitespaces)
+            guard used.contains(code) else {
+                throw Failure(file: file, line: block.line + offset, message: "\(path) does not use this line: \(code)")
+            }
+        }
+    }
     let product = try NSRegularExpression(pattern: #"\.product\(name: "([^"]+)", package: "EventFleet"\)"#)
     for (offset, line) in block.lines.enumerated() {
         let range = NSRange(line.startIndex..., in: line)
@@ -144,14 +161,14 @@ func boundNames(_ lines: [String]) -> [String] {
     }
 }
 
-func generate(document: String, libraries: Set<String>, imports: [String]) throws -> String {
+func generate(document: String, libraries: Set<String>, imports: [String], root: String) throws -> String {
     let text = try String(contentsOfFile: document, encoding: .utf8)
     var importLines = Set(imports.map { "import \($0)" })
     var code: [String] = []
     func located(_ block: Block) -> String { "#sourceLocation(file: \"\(document)\", line: \(block.line))" }
     for block in try blocks(of: text, file: document) where block.kind != .skip {
         if isManifest(block) {
-            try checkManifest(block, libraries: libraries, file: document)
+            try checkManifest(block, libraries: libraries, root: root, file: document)
             continue
         }
         // Imports move to the top of the file (`@testable` ones name the document's own app, which
@@ -166,7 +183,7 @@ func generate(document: String, libraries: Set<String>, imports: [String]) throw
         case .body:
             code += ["fileprivate func snippet_line\(block.line)() async throws {"] + block.context + [located(block)] + kept
             code += ["#sourceLocation()"] + boundNames(kept).map { "_ = \($0)" } + ["}"]
-        case .skip:
+        case .skip, .manifest:
             break
         }
         code.append("")
@@ -175,12 +192,14 @@ func generate(document: String, libraries: Set<String>, imports: [String]) throw
         .joined(separator: "\n")
 }
 
+var root = FileManager.default.currentDirectoryPath
 var libraries: Set<String> = []
 var imports: [String] = []
 var documents: [(document: String, output: String)] = []
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
+    case "--root": root = arguments.popFirst() ?? root
     case "--library": libraries.insert(arguments.popFirst() ?? "")
     case "--import": imports.append(arguments.popFirst() ?? "")
     case "--document":
@@ -196,7 +215,7 @@ while let argument = arguments.popFirst() {
 }
 do {
     for (document, output) in documents {
-        let generated = try generate(document: document, libraries: libraries, imports: imports)
+        let generated = try generate(document: document, libraries: libraries, imports: imports, root: root)
         try FileManager.default.createDirectory(
             at: URL(fileURLWithPath: output).deletingLastPathComponent(), withIntermediateDirectories: true
         )

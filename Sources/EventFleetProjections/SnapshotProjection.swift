@@ -227,6 +227,22 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
         }
     }
 
+    /// The current state of a stream's row, read through the store's pool, or `nil` when there is
+    /// none: what a read-your-writes check or a verification of the read model compares with
+    /// `aggregateStream` of the stream.
+    ///
+    /// - Parameters:
+    ///   - streamId: The stream.
+    ///   - partition: Its partition.
+    ///   - store: The store whose schema holds the table.
+    /// - Throws: ``ProjectionError/malformedSnapshot(projection:table:streamId:partition:reason:)``
+    ///   when the stored snapshot does not decode as `State`.
+    public func load(streamId: String, partition: String = defaultPartition, store: PostgresEventStore) async throws -> (state: State, lastStreamPosition: Int64)? {
+        try await store.database.withConnection("read \(name) row") { connection in
+            try await load(streamId: streamId, partition: partition, context: ProjectionContext(connection, store: store, logger: store.database.logger))
+        }
+    }
+
     /// The table as statements name it: qualified with the store's schema unless it names its own.
     func tableName(_ context: ProjectionContext) -> SQLName {
         context.database.schema.qualifying(table)

@@ -34,7 +34,7 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
     ///   reached, and whatever `body` throws.
     @discardableResult
     public func withStore<T: Sendable>(
-        poolSize: Int? = nil, logger: Logger, _ body: @Sendable (PostgresEventStore) async throws -> T
+        poolSize: Int? = nil, logger: Logger = Logger(label: "eventfleet.command"), _ body: @Sendable (PostgresEventStore) async throws -> T
     ) async throws -> T {
         let store = try await connectedStore(poolSize: poolSize, logger: logger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
