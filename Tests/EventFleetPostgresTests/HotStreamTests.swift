@@ -15,7 +15,11 @@ struct HotStreamTests {
         arguments: StoreKind.allCases, [true, false]
     )
     func pessimisticCommandsTakeTurns(kind: StoreKind, streamExists: Bool) async throws {
-        try await kind.withStore(poolSize: Self.writers + 2) { store in
+        try await kind.withStore(poolSize: Self.writers + 2) { base in
+            // The in-memory store answers without suspending; yielding after each read lets the
+            // other commands run between a command's read and its append, as the database's round
+            // trips do.
+            let store = YieldingStore(base: base)
             let stream = "tally"
             if streamExists {
                 try await Self.pessimistic.handle(.count(writer: -1), streamId: stream, in: store)
@@ -92,7 +96,8 @@ struct HotStreamTests {
 
     @Test("a command that decide rejects appends nothing and releases the stream", arguments: StoreKind.allCases)
     func rejectedCommandReleasesTheLock(kind: StoreKind) async throws {
-        try await kind.withStore(poolSize: 8) { store in
+        try await kind.withStore(poolSize: 8) { base in
+            let store = YieldingStore(base: base)
             let stream = "tally"
             try await Self.pessimistic.handle(.count(writer: -1), streamId: stream, in: store)
             await #expect(throws: TallyRefused()) {
@@ -209,6 +214,35 @@ let tally = Decider<Int, TallyCommand, TallyEvent>(
 typealias TallyHandler = DeciderCommandHandler<Int, TallyCommand, TallyEvent>
 
 // MARK: Contention on demand
+
+/// A store that yields its thread a few times after each stream read, also inside exclusive access.
+struct YieldingStore: EventStore {
+    let base: any EventStore
+
+    func appendToStream(_ streamId: String, messages: [ProposedMessage], options: AppendOptions) async throws -> AppendResult {
+        try await base.appendToStream(streamId, messages: messages, options: options)
+    }
+
+    func readStream(_ streamId: String, options: ReadStreamOptions) async throws -> ReadStreamResult<RecordedMessage> {
+        let read = try await base.readStream(streamId, options: options)
+        for _ in 0..<8 { await Task.yield() }
+        return read
+    }
+
+    func readAll(after checkpoint: GlobalCheckpoint, options: ReadAllOptions) async throws -> GlobalLogBatch {
+        try await base.readAll(after: checkpoint, options: options)
+    }
+
+    func globalLogStall() async throws -> GlobalLogStall? { try await base.globalLogStall() }
+
+    func withExclusiveAccess<T: Sendable>(
+        toStream streamId: String, partition: String, _ body: (any EventStore) async throws -> T
+    ) async throws -> T {
+        try await base.withExclusiveAccess(toStream: streamId, partition: partition) { exclusive in
+            try await body(YieldingStore(base: exclusive))
+        }
+    }
+}
 
 /// A store whose stream reads return only once a whole round of readers has read: every command of
 /// a round decides on the same version before any of them appends. `rounds` gives the readers of
