@@ -28,7 +28,7 @@ struct BenchCommand: AsyncParsableCommand {
 
 /// The workloads a run can be limited to with `--only`.
 enum Workload: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case append, read, burn, catchup, freshness, history
+    case append, read, burn, catchup, freshness, history, commands
 }
 
 /// The benchmark run itself (the default of `eventfleet-bench`).
@@ -121,6 +121,7 @@ struct BenchRunCommand: AsyncParsableCommand {
             if workloads.contains(.append) { try await AppendBenchmark(database: database, settings: settings).run(into: &report) }
             if workloads.contains(.read) { try await ReadBenchmark(database: database, settings: settings).run(into: &report) }
             if workloads.contains(.burn) { try await QueueBenchmark(database: database, settings: settings).runBurnDown(into: &report) }
+            if workloads.contains(.commands) { try await CommandBenchmark(database: database, settings: settings).run(into: &report) }
             return report
         }
         if workloads.contains(.catchup) {

@@ -41,6 +41,8 @@ struct BenchSettings: Sendable {
     var historyTimeLimit: Duration
     /// Claims timed in each claim-latency measurement.
     var claimSamples: Int
+    /// Concurrent writers of workload 9's commands on one stream.
+    var hotCommandWriters = 16
 
     static let quick = BenchSettings(
         runDuration: .seconds(2), burnJobs: 1_000, burnCompletingEach: false, catchUpEvents: 10_000, catchUpStreams: 1_000,

@@ -1,12 +1,20 @@
 import Foundation
 import Logging
 
-/// Runs commands against a ``Decider``: reads the stream, decides, appends with the version it read.
-///
-/// When the version was implicit (the caller gave none) and another writer appended in between, the
-/// append conflicts; the handler then re-reads the stream and decides again, with jittered backoff, up
-/// to ``Options/retry``. A caller-supplied ``ExpectedVersion/exact(_:)`` is never retried: the caller
-/// asked for that version and gets the conflict.
+/// How ``DeciderCommandHandler`` keeps concurrent commands on one stream from losing each other's
+/// events.
+public enum CommandConcurrency: Sendable, Hashable {
+    /// Read, decide and append with the version read; when another writer appended in between, the
+    /// append conflicts and the handler reads and decides again, up to its retry policy. No lock is
+    /// held while deciding, so this suits streams that few writers share at once.
+    case optimistic
+    /// Take the stream's lock first (``EventStore/withExclusiveAccess(toStream:partition:_:)``),
+    /// then read, decide and append while holding it, so that the commands of a hot stream take
+    /// turns instead of conflicting. In `PostgresEventStore` the lock, the read and the append are
+    /// one transaction, and the lock holds for a stream that does not exist yet.
+    case pessimistic
+}
+
 public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event>: Sendable {
     /// Settings of the handler.
     public struct Options: Sendable {
@@ -16,11 +24,24 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
         public var streamType: String?
         /// Unknown stored event types: fail (default) or skip while folding.
         public var unknownTypes: UnknownEventTypePolicy
+        /// Optimistic (the default) or pessimistic handling of concurrent commands on one stream.
+        public var concurrency: CommandConcurrency
 
-        public init(retry: RetryPolicy = RetryPolicy(), streamType: String? = nil, unknownTypes: UnknownEventTypePolicy = .fail) {
+        /// Settings of a handler.
+        ///
+        /// - Parameters:
+        ///   - retry: Retrying of version conflicts for implicit versions.
+        ///   - streamType: The stream type recorded when a command creates a stream.
+        ///   - unknownTypes: Unknown stored event types: fail or skip while folding.
+        ///   - concurrency: Optimistic, or pessimistic for streams that many writers contend for.
+        public init(
+            retry: RetryPolicy = RetryPolicy(), streamType: String? = nil, unknownTypes: UnknownEventTypePolicy = .fail,
+            concurrency: CommandConcurrency = .optimistic
+        ) {
             self.retry = retry
             self.streamType = streamType
             self.unknownTypes = unknownTypes
+            self.concurrency = concurrency
         }
     }
 
@@ -59,8 +80,13 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
     ///   - expectedVersion: An explicit version to require; `nil` uses the version read (and retries).
     ///   - metadata: Metadata stored with every new event.
     ///   - messageIds: Optional idempotency ids, one per event `decide` returns.
-    /// - Throws: The domain's errors from `decide` unchanged (nothing is appended), and
-    ///   ``EventStoreError`` from the store, including the conflict once retries are exhausted.
+    /// - Throws: The domain's errors from `decide` unchanged (nothing is appended);
+    ///   ``EventStoreError/retriesExhausted(streamId:partition:attempts:expected:actual:)`` when
+    ///   every attempt of a command without `expectedVersion` lost a version conflict;
+    ///   ``EventStoreError/versionConflict(streamId:partition:expected:actual:)`` when the stream is
+    ///   not at the given `expectedVersion`; ``EventStoreError/exclusiveAccessUnsupported(store:)``
+    ///   in pessimistic mode with a store that cannot lock a stream; and other ``EventStoreError``s
+    ///   from the store.
     @discardableResult
     public func handle(
         _ command: Command,
@@ -76,12 +102,29 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
         while true {
             attempt += 1
             do {
-                return try await attemptOnce(
-                    command, streamId: streamId, store: store, partition: partition,
-                    expectedVersion: expectedVersion, metadata: metadata, messageIds: messageIds, attempt: attempt
-                )
+                switch options.concurrency {
+                case .optimistic:
+                    return try await attemptOnce(
+                        command, streamId: streamId, store: store, partition: partition,
+                        expectedVersion: expectedVersion, metadata: metadata, messageIds: messageIds, attempt: attempt
+                    )
+                case .pessimistic:
+                    // A conflict can still happen here: a writer that does not take the lock (a plain
+                    // append, an optimistic handler) got in between. It is retried like any other.
+                    return try await store.withExclusiveAccess(toStream: streamId, partition: partition) { exclusive in
+                        try await attemptOnce(
+                            command, streamId: streamId, store: exclusive, partition: partition,
+                            expectedVersion: expectedVersion, metadata: metadata, messageIds: messageIds, attempt: attempt
+                        )
+                    }
+                }
             } catch let error as EventStoreError {
-                guard case .versionConflict = error, attempt <= retries else { throw error }
+                guard case .versionConflict(_, _, let expected, let actual) = error, expectedVersion == nil else { throw error }
+                guard attempt <= retries else {
+                    throw EventStoreError.retriesExhausted(
+                        streamId: streamId, partition: partition, attempts: attempt, expected: expected, actual: actual
+                    )
+                }
                 let delay = options.retry.delay(beforeRetry: attempt)
                 logger.debug(
                     "version conflict, retrying command",
@@ -96,7 +139,7 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
     }
 
     private func attemptOnce(
-        _ command: Command, streamId: String, store: some EventStore, partition: String,
+        _ command: Command, streamId: String, store: any EventStore, partition: String,
         expectedVersion: ExpectedVersion?, metadata: [String: JSONValue]?,
         messageIds: (@Sendable ([E]) -> [String])?, attempt: Int
     ) async throws -> Result {

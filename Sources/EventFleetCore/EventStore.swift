@@ -33,4 +33,51 @@ public protocol EventStore: Sendable {
 
     /// The oldest running transaction when it is holding the global log back, else `nil`.
     func globalLogStall() async throws -> GlobalLogStall?
+
+    /// Runs `body` with exclusive access to one stream: other callers of this method for the same
+    /// stream wait until `body` has returned or thrown. ``DeciderCommandHandler`` reads, decides
+    /// and appends inside it in ``CommandConcurrency/pessimistic`` mode, so the writers of a hot
+    /// stream take turns instead of conflicting.
+    ///
+    /// `body` reads and appends through the store it is given, not through this one: in
+    /// `PostgresEventStore` that store works in the transaction that holds the stream's lock, so
+    /// what `body` appends commits when it returns and is rolled back when it throws, and the lock
+    /// is released either way. The lock also holds for a stream that does not exist yet.
+    ///
+    /// Exclusive access excludes only other exclusive writers: a plain ``appendToStream(_:messages:options:)``
+    /// of another writer does not wait for it, and the expected version of `body`'s append catches
+    /// such a writer as a version conflict. Do not ask for the same stream again inside `body`.
+    ///
+    /// The default implementation, for stores outside EventFleet, throws
+    /// ``EventStoreError/exclusiveAccessUnsupported(store:)`` without calling `body`.
+    ///
+    /// - Parameters:
+    ///   - streamId: The stream, which need not exist.
+    ///   - partition: Its partition.
+    ///   - body: The work to do exclusively, given the store to read and append through.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws, unchanged, and ``EventStoreError`` when the access cannot be had
+    ///   (an invalid stream id, the database unreachable).
+    func withExclusiveAccess<T: Sendable>(
+        toStream streamId: String,
+        partition: String,
+        _ body: (any EventStore) async throws -> T
+    ) async throws -> T
+}
+
+extension EventStore {
+    /// Throws ``EventStoreError/exclusiveAccessUnsupported(store:)``: a store has to implement
+    /// exclusive access itself, since only it knows how to make its writers take turns.
+    ///
+    /// - Parameters:
+    ///   - streamId: The stream.
+    ///   - partition: Its partition.
+    ///   - body: Not called.
+    public func withExclusiveAccess<T: Sendable>(
+        toStream streamId: String,
+        partition: String,
+        _ body: (any EventStore) async throws -> T
+    ) async throws -> T {
+        throw EventStoreError.exclusiveAccessUnsupported(store: String(describing: type(of: self)))
+    }
 }

@@ -5,6 +5,15 @@
 public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The stream was not at the expected version. `actual` is the stream's real current version.
     case versionConflict(streamId: String, partition: String, expected: ExpectedVersion, actual: Int64)
+    /// ``DeciderCommandHandler`` lost a version conflict to other writers on every one of its
+    /// `attempts` (the first and each retry of ``RetryPolicy/maxRetries``) and gave up; nothing of
+    /// the command was appended. `expected` and `actual` are those of the last conflict. The caller
+    /// gave no expected version, so the command may be handled again as it is; a stream that many
+    /// writers contend for serializes without conflicts in ``CommandConcurrency/pessimistic`` mode.
+    case retriesExhausted(streamId: String, partition: String, attempts: Int, expected: ExpectedVersion, actual: Int64)
+    /// The store does not implement ``EventStore/withExclusiveAccess(toStream:partition:_:)``, which
+    /// ``CommandConcurrency/pessimistic`` command handling needs. `store` names the store's type.
+    case exclusiveAccessUnsupported(store: String)
     /// An argument failed validation; nothing was written. `field` names it (e.g. `streamId`, `data`).
     case invalidArgument(field: String, reason: String)
     /// Caller-supplied message ids were already used for other events (in another stream, at other
@@ -25,6 +34,13 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
         switch self {
         case .versionConflict(let streamId, let partition, let expected, let actual):
             "version conflict on stream '\(streamId)' in partition '\(partition)': expected \(expected), actual \(actual)"
+        case .retriesExhausted(let streamId, let partition, let attempts, let expected, let actual):
+            "gave up on stream '\(streamId)' in partition '\(partition)' after \(attempts) attempt\(attempts == 1 ? "" : "s"): "
+                + "each lost a version conflict to another writer (the last expected \(expected), actual \(actual)); "
+                + "retry the command, allow more retries, or handle it with pessimistic concurrency"
+        case .exclusiveAccessUnsupported(let store):
+            "\(store) does not implement withExclusiveAccess(toStream:partition:_:), which pessimistic command handling needs; "
+                + "use optimistic concurrency with this store"
         case .invalidArgument(let field, let reason):
             "invalid \(field): \(reason)"
         case .messageIdConflict(let streamId, let partition, let ids, let reason):

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// An event store in memory with the semantics of the PostgreSQL store, for users' unit tests.
 ///
@@ -21,6 +22,9 @@ public actor InMemoryEventStore: EventStore {
     private var messageIds: [String: [String: (streamId: String, position: Int64, global: Int64)]] = [:]
     private var nextTransactionId: UInt64 = 1
     private var nextGlobalPosition: Int64 = 1
+    /// The streams held by ``withExclusiveAccess(toStream:partition:_:)``, outside the actor so that
+    /// a cancelled waiter can leave the queue at once.
+    private nonisolated let exclusiveStreams = ExclusiveTurns<StreamKey>()
 
     public init() {}
 
@@ -69,6 +73,31 @@ public actor InMemoryEventStore: EventStore {
             lastGlobalPosition: nextGlobalPosition - 1,
             createdNewStream: current == 0
         )
+    }
+
+    /// Runs `body` while no other caller of this method holds the same stream, as the PostgreSQL
+    /// store does with its lock. `body` is given this store: each append commits at once, so what
+    /// `body` appended before it threw stays appended (the command handler appends once, last).
+    ///
+    /// - Parameters:
+    ///   - streamId: The stream, which need not exist.
+    ///   - partition: Its partition.
+    ///   - body: The work to do exclusively.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws, ``EventStoreError/invalidArgument(field:reason:)`` for an invalid
+    ///   stream id or partition, and `CancellationError` when the task was cancelled while it waited.
+    public nonisolated func withExclusiveAccess<T: Sendable>(
+        toStream streamId: String,
+        partition: String,
+        _ body: (any EventStore) async throws -> T
+    ) async throws -> T {
+        try IdentifierValidation.validate(streamId, field: "streamId")
+        try IdentifierValidation.validate(partition, field: "partition")
+        let key = StreamKey(partition: partition, streamId: streamId)
+        try await exclusiveStreams.acquire(key)
+        defer { exclusiveStreams.release(key) }
+        try Task.checkCancellation()
+        return try await body(self)
     }
 
     /// The result of an earlier append with exactly these ids, `nil` when none was used, or a conflict.
@@ -140,4 +169,70 @@ public actor InMemoryEventStore: EventStore {
     }
 
     public func globalLogStall() -> GlobalLogStall? { nil }
+}
+
+/// Turns at keys: one holder per key at a time, the others waiting first come first served.
+private final class ExclusiveTurns<Key: Hashable & Sendable>: Sendable {
+    private struct Waiter {
+        var id: UInt64
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct State {
+        /// The held keys, each with its waiters.
+        var held: [Key: [Waiter]] = [:]
+        var nextWaiterId: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// Waits for the turn at `key`.
+    ///
+    /// - Throws: `CancellationError` when the task is cancelled before its turn came.
+    func acquire(_ key: Key) async throws {
+        let id = state.withLock { state in
+            state.nextWaiterId += 1
+            return state.nextWaiterId
+        }
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let outcome: Result<Bool, CancellationError> = state.withLock { state in
+                    // Checked under the lock that the cancellation handler takes: a cancellation
+                    // either finds the waiter queued or is seen here.
+                    if Task.isCancelled { return .failure(CancellationError()) }
+                    guard state.held[key] != nil else {
+                        state.held[key] = []
+                        return .success(true)
+                    }
+                    state.held[key]!.append(Waiter(id: id, continuation: continuation))
+                    return .success(false)
+                }
+                switch outcome {
+                case .success(true): continuation.resume()
+                case .success(false): break
+                case .failure(let error): continuation.resume(throwing: error)
+                }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> Waiter? in
+                guard let index = state.held[key]?.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.held[key]!.remove(at: index)
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    /// Ends the turn at `key`: hands it to the first waiter, or frees the key.
+    func release(_ key: Key) {
+        let next = state.withLock { state -> Waiter? in
+            guard var waiters = state.held[key], !waiters.isEmpty else {
+                state.held[key] = nil
+                return nil
+            }
+            let next = waiters.removeFirst()
+            state.held[key] = waiters
+            return next
+        }
+        next?.continuation.resume()
+    }
 }

@@ -74,7 +74,9 @@ struct CommandHandlerTests {
 
             racing.rearm()
             let noRetry = CartCommandHandler(decider: CartState.decider, options: .init(retry: .none))
-            await #expect(throws: EventStoreError.versionConflict(streamId: stream, partition: defaultPartition, expected: .exact(3), actual: 4)) {
+            await #expect(
+                throws: EventStoreError.retriesExhausted(streamId: stream, partition: defaultPartition, attempts: 1, expected: .exact(3), actual: 4)
+            ) {
                 try await noRetry.handle(.addItem(sku: "C", name: "C", unitPrice: 1, quantity: 1), streamId: stream, in: racing)
             }
         }

@@ -86,11 +86,11 @@ package enum StoreKind: String, CaseIterable, Sendable {
     case inMemory
     case postgres
 
-    /// Runs `body` with a fresh store of this kind.
-    package func withStore<T: Sendable>(_ body: @Sendable (any EventStore) async throws -> T) async throws -> T {
+    /// Runs `body` with a fresh store of this kind; a PostgreSQL store has `poolSize` connections.
+    package func withStore<T: Sendable>(poolSize: Int = 8, _ body: @Sendable (any EventStore) async throws -> T) async throws -> T {
         switch self {
         case .inMemory: try await body(InMemoryEventStore())
-        case .postgres: try await TestDatabase.withSchema { try await body($0.store) }
+        case .postgres: try await TestDatabase.withSchema(poolSize: poolSize) { try await body($0.store) }
         }
     }
 }

@@ -12,7 +12,8 @@ public enum EventFleetExitCode {
     public static let failure: Int32 = 1
     /// Invalid input; nothing was written. The message names the bad field.
     public static let invalidInput: Int32 = 2
-    /// A version conflict; the message gives the expected and actual versions.
+    /// A version conflict, or a command whose every retry lost one; the message gives the expected
+    /// and actual versions.
     public static let versionConflict: Int32 = 3
 }
 
@@ -89,6 +90,16 @@ public enum CommandLineRunner {
         return nil
     }
 
+    /// The exit code of a store error: invalid input, a version conflict (also one that a command's
+    /// every retry lost), or a failure.
+    static func exitCode(for error: EventStoreError) -> Int32 {
+        switch error {
+        case .invalidArgument, .invalidJSON, .messageIdConflict: EventFleetExitCode.invalidInput
+        case .versionConflict, .retriesExhausted: EventFleetExitCode.versionConflict
+        default: EventFleetExitCode.failure
+        }
+    }
+
     /// Prints `error` to standard error (or help to standard output) and returns the exit code.
     static func report<Root: ParsableCommand>(_ error: any Error, root: Root.Type) -> Int32 {
         let code: Int32
@@ -96,11 +107,7 @@ public enum CommandLineRunner {
         switch error {
         case let error as EventStoreError:
             message = "error: \(error)"
-            switch error {
-            case .invalidArgument, .invalidJSON, .messageIdConflict: code = EventFleetExitCode.invalidInput
-            case .versionConflict: code = EventFleetExitCode.versionConflict
-            default: code = EventFleetExitCode.failure
-            }
+            code = exitCode(for: error)
         case let error as ConfigurationError:
             message = "error: \(error)"
             code = EventFleetExitCode.invalidInput

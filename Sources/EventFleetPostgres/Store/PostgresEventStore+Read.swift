@@ -19,7 +19,7 @@ extension PostgresEventStore {
     ) async throws -> ReadStreamResult<RecordedMessage> {
         try readOptions.validate(streamId: streamId)
         if readOptions.maxCount == 0 {
-            let version = try await streamVersion(streamId, partition: readOptions.partition)
+            let version = try await streamVersion(streamId, partition: readOptions.partition, connection: connection)
             return ReadStreamResult(currentStreamVersion: version ?? 0, streamExists: version != nil, events: [])
         }
         let partition = readOptions.partition
@@ -65,10 +65,17 @@ extension PostgresEventStore {
 
     /// The stream's current version, or `nil` when it does not exist.
     public func streamVersion(_ streamId: String, partition: String = defaultPartition) async throws -> Int64? {
-        let rows = try await database.query(
-            "read stream version",
-            "SELECT stream_position FROM \(database.schema.ef_streams) WHERE partition = \(partition) AND stream_id = \(streamId)"
-        )
+        try await streamVersion(streamId, partition: partition, connection: nil)
+    }
+
+    /// The stream's current version on `connection` (inside its transaction), or through the pool.
+    private func streamVersion(_ streamId: String, partition: String, connection: PostgresConnection?) async throws -> Int64? {
+        let query: PostgresQuery = "SELECT stream_position FROM \(database.schema.ef_streams) WHERE partition = \(partition) AND stream_id = \(streamId)"
+        let rows = if let connection {
+            try await database.mapErrors("read stream version") { try await Database.Connection(connection: connection, database: database).query(query) }
+        } else {
+            try await database.query("read stream version", query)
+        }
         return try rows.first?.decode(Int64.self)
     }
 }

@@ -185,3 +185,25 @@ struct AppendStatement: Statement {
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try AppendArguments.decodeOutcome(row, statement: "AppendStatement") }
 }
+
+/// The lock of one stream until the end of the transaction (see `StreamLock`).
+struct StreamLockStatement: Statement {
+    static func sql(_ schema: Schema) -> String {
+        "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))"
+    }
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text]
+    typealias Row = Void
+
+    /// The schema and the partition.
+    var scope: String
+    var streamId: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(scope)
+        bindings.append(streamId)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {}
+}

@@ -1,0 +1,95 @@
+import EventFleetCore
+import PostgresNIO
+
+extension PostgresEventStore {
+    /// Runs `body` in one transaction that holds the stream's lock: pessimistic command handling
+    /// (`CommandConcurrency.pessimistic` in `EventFleetCore`) reads, decides and appends in it.
+    ///
+    /// The lock is a transaction-level advisory lock on a hash of the schema, the partition and the
+    /// stream id (`pg_advisory_xact_lock`), taken before anything is read. It needs no row, so two
+    /// first commands on a stream that does not exist yet take turns like any others, and the
+    /// transaction's end releases it, whether `body` returned (commit) or threw (rollback). The
+    /// store given to `body` reads and appends on the transaction's connection, through the same
+    /// statements as the store itself; its appends notify listeners on commit.
+    ///
+    /// Waiting for the lock counts against the configuration's statement deadline.
+    ///
+    /// - Parameters:
+    ///   - streamId: The stream, which need not exist.
+    ///   - partition: Its partition.
+    ///   - body: The work to do exclusively, given the store to read and append through.
+    /// - Returns: What `body` returns, once the transaction has committed.
+    /// - Throws: What `body` throws, unchanged (after the rollback), and `EventStoreError` for an
+    ///   invalid stream id or partition and for the database's errors.
+    public func withExclusiveAccess<T: Sendable>(
+        toStream streamId: String,
+        partition: String,
+        _ body: (any EventStore) async throws -> T
+    ) async throws -> T {
+        try IdentifierValidation.validate(streamId, field: "streamId")
+        try IdentifierValidation.validate(partition, field: "partition")
+        return try await database.transaction("exclusive stream access") { connection in
+            try await StreamLock(schema: database.schema, partition: partition, streamId: streamId).take(on: connection)
+            return try await body(ExclusiveStreamStore(store: self, connection: connection.connection))
+        }
+    }
+}
+
+/// The lock of one stream for the transaction that takes it (see `withExclusiveAccess`).
+///
+/// An advisory lock rather than the stream row's `FOR UPDATE`: a stream that does not exist yet
+/// has no row to lock. Inserting its row first would give the lock a row, but a command that
+/// decides nothing would then commit an empty stream (which reads as existing), every first
+/// command would write a row before it knew it had anything to append, and stream rows would be
+/// created in two places instead of only by `ef_append_to_stream`. The advisory lock writes
+/// nothing and needs no row. The two-key form keeps these locks apart from the single-key ones
+/// (the migrations' lock). Two streams whose hashes collide only take turns; the schema is hashed
+/// in so that EventFleet schemas sharing a database do not.
+struct StreamLock: Sendable {
+    var schema: Schema
+    var partition: String
+    var streamId: String
+
+    func take(on connection: Database.Connection) async throws {
+        _ = try await connection.run(StreamLockStatement(scope: "\(schema.name ?? "")/\(partition)", streamId: streamId))
+    }
+}
+
+/// A store whose reads and appends run on one connection, inside the transaction of
+/// ``PostgresEventStore/withExclusiveAccess(toStream:partition:_:)``.
+struct ExclusiveStreamStore: EventStore {
+    let store: PostgresEventStore
+    let connection: PostgresConnection
+
+    func appendToStream(_ streamId: String, messages: [ProposedMessage], options: AppendOptions) async throws -> AppendResult {
+        try await store.appendToStream(streamId, messages: messages, options: options, connection: connection)
+    }
+
+    func readStream(_ streamId: String, options: ReadStreamOptions) async throws -> ReadStreamResult<RecordedMessage> {
+        try await store.readStream(streamId, options: options, connection: connection)
+    }
+
+    /// The global log is read through the pool: a read inside the transaction would hold its
+    /// snapshot's xmin, and the log shows only ended transactions anyway.
+    func readAll(after checkpoint: GlobalCheckpoint, options: ReadAllOptions) async throws -> GlobalLogBatch {
+        try await store.readAll(after: checkpoint, options: options)
+    }
+
+    func globalLogStall() async throws -> GlobalLogStall? {
+        try await store.globalLogStall()
+    }
+
+    /// Takes another stream's lock in the same transaction (the same stream's again is a no-op).
+    func withExclusiveAccess<T: Sendable>(
+        toStream streamId: String, partition: String, _ body: (any EventStore) async throws -> T
+    ) async throws -> T {
+        try IdentifierValidation.validate(streamId, field: "streamId")
+        try IdentifierValidation.validate(partition, field: "partition")
+        let database = store.database
+        try await database.mapErrors("exclusive stream access") {
+            try await StreamLock(schema: database.schema, partition: partition, streamId: streamId)
+                .take(on: Database.Connection(connection: connection, database: database))
+        }
+        return try await body(self)
+    }
+}
