@@ -19,7 +19,7 @@ struct OrdersFleet: AsyncParsableCommand {
             application = try OrdersReadModel.application(table: OrdersReadModel.tableName())
         } catch {
             FileHandle.standardError.write(Data("error: ORDERS_TABLE: \(error)\n".utf8))
-            exit(EventFleetExitCode.invalidInput)
+            Foundation.exit(EventFleetExitCode.invalidInput)
         }
         await CommandLineRunner.main(OrdersFleet.self, application: application)
     }
