@@ -1,4 +1,5 @@
 import EventFleetCore
+import EventFleetPostgres
 import EventFleetTestSupport
 import Foundation
 import Testing
@@ -292,5 +293,36 @@ actor RoundBarrier {
             return
         }
         await withCheckedContinuation { waiting.append($0) }
+    }
+}
+
+@Suite("Hot streams: a frozen lock holder", .sharingServer, .timeLimit(.minutes(1)))
+struct FrozenStreamLockTests {
+    @Test("a command frozen while it holds a stream's lock is ended by the server, and the next command goes on")
+    func frozenHolderReleasesTheLock() async throws {
+        try await TestDatabase.withSchema { schema in
+            var configuration = schema.configuration
+            configuration.statementDeadline = .seconds(4)
+            let store = PostgresEventStore(client: schema.client, configuration: configuration)
+            let handler = HotStreamTests.pessimistic
+            try await handler.handle(.count(writer: -1), streamId: "tally", in: store)
+            let (holding, held) = AsyncStream.makeStream(of: Void.self)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    // Holds the lock and never finishes by itself, as a process stopped mid-command.
+                    _ = try? await store.withExclusiveAccess(toStream: "tally", partition: defaultPartition) { _ in
+                        held.yield()
+                        try await Task.sleep(for: .seconds(50))
+                    }
+                }
+                for await _ in holding { break }
+                // Waiting for the lock counts against the 4 s deadline: the frozen holder must be
+                // ended before then.
+                let result = try await handler.handle(.count(writer: 1), streamId: "tally", in: store)
+                #expect(result.attempts == 1)
+                #expect(result.nextExpectedVersion == 2)
+                group.cancelAll()
+            }
+        }
     }
 }

@@ -12,7 +12,10 @@ extension PostgresEventStore {
     /// store given to `body` reads and appends on the transaction's connection, through the same
     /// statements as the store itself; its appends notify listeners on commit.
     ///
-    /// Waiting for the lock counts against the configuration's statement deadline.
+    /// Waiting for the lock counts against the configuration's statement deadline. The server ends
+    /// the transaction when it idles for half that deadline (`idle_in_transaction_session_timeout`,
+    /// 5 s by default): a command holds the lock only while it decides, so a process frozen inside
+    /// (SIGSTOP, a hung host) releases the stream in time for the commands waiting behind it.
     ///
     /// - Parameters:
     ///   - streamId: The stream, which need not exist.
@@ -28,7 +31,8 @@ extension PostgresEventStore {
     ) async throws -> T {
         try IdentifierValidation.validate(streamId, field: "streamId")
         try IdentifierValidation.validate(partition, field: "partition")
-        return try await database.transaction("exclusive stream access") { connection in
+        let idleTimeout = (database.statementDeadline ?? .seconds(10)) / 2
+        return try await database.transaction("exclusive stream access", idleTimeout: idleTimeout) { connection in
             try await StreamLock(schema: database.schema, partition: partition, streamId: streamId).take(on: connection)
             return try await body(ExclusiveStreamStore(store: self, connection: connection.connection))
         }
