@@ -30,7 +30,16 @@ public enum CommandLineRunner {
         }
     }
 
+    /// Parses the process's arguments (or `arguments`), runs the command and exits with its code.
+    ///
+    /// Standard output is line-buffered for every command, so that status lines reach a file or a
+    /// pipe (systemd's journal, a Procfile runner) as they are printed, not when the process ends.
+    ///
+    /// - Parameters:
+    ///   - root: The root command, whose subcommands are the commands.
+    ///   - arguments: The arguments without the executable's name; `nil` for the process's own.
     public static func main<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
+        StandardOutput.bufferLines()
         if arguments == nil, let problem = invalidUTF8Argument() {
             FileHandle.standardError.write(Data("error: \(problem); nothing was written\n".utf8))
             exit(EventFleetExitCode.invalidInput)
