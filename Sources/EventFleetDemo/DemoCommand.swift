@@ -56,7 +56,8 @@ struct DemoCommand: AsyncParsableCommand {
         var childEnvironment = ProcessInfo.processInfo.environment
         childEnvironment["DATABASE_URL"] = database.databaseURL ?? childEnvironment["DATABASE_URL"]
         let environment = childEnvironment
-        let verified = try await database.withStore(logger: logger) { store in
+        // The demo migrates first, which creates a schema the URL names and the database lacks.
+        let verified = try await database.withStore(requiringSchema: false, logger: logger) { store in
             try await CartsReadModel.migrate(store: store, logger: logger)
             let run = DemoRun(
                 store: store.notifying(on: PostgresEventStore.Options.defaultNotifyChannel), tenants: (1...tenants).map { "tenant-\($0)" }, cartsPerTenant: carts, writers: writers,
