@@ -46,6 +46,29 @@ struct LaunchAndMetricsTests {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
+    /// A socket listening on a free loopback port, which the caller closes; and the port.
+    static func listeningSocket() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        do {
+            try withUnsafeMutablePointer(to: &address) { pointer in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                    guard bind(fd, socketAddress, length) == 0, listen(fd, 1) == 0, getsockname(fd, socketAddress, &length) == 0 else {
+                        throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EADDRINUSE)
+                    }
+                }
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
     /// Runs `body` while a task collects the lines `process` writes to standard output (started
     /// with `output: .lines`); returns all of them once the process closed it. When `body` throws,
     /// the process is killed, so that its output ends.
@@ -144,6 +167,29 @@ struct LaunchAndMetricsTests {
             let scheduler = try #require(Int32(started.dropFirst("scheduler started, pid ".count)))
             #expect(Self.hasExited(scheduler), "the scheduler exited with launch")
             #expect(try await Self.workerPids(schema).isEmpty, "the workers deregistered")
+        }
+    }
+
+    @Test("a worker or scheduler whose --metrics-port is taken exits 1 at once, naming the address; no worker registers", arguments: ["worker", "scheduler"])
+    func metricsPortInUse(command: String) async throws {
+        try await withCartsSchema { schema in
+            let (fd, port) = try Self.listeningSocket()
+            defer { close(fd) }
+            let clock = ContinuousClock()
+            let start = clock.now
+            let process = try ChildProcess(
+                try builtProduct("eventfleet"), arguments: [command, "--metrics-port", "\(port)"],
+                environment: childEnvironment(url: schema.url), error: .capture
+            )
+            let status = try await process.exit(within: .seconds(20))
+            let stderr = await process.capturedError()
+            #expect(status == .exited(1), "\(stderr)")
+            #expect(clock.now - start < .seconds(10), "promptly")
+            #expect(
+                stderr.contains("the metrics server cannot listen on 127.0.0.1:\(port): the address is in use (another process holds the port); pick another --metrics-port"),
+                "\(stderr)"
+            )
+            #expect(try await Self.workerPids(schema).isEmpty, "it stopped before its service did anything")
         }
     }
 

@@ -106,6 +106,9 @@ public enum CommandLineRunner {
             case .invalidConfiguration: code = EventFleetExitCode.invalidInput
             default: code = EventFleetExitCode.failure
             }
+        case let error as MetricsServerError:
+            message = "error: \(error)"
+            code = EventFleetExitCode.failure
         case let error as ExitCode:
             return error.rawValue
         default:
