@@ -56,7 +56,8 @@ struct DemoCommand: AsyncParsableCommand {
         var childEnvironment = ProcessInfo.processInfo.environment
         childEnvironment["DATABASE_URL"] = database.databaseURL ?? childEnvironment["DATABASE_URL"]
         let environment = childEnvironment
-        let verified = try await database.withStore(logger: logger) { store in
+        // The demo migrates first, which creates a schema the URL names and the database lacks.
+        let verified = try await database.withStore(requiringSchema: false, logger: logger) { store in
             try await CartsReadModel.migrate(store: store, logger: logger)
             let run = DemoRun(
                 store: store.notifying(on: PostgresEventStore.Options.defaultNotifyChannel), tenants: (1...tenants).map { "tenant-\($0)" }, cartsPerTenant: carts, writers: writers,
@@ -86,10 +87,13 @@ struct DemoRun: Sendable {
         var schedulerConfiguration = FleetScheduler.Configuration()
         schedulerConfiguration.heartbeatTimeout = .seconds(10)
         let scheduler = FleetScheduler(configuration: schedulerConfiguration, store: store, logger: logger)
-        let supervisor = WorkerSupervisor(
+        let supervisor = FleetSupervisor(
             executable: ChildProcess.currentExecutable,
-            arguments: Array(repeating: ["worker", "--concurrency", "4", "--poll-interval-ms", "200", "--drain-timeout", "5"], count: workers),
-            environment: environment, stopTimeout: .seconds(15), statusInterval: .seconds(3600), logger: logger
+            members: FleetSupervisor.Member.workers(
+                Array(repeating: ["worker", "--concurrency", "4", "--poll-interval-ms", "200", "--drain-timeout", "5"], count: workers),
+                stopTimeout: .seconds(15)
+            ),
+            environment: environment, statusInterval: .seconds(3600), logger: logger
         )
         print("demo \(runId): \(tenants.count) tenants × \(cartsPerTenant) carts, \(writers) writers, scheduler + \(workers) worker processes")
         let streams: [(String, String)] = try await withThrowingTaskGroup(of: [(String, String)].self) { group in

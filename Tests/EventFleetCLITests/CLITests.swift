@@ -1,7 +1,9 @@
 import EventFleetCLI
 import EventFleetCore
+import EventFleetPostgres
 import EventFleetTestSupport
 import Foundation
+import PostgresNIO
 import Testing
 
 /// The `eventfleet` executable, run as a child process against the real server.
@@ -136,6 +138,39 @@ struct CLITests {
             let second = try await eventfleet(["migrate"], url: schema.url)
             #expect(second.stdout.contains("carts-example: migrations up to date"))
         }
+    }
+
+    @Test("a schema= the database lacks: read, monitor, worker and scheduler exit 1 naming it and saying to run migrate; migrate creates it")
+    func missingSchema() async throws {
+        let baseURL = try TestDatabase.baseURL()
+        let name = "t_new_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        let url = SchemaSandbox.url(baseURL, schema: name)
+        let admin = try await TestDatabase.connect(try DatabaseConfiguration(url: baseURL))
+        func schemaExists() async throws -> Bool {
+            try await admin.query("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = \(name))", logger: TestDatabase.logger)
+                .collect().first?.decode(Bool.self) ?? false
+        }
+        do {
+            for arguments in [["read", "--stream", "s"], ["monitor"], ["worker"], ["scheduler"]] {
+                let run = try await eventfleet(arguments, url: url)
+                #expect(run.status == 1, "\(arguments): \(run.stderr)")
+                #expect(run.stderr.contains("the schema '\(name)'") && run.stderr.contains("run `migrate`"), "\(arguments): \(run.stderr)")
+            }
+            #expect(try await schemaExists() == false)
+
+            let migrate = try await eventfleet(["migrate"], url: url)
+            #expect(migrate.status == 0, "\(migrate.stderr)")
+            #expect(migrate.stdout.contains("carts-example: applied migrations 1"), "\(migrate.stdout)")
+            #expect(try await schemaExists())
+            let read = try await eventfleet(["read", "--stream", "s"], url: url)
+            #expect(read.status == 0, "\(read.stderr)")
+        } catch {
+            try? await SchemaSandbox.drop(name, baseURL: baseURL, logger: TestDatabase.logger)
+            try? await admin.close()
+            throw error
+        }
+        try await SchemaSandbox.drop(name, baseURL: baseURL, logger: TestDatabase.logger)
+        try await admin.close()
     }
 
     @Test("project runs the carts projection for one stream and reports what it did")

@@ -6,6 +6,7 @@ import EventFleetPostgres
 import EventFleetTestSupport
 import Foundation
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// `eventfleet launch` supervising real workers, and a worker's Prometheus endpoint.
@@ -43,6 +44,153 @@ struct LaunchAndMetricsTests {
             }
         }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// A socket listening on a free loopback port, which the caller closes; and the port.
+    static func listeningSocket() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        do {
+            try withUnsafeMutablePointer(to: &address) { pointer in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                    guard bind(fd, socketAddress, length) == 0, listen(fd, 1) == 0, getsockname(fd, socketAddress, &length) == 0 else {
+                        throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EADDRINUSE)
+                    }
+                }
+            }
+        } catch {
+            close(fd)
+            throw error
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    /// Runs `body` while a task collects the lines `process` writes to standard output (started
+    /// with `output: .lines`); returns all of them once the process closed it. When `body` throws,
+    /// the process is killed, so that its output ends.
+    static func collectingLines(
+        of process: ChildProcess, _ body: (OutputLines) async throws -> Void
+    ) async throws -> [String] {
+        let lines = OutputLines()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while let line = await process.readLine() { lines.append(line) }
+            }
+            do {
+                try await body(lines)
+            } catch {
+                process.signal(SIGKILL)
+                throw error
+            }
+            try await group.waitForAll()
+        }
+        return lines.all
+    }
+
+    /// Lines of a process's output, as they arrive.
+    final class OutputLines: Sendable {
+        private let lines = Mutex<[String]>([])
+
+        func append(_ line: String) { lines.withLock { $0.append(line) } }
+        var all: [String] { lines.withLock { $0 } }
+        func first(where predicate: (String) -> Bool) -> String? { lines.withLock { $0.first(where: predicate) } }
+    }
+
+    @Test("launch's status lines reach a pipe while it runs (before any SIGTERM), not only when it exits")
+    func launchFlushesStatusLines() async throws {
+        try await withCartsSchema { schema in
+            let launcher = try ChildProcess(
+                try builtProduct("eventfleet"),
+                arguments: ["launch", "--workers", "1", "--status-interval", "3600", "--drain-timeout", "2"],
+                environment: childEnvironment(url: schema.url), output: .lines, error: .discard
+            )
+            let lines = try await Self.collectingLines(of: launcher) { lines in
+                try await waitUntil(timeout: .seconds(30), "launch printed that its worker started") {
+                    lines.first { $0.hasPrefix("worker 1 started, pid ") } != nil
+                }
+                #expect(launcher.isRunning, "the line came while launch runs")
+                // SIGTERM once the worker drains on it (a worker still starting up dies of it).
+                let line = try #require(lines.first { $0.hasPrefix("worker 1 started, pid ") })
+                let pid = try #require(Int32(line.dropFirst("worker 1 started, pid ".count)))
+                try await waitUntil(timeout: .seconds(30), "the worker registered") { try await Self.workerPids(schema) == [pid] }
+                launcher.signal(SIGTERM)
+                #expect(try await launcher.exit(within: .seconds(30)) == .exited(0))
+            }
+            #expect(lines.first?.hasPrefix("launching 1 workers against ") == true, "\(lines)")
+            #expect(lines.contains("worker 1 stopped: exited 0"), "\(lines)")
+            #expect(lines.last == "all processes stopped", "\(lines)")
+        }
+    }
+
+    @Test("launch --with-scheduler supervises a scheduler beside its workers: events get projected, and SIGTERM stops every process with 0")
+    func launchWithScheduler() async throws {
+        try await withCartsSchema { schema in
+            let launcher = try ChildProcess(
+                try builtProduct("eventfleet"),
+                arguments: [
+                    "launch", "--workers", "2", "--with-scheduler", "--status-interval", "1", "--heartbeat-interval-ms", "300",
+                    "--poll-interval-ms", "200", "--drain-timeout", "2",
+                ],
+                environment: childEnvironment(url: schema.url), output: .lines, error: .capture
+            )
+            let lines = try await Self.collectingLines(of: launcher) { lines in
+                try await waitUntil(timeout: .seconds(30), "launch started its scheduler") {
+                    lines.first { $0.hasPrefix("scheduler started, pid ") } != nil
+                }
+
+                // Only a scheduler turns these events into jobs; the workers complete them.
+                let streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 3)
+                try await waitUntil(timeout: .seconds(60), "every cart is projected") {
+                    try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty
+                }
+                try await waitUntil(timeout: .seconds(30), "the workers reported the completed jobs of both tenants") {
+                    let status = try await FleetStatus.read(from: schema.store)
+                    return Set(status.lanes.filter { $0.completedPerMinute > 0 }.map(\.partition)) == ["a", "b"]
+                }
+                let status = try await FleetStatus.read(from: schema.store)
+                #expect(status.scheduler.leader != nil, "the scheduler leads")
+                #expect(status.lanes.allSatisfy { $0.ready == 0 && $0.running == 0 && $0.dead == 0 })
+
+                launcher.signal(SIGTERM)
+                let exit = try await launcher.exit(within: .seconds(60))
+                let log = await launcher.capturedError()
+                #expect(exit == .exited(0), "\(log.suffix(3_000))")
+            }
+            for name in ["worker 1", "worker 2", "scheduler"] {
+                #expect(lines.contains("\(name) stopped: exited 0"), "\(lines)")
+            }
+            let started = try #require(lines.first { $0.hasPrefix("scheduler started, pid ") })
+            let scheduler = try #require(Int32(started.dropFirst("scheduler started, pid ".count)))
+            #expect(Self.hasExited(scheduler), "the scheduler exited with launch")
+            #expect(try await Self.workerPids(schema).isEmpty, "the workers deregistered")
+        }
+    }
+
+    @Test("a worker or scheduler whose --metrics-port is taken exits 1 at once, naming the address; no worker registers", arguments: ["worker", "scheduler"])
+    func metricsPortInUse(command: String) async throws {
+        try await withCartsSchema { schema in
+            let (fd, port) = try Self.listeningSocket()
+            defer { close(fd) }
+            let clock = ContinuousClock()
+            let start = clock.now
+            let process = try ChildProcess(
+                try builtProduct("eventfleet"), arguments: [command, "--metrics-port", "\(port)"],
+                environment: childEnvironment(url: schema.url), error: .capture
+            )
+            let status = try await process.exit(within: .seconds(20))
+            let stderr = await process.capturedError()
+            #expect(status == .exited(1), "\(stderr)")
+            #expect(clock.now - start < .seconds(10), "promptly")
+            #expect(
+                stderr.contains("the metrics server cannot listen on 127.0.0.1:\(port): the address is in use (another process holds the port); pick another --metrics-port"),
+                "\(stderr)"
+            )
+            #expect(try await Self.workerPids(schema).isEmpty, "it stopped before its service did anything")
+        }
     }
 
     /// Starts `eventfleet launch` with two workers and returns once both registered, with their pids.

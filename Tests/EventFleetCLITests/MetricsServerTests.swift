@@ -61,6 +61,17 @@ struct MetricsServerTests {
         }
     }
 
+    @Test("a port another socket listens on is a typed error naming the address, thrown by listen() before run() serves")
+    func portInUse() async throws {
+        let (fd, port) = try LaunchAndMetricsTests.listeningSocket()
+        defer { close(fd) }
+        let server = MetricsServer(port: port, registry: PrometheusCollectorRegistry(), logger: .init(label: "test"))
+        let error = await #expect(throws: MetricsServerError.self) { try await server.listen() }
+        #expect(error == .addressInUse(address: "127.0.0.1:\(port)"))
+        #expect("\(try #require(error))".contains("127.0.0.1:\(port): the address is in use"))
+        await #expect(throws: MetricsServerError.addressInUse(address: "127.0.0.1:\(port)")) { try await server.run() }
+    }
+
     static func get(_ path: String, port: Int) async throws -> String {
         try await connection(to: port) { inbound, outbound in
             try await outbound.write(ByteBuffer(string: "GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n"))

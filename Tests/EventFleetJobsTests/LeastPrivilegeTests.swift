@@ -118,6 +118,53 @@ struct LeastPrivilegeTests {
         try await admin.close()
     }
 
+    @Test("the migrator of deploy/roles.sql may not create a schema: a migrate into a missing one names it and what is needed, and creates it once granted CREATE on the database")
+    func migratorCannotCreateSchema() async throws {
+        let base = try DatabaseConfiguration(url: try TestDatabase.baseURL())
+        let suffix = UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(10).lowercased()
+        let names = ["schema": "lp_\(suffix)", "migrator": "lp_migrator_\(suffix)", "runtime": "lp_runtime_\(suffix)", "readonly": "lp_readonly_\(suffix)"]
+        let missing = "lp_missing_\(suffix)"
+        let admin = try await TestDatabase.connect(base)
+        func administer(_ sql: String) async throws { _ = try await admin.query(PostgresQuery(unsafeSQL: sql), logger: TestDatabase.logger) }
+        func schemaExists() async throws -> Bool {
+            try await admin.query("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = \(missing))", logger: TestDatabase.logger)
+                .collect().first?.decode(Bool.self) ?? false
+        }
+        do {
+            for statement in try Self.roleStatements(names) { try await administer(statement) }
+            for role in ["migrator", "runtime", "readonly"] { try await administer("ALTER ROLE \(SQLName.quote(names[role]!)) PASSWORD 'pw'") }
+
+            try await Self.withStore(base, role: names["migrator"]!, schema: missing) { store in
+                let error = await #expect(throws: MigrationError.self) { try await MigrationRunner(store: store).migrate() }
+                guard case .cannotCreateSchema(let schema, let reason)? = error else {
+                    Issue.record("expected cannotCreateSchema, got \(String(describing: error))")
+                    return
+                }
+                #expect(schema == missing)
+                #expect(reason.contains("permission denied"), "\(reason)")
+                #expect("\(error!)".contains("CREATE on the database"), "\(error!)")
+            }
+            #expect(try await schemaExists() == false)
+
+            // What a migrator needs to create its schema itself.
+            let database = try #require(base.database)
+            try await administer("GRANT CREATE ON DATABASE \(SQLName.quote(database)) TO \(SQLName.quote(names["migrator"]!))")
+            try await Self.withStore(base, role: names["migrator"]!, schema: missing) { store in
+                let report = try await MigrationRunner(store: store).migrate()
+                #expect(report.applied == Migration.all.map(\.version))
+            }
+            #expect(try await schemaExists())
+            try await administer("DROP SCHEMA \(SQLName.quote(missing)) CASCADE")
+        } catch {
+            try? await administer("DROP SCHEMA IF EXISTS \(SQLName.quote(missing)) CASCADE")
+            try? await Self.dropRoles(names, administer)
+            try? await admin.close()
+            throw error
+        }
+        try await Self.dropRoles(names, administer)
+        try await admin.close()
+    }
+
     static func dropRoles(_ names: [String: String], _ administer: (String) async throws -> Void) async throws {
         try await administer("DROP SCHEMA IF EXISTS \(SQLName.quote(names["schema"]!)) CASCADE")
         for role in ["readonly", "runtime", "migrator"] {

@@ -57,6 +57,52 @@ struct MigrationTests {
         }
     }
 
+    @Test(
+        "migrating a configured schema the database lacks creates it, once, under concurrent runners; until then the connection check names it",
+        .sharingServer
+    )
+    func createsMissingSchema() async throws {
+        let baseURL = try TestDatabase.baseURL()
+        let name = "t_new_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        var configuration = try DatabaseConfiguration(url: SchemaSandbox.url(baseURL, schema: name))
+        configuration.poolSize = 6
+        var quiet = TestDatabase.logger
+        quiet.logLevel = .error
+        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: quiet)
+        let store = PostgresEventStore(client: client, configuration: configuration, logger: TestDatabase.logger)
+        func schemaExists() async throws -> Bool {
+            try await store.database.value("find the schema", "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = \(name))", as: Bool.self)
+        }
+        let result: Result<Void, any Error> = await withTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            do {
+                try await configuration.checkConnection()
+                let missing = await #expect(throws: MigrationError.self) { try await configuration.checkConnection(requiringSchema: true) }
+                #expect(missing == .schemaNotFound(schema: name))
+                #expect(try await schemaExists() == false)
+
+                let reports = try await withThrowingTaskGroup(of: MigrationRunner.Report.self) { runners in
+                    for _ in 0..<4 {
+                        runners.addTask { try await MigrationRunner(store: store).migrate() }
+                    }
+                    return try await runners.reduce(into: [MigrationRunner.Report]()) { $0.append($1) }
+                }
+                #expect(reports.filter { !$0.applied.isEmpty }.count == 1)
+                #expect(try await schemaExists())
+                #expect(try await store.database.value(
+                    "count migrations", "SELECT count(*) FROM \(store.database.schema.ef_migrations) WHERE version > 0", as: Int64.self
+                ) == Int64(Migration.all.count))
+                try await configuration.checkConnection(requiringSchema: true)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try await SchemaSandbox.drop(name, baseURL: baseURL, logger: TestDatabase.logger)
+        try result.get()
+    }
+
     @Test("an applied migration whose file changed is an error, and nothing newer is applied")
     func checksumMismatch() async throws {
         try await TestDatabase.withSchema { schema in

@@ -19,7 +19,7 @@ public struct MigrateCommand<App: MigrationsProvider>: AsyncParsableCommand {
         let logger = Logger(label: "eventfleet.migrate")
         let component = App.component
         let (migrations, routines) = (App.migrations, App.routines)
-        let reports = try await database.withStore(logger: logger) { store in
+        let reports = try await database.withStore(requiringSchema: false, logger: logger) { store in
             var reports = [(MigrationRunner.libraryComponent, try await MigrationRunner(store: store, logger: logger).migrate())]
             if !migrations.isEmpty || !routines.isEmpty {
                 let runner = MigrationRunner(store: store, component: component, migrations: migrations, routines: routines, logger: logger)

@@ -34,9 +34,12 @@ public enum CommandLineRunner {
     /// Parses the process's arguments (or `arguments`) as `root`'s, runs the command and exits with
     /// its exit code.
     ///
+    /// Standard output is line-buffered for every command, so that status lines reach a file or a
+    /// pipe (systemd's journal, a Procfile runner) as they are printed, not when the process ends.
+    ///
     /// - Parameters:
-    ///   - root: The binary's root command.
-    ///   - arguments: The arguments without the executable's path; `nil` reads the process's.
+    ///   - root: The binary's root command, whose subcommands are the commands.
+    ///   - arguments: The arguments without the executable's name; `nil` reads the process's.
     public static func main<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]? = nil) async -> Never {
         exit(await run(root, arguments: arguments))
     }
@@ -47,13 +50,14 @@ public enum CommandLineRunner {
     /// - Parameters:
     ///   - root: The binary's root command.
     ///   - application: The application's projections and migrations.
-    ///   - arguments: The arguments without the executable's path; `nil` reads the process's.
+    ///   - arguments: The arguments without the executable's name; `nil` reads the process's.
     public static func main<Root: ParsableCommand>(_ root: Root.Type, application: FleetApplication, arguments: [String]? = nil) async -> Never {
         exit(await FleetApplication.$current.withValue(application) { await run(root, arguments: arguments) })
     }
 
     /// Runs the command and returns its exit code.
     private static func run<Root: ParsableCommand>(_ root: Root.Type, arguments: [String]?) async -> Int32 {
+        StandardOutput.bufferLines()
         if arguments == nil, let problem = invalidUTF8Argument() {
             FileHandle.standardError.write(Data("error: \(problem); nothing was written\n".utf8))
             return EventFleetExitCode.invalidInput
@@ -126,6 +130,9 @@ public enum CommandLineRunner {
             case .invalidConfiguration: code = EventFleetExitCode.invalidInput
             default: code = EventFleetExitCode.failure
             }
+        case let error as MetricsServerError:
+            message = "error: \(error)"
+            code = EventFleetExitCode.failure
         case let error as ExitCode:
             return error.rawValue
         default:

@@ -28,15 +28,19 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
     ///
     /// - Parameters:
     ///   - poolSize: At least this many connections, whatever the URL says.
+    ///   - requiringSchema: Whether the URL's `schema` must exist already: `true` for every command
+    ///     but `migrate`, which creates it.
     ///   - logger: The client's and the store's logger.
     ///   - body: Runs while the client does; the client stops when it returns.
     /// - Throws: `EventStoreError.connectionFailed(target:reason:)` at once when the server cannot be
-    ///   reached, and whatever `body` throws.
+    ///   reached, `MigrationError.schemaNotFound(schema:)` when the schema is required and missing,
+    ///   and whatever `body` throws.
     @discardableResult
     public func withStore<T: Sendable>(
-        poolSize: Int? = nil, logger: Logger = Logger(label: "eventfleet.command"), _ body: @Sendable (PostgresEventStore) async throws -> T
+        poolSize: Int? = nil, requiringSchema: Bool = true, logger: Logger = Logger(label: "eventfleet.command"),
+        _ body: @Sendable (PostgresEventStore) async throws -> T
     ) async throws -> T {
-        let store = try await connectedStore(poolSize: poolSize, logger: logger)
+        let store = try await connectedStore(poolSize: poolSize, requiringSchema: requiringSchema, logger: logger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 await store.client.run()
@@ -47,13 +51,15 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
         }
     }
 
-    /// A store on a new client (not yet running), once the server has answered.
+    /// A store on a new client (not yet running), once the server has answered (and shown that the
+    /// URL's schema exists, unless `requiringSchema` is false).
     func connectedStore(
-        applicationName: String = "eventfleet", poolSize: Int? = nil, notifyChannel: String? = nil, logger: Logger
+        applicationName: String = "eventfleet", poolSize: Int? = nil, notifyChannel: String? = nil, requiringSchema: Bool = true,
+        logger: Logger
     ) async throws -> PostgresEventStore {
         var configuration = try configuration(applicationName: applicationName)
         if let poolSize, configuration.poolSize < poolSize { configuration.poolSize = poolSize }
-        try await configuration.checkConnection(logger: logger)
+        try await configuration.checkConnection(requiringSchema: requiringSchema, logger: logger)
         // The pool's own warnings would race with our errors (and warn that `run()` has not started
         // yet when the first query beats the task that starts it); failures reach us as errors.
         var backgroundLogger = logger

@@ -59,7 +59,11 @@ enum FleetProcess {
             // readiness does, through the service's own contact with it.
             let reporting = service as? any ReadinessReporting
             let ready: @Sendable () -> Bool = { reporting?.isReady ?? true }
-            services.append(MetricsServer(port: port, host: options.metricsHost, registry: registry, logger: logger, ready: ready))
+            let server = MetricsServer(port: port, host: options.metricsHost, registry: registry, logger: logger, ready: ready)
+            // Bound before the group starts: a process whose port is taken stops before its service
+            // registers or claims anything.
+            try await server.listen()
+            services.append(server)
         }
         var configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         if let watch = ParentWatch.fromEnvironment(logger: logger) {

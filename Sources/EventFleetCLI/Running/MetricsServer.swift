@@ -23,6 +23,8 @@ public final class MetricsServer: Service, Sendable {
     let idleTimeout: Duration
     let maximumConnections: Int
     let logger: Logger
+    /// The channel ``listen()`` bound, until ``run()`` takes it.
+    private let listener = Mutex<(any Channel)?>(nil)
 
     /// - Parameters:
     ///   - port: The TCP port.
@@ -49,33 +51,91 @@ public final class MetricsServer: Service, Sendable {
         self.logger = logger
     }
 
+    /// Binds the address now rather than when ``run()`` starts, so that a process whose metrics
+    /// address is taken stops before its service starts any work; ``run()`` then serves on it.
+    ///
+    /// - Throws: ``MetricsServerError`` naming the host and port when it cannot listen there.
+    package func listen() async throws {
+        let channel = try await bind()
+        let previous = listener.withLock { listener in
+            let previous = listener
+            listener = channel
+            return previous
+        }
+        try? await previous?.close()
+    }
+
+    /// Serves until graceful shutdown.
+    ///
+    /// - Throws: ``MetricsServerError`` naming the host and port when it cannot listen there.
     public func run() async throws {
+        let channel: any Channel
+        if let bound = listener.withLock({ $0.take() }) {
+            channel = bound
+        } else {
+            channel = try await bind()
+        }
+        logger.info("serving metrics", metadata: ["eventfleet.address": "\(address)"])
+        try? await gracefulShutdown()
+        try await channel.close()
+    }
+
+    /// `host:port`, with an IPv6 host in brackets.
+    var address: String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+
+    private func bind() async throws -> any Channel {
         let registry = self.registry
         let (healthy, ready) = (self.healthy, self.ready)
         let admission = Admission(maximum: maximumConnections)
         let idle = TimeAmount.milliseconds(idleTimeout.milliseconds)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AdmissionHandler(admission: admission))
+        do {
+            return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AdmissionHandler(admission: admission))
+                    }
                 }
-            }
-            .childChannelInitializer { channel in
-                guard admission.admitted(channel) else {
-                    return channel.close()
+                .childChannelInitializer { channel in
+                    guard admission.admitted(channel) else {
+                        return channel.close()
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            IdleStateHandler(readTimeout: idle), HTTPResponder(registry: registry, healthy: healthy, ready: ready)
+                        )
+                    }
                 }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(
-                        IdleStateHandler(readTimeout: idle), HTTPResponder(registry: registry, healthy: healthy, ready: ready)
-                    )
-                }
-            }
-            .bind(host: host, port: port)
-            .get()
-        logger.info("serving metrics", metadata: ["eventfleet.address": "\(host):\(port)"])
-        try? await gracefulShutdown()
-        try await channel.close()
+                .bind(host: host, port: port)
+                .get()
+        } catch let error as IOError where error.errnoCode == EADDRINUSE {
+            throw MetricsServerError.addressInUse(address: address)
+        } catch let error as IOError {
+            throw MetricsServerError.cannotListen(address: address, reason: String(cString: strerror(error.errnoCode)))
+        } catch {
+            throw MetricsServerError.cannotListen(address: address, reason: "\(error)")
+        }
+    }
+}
+
+/// The metrics server cannot listen on its address, so the process stops before it starts working.
+public enum MetricsServerError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Another process (or another server of this one) listens on the port already. `address` is
+    /// `host:port`.
+    case addressInUse(address: String)
+    /// The address cannot be listened on for another `reason`: the host is no address of this
+    /// machine, or the port is privileged. `address` is `host:port`.
+    case cannotListen(address: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .addressInUse(let address):
+            "the metrics server cannot listen on \(address): the address is in use (another process holds the port); pick another --metrics-port"
+        case .cannotListen(let address, let reason):
+            "the metrics server cannot listen on \(address): \(reason); check --metrics-host and --metrics-port"
+        }
     }
 }
 

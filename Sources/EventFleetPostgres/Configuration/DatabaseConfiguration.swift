@@ -134,13 +134,7 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
             case "application_name":
                 applicationName = value
             case "schema":
-                guard !value.isEmpty, !value.utf8.contains(0) else { throw invalid("schema", "must not be empty or hold NUL bytes") }
-                // One schema, not a search path: EventFleet qualifies names with it and sets no search_path.
-                guard !value.contains(",") else {
-                    throw invalid("schema", "names one schema, not a list ('\(value)' holds a comma); EventFleet qualifies its names with it")
-                }
-                // PostgreSQL would cut a longer name to 63 bytes, and then qualify with another schema.
-                guard value.utf8.count <= 63 else { throw invalid("schema", "must be at most 63 bytes long (got \(value.utf8.count))") }
+                if let problem = Self.schemaNameProblem(value) { throw invalid("schema", problem) }
                 schema = value
             case "connect_timeout":
                 guard let seconds = Int(value), seconds > 0 else {
@@ -154,6 +148,19 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
                 )
             }
         }
+    }
+
+    /// Why `name` cannot be the `schema`, or `nil` when it can. The name is quoted wherever it goes
+    /// into SQL text; this keeps out what quoting cannot carry or the server would change.
+    package static func schemaNameProblem(_ name: String) -> String? {
+        guard !name.isEmpty, !name.utf8.contains(0) else { return "must not be empty or hold NUL bytes" }
+        // One schema, not a search path: EventFleet qualifies names with it and sets no search_path.
+        guard !name.contains(",") else {
+            return "names one schema, not a list ('\(name)' holds a comma); EventFleet qualifies its names with it"
+        }
+        // PostgreSQL would cut a longer name to 63 bytes, and then qualify with another schema.
+        guard name.utf8.count <= 63 else { return "must be at most 63 bytes long (got \(name.utf8.count))" }
+        return nil
     }
 
     /// Reads `DATABASE_URL` (or the given variable) from the environment.
@@ -248,18 +255,32 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
 }
 
 extension DatabaseConfiguration {
-    /// Opens one connection and runs `SELECT 1`, failing fast when the server cannot be reached.
+    /// Opens one connection and runs one statement, failing fast when the server cannot be reached
+    /// (or, if asked, when the configured ``schema`` does not exist).
     ///
     /// The connection pool retries failed connections for up to a minute before it fails waiting
     /// queries; tools and services call this first to report a wrong URL or a dead server at once.
     ///
-    /// - Throws: `EventStoreError.connectionFailed(target:reason:)` naming the host and port tried.
-    public func checkConnection(logger: Logger = Logger(label: "eventfleet.postgres")) async throws {
+    /// - Parameters:
+    ///   - requiringSchema: Whether the configured ``schema`` must exist already: `true` for
+    ///     everything but migrations, which create it. Without a configured schema it changes
+    ///     nothing.
+    ///   - logger: Where the connection logs.
+    /// - Throws: `EventStoreError.connectionFailed(target:reason:)` naming the host and port tried,
+    ///   and ``MigrationError/schemaNotFound(schema:)`` when `requiringSchema` is set and the
+    ///   schema does not exist.
+    public func checkConnection(requiringSchema: Bool = false, logger: Logger = Logger(label: "eventfleet.postgres")) async throws {
         let configuration = try connectionConfiguration()
+        let schema = requiringSchema ? self.schema : nil
+        let schemaExists: Bool
         do {
             let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             do {
-                _ = try await connection.send("SELECT 1", deadline: connectTimeout, logger: logger)
+                let rows = try await connection.send(
+                    "SELECT \(schema)::text IS NULL OR EXISTS (SELECT FROM pg_namespace WHERE nspname = \(schema))",
+                    deadline: connectTimeout, logger: logger
+                )
+                schemaExists = try rows.first?.decode(Bool.self) ?? true
             } catch {
                 try? await connection.close()
                 throw error
@@ -268,5 +289,6 @@ extension DatabaseConfiguration {
         } catch {
             throw PostgresErrorMapping.map(error, operation: "connect", target: target)
         }
+        if let schema, !schemaExists { throw MigrationError.schemaNotFound(schema: schema) }
     }
 }

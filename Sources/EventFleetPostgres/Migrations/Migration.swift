@@ -62,9 +62,21 @@ public enum MigrationError: Error, Sendable, Hashable, CustomStringConvertible {
     /// its parameters or return type with `CREATE OR REPLACE`, which adds a routine instead of
     /// replacing it.
     case overloadedRoutine(name: String, definitions: Int)
+    /// The configuration names a `schema` the database does not have, and only migrating creates
+    /// it: a command other than `migrate` met it before any migration ran there, or the URL
+    /// misspells the schema.
+    case schemaNotFound(schema: String)
+    /// The migrations' `schema` does not exist and the migrating role may not create it (`reason`
+    /// says why): it lacks the `CREATE` privilege on the database, as the migrator of
+    /// `deploy/roles.sql` does, whose schema that file creates.
+    case cannotCreateSchema(schema: String, reason: String)
 
     public var description: String {
         switch self {
+        case .schemaNotFound(let schema):
+            "the schema '\(schema)' (schema= in the database URL) does not exist: run `migrate` first, which creates it, or correct the URL"
+        case .cannotCreateSchema(let schema, let reason):
+            "cannot create the schema '\(schema)' (schema= in the database URL): \(reason); create it as a role that may (deploy/roles.sql creates it, owned by the migrator) or grant the migrating role CREATE on the database"
         case .checksumMismatch(let version, let name, let applied, let current):
             "migration \(version) (\(name)) was changed after it was applied: applied checksum \(applied), file checksum \(current); add a new migration instead"
         case .nameMismatch(let version, let applied, let current):

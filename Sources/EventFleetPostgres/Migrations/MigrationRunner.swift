@@ -65,8 +65,14 @@ public struct MigrationRunner: Sendable {
     /// whose files are gone. A database that a newer build migrated (it has numbered migrations
     /// this build does not know) keeps its routines: see ``Report/newerInDatabase``.
     ///
-    /// - Throws: ``MigrationError`` when applied migrations differ from the shipped files or a
-    ///   routine is overloaded, and `EventStoreError` for database errors (nothing is applied then).
+    /// A configured schema (`schema=` in the URL) that the database does not have is created
+    /// first, in the same transaction, owned by the migrating role.
+    ///
+    /// - Throws: ``MigrationError`` when applied migrations differ from the shipped files, a
+    ///   routine is overloaded, or the schema is missing and the role may not create it
+    ///   (``MigrationError/cannotCreateSchema(schema:reason:)``); ``ConfigurationError`` for a
+    ///   schema name PostgreSQL cannot create; and `EventStoreError` for database errors (nothing
+    ///   is applied then).
     @discardableResult
     public func migrate() async throws -> Report {
         try await database.transaction("migrate") { connection in
@@ -75,12 +81,17 @@ public struct MigrationRunner: Sendable {
     }
 
     private func migrate(on connection: Database.Connection) async throws -> Report {
-        // Everything this transaction creates lands in the configured schema.
-        if let schema = database.schema.name {
+        let schema = database.schema.name
+        // Keyed by schema, so that separate schemas (one per test, one per app) migrate
+        // independently; by the configured name, which a schema yet to be created has too.
+        try await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('eventfleet.migrations:' || coalesce(\(schema)::text, current_schema(), '')))"
+        )
+        if let schema {
+            try await createSchemaIfMissing(schema, on: connection)
+            // Everything this transaction creates lands in the configured schema.
             try await connection.execute("SELECT set_config('search_path', \(SQLName.quote(schema)), true)")
         }
-        // Keyed by schema, so that separate schemas (one per test, one per app) migrate independently.
-        try await connection.execute("SELECT pg_advisory_xact_lock(hashtext('eventfleet.migrations:' || coalesce(current_schema(), '')))")
         try await connection.execute("""
             CREATE TABLE IF NOT EXISTS ef_migrations (
                 component  text        NOT NULL,
@@ -111,6 +122,32 @@ public struct MigrationRunner: Sendable {
         }
         try await connection.execute("DROP FUNCTION ef_migration_execute(text)")
         return report
+    }
+
+    /// Creates the configured schema when the database does not have it (under the lock, so that
+    /// concurrent runners create it once).
+    ///
+    /// A schema that exists is left alone without a `CREATE SCHEMA`: PostgreSQL checks the
+    /// privilege to create schemas before it looks whether the schema exists, and a least-privilege
+    /// migrator (deploy/roles.sql) has none.
+    private func createSchemaIfMissing(_ schema: String, on connection: Database.Connection) async throws {
+        let exists = try await connection.value(
+            "find the schema", "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = \(schema))", as: Bool.self
+        )
+        guard !exists else { return }
+        if let problem = DatabaseConfiguration.schemaNameProblem(schema) {
+            throw ConfigurationError.invalidURL(part: "schema", reason: problem)
+        }
+        guard !schema.hasPrefix("pg_") else {
+            throw ConfigurationError.invalidURL(part: "schema", reason: "names a schema PostgreSQL reserves for itself (the pg_ prefix)")
+        }
+        do {
+            try await connection.execute(PostgresQuery(unsafeSQL: "CREATE SCHEMA IF NOT EXISTS \(SQLName.quote(schema))"))
+        } catch where PostgresErrorMapping.sqlState(of: error) == "42501" {
+            let message = (PostgresErrorMapping.unwrap(error) as? PSQLError)?.serverInfo?[.message] ?? "permission denied"
+            throw MigrationError.cannotCreateSchema(schema: schema, reason: message)
+        }
+        database.logger.info("created the schema", metadata: ["eventfleet.schema": "\(schema)"])
     }
 
     private func applyMigrations(on connection: Database.Connection, into report: inout Report) async throws {
