@@ -1,5 +1,6 @@
 import EventFleetCore
 import EventFleetPostgres
+import PostgresNIO
 import Synchronization
 
 /// Wakes an idle loop early: `signal()` ends the current or next `wait(timeout:)`.
@@ -59,16 +60,43 @@ package final class Wakeup: Sendable {
 }
 
 extension Wakeup {
-    /// Turns `NOTIFY` on `channel` into signals until cancelled: LISTEN on a pooled connection,
-    /// reconnecting with backoff when it drops (polling carries on meanwhile). It signals once as
-    /// soon as it listens, since what was notified before LISTEN took effect was not seen.
+    /// Turns `NOTIFY` on `channel` into signals until cancelled: LISTEN on a pooled connection (or,
+    /// behind a transaction-mode pooler, on a direct connection of its own), reconnecting with
+    /// backoff when it drops (polling carries on meanwhile). It signals once as soon as it listens,
+    /// since what was notified before LISTEN took effect was not seen. Behind a transaction-mode
+    /// pooler without a direct URL it does nothing until cancelled: the loops poll.
     package func listen(on channel: String, database: Database) async {
+        let connect: (@Sendable (@Sendable (PostgresConnection) async throws -> Void) async throws -> Void)
+        switch database.notifications {
+        case .pooled:
+            connect = { body in try await database.withConnection("listen") { try await body($0.connection) } }
+        case .direct(let configuration):
+            connect = { body in
+                let connection = try await PostgresConnection.connect(
+                    configuration: try configuration.connectionConfiguration(), id: 0, logger: database.logger
+                )
+                do {
+                    try await body(connection)
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+            }
+        case .pollOnly:
+            database.logger.info(
+                "behind a transaction-mode pooler without listen_url: polling only",
+                metadata: ["eventfleet.channel": "\(channel)"]
+            )
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3_600)) }
+            return
+        }
         var backoff = Backoff(RetryPolicy())
         while !Task.isCancelled {
             let attempt = ContinuousClock.now
             do {
-                try await database.withConnection("listen") { [self] connection in
-                    try await connection.connection.listen(on: channel) { notifications in
+                try await connect { [self] connection in
+                    try await connection.listen(on: channel) { notifications in
                         signal()
                         database.logger.trace("listening", metadata: ["eventfleet.channel": "\(channel)"])
                         for try await _ in notifications {

@@ -237,6 +237,12 @@ struct DatabaseConfigurationTests {
             ("postgres://u@h/a/b", "database"),
             ("postgres://u@h/db?schema=a,b", "schema"),
             ("postgres://u@h/db?schema=", "schema"),
+            ("postgres://u@h/db?pooler=always", "pooler"),
+            ("postgres://u@h/db?listen_url=postgres%3A%2F%2Fu%40direct%2Fdb", "listen_url"),
+            ("postgres://u@h/db?pooler=session&listen_url=postgres%3A%2F%2Fu%40direct%2Fdb", "listen_url"),
+            ("postgres://u@h:6432/db?pooler=transaction&listen_url=postgres%3A%2F%2Fu%40h%3A6432%2Fdb", "listen_url"),
+            ("postgres://u@h:6432/db?pooler=transaction&listen_url=mysql%3A%2F%2Fu%40direct%2Fdb", "listen_url scheme"),
+            ("postgres://u@h:6432/db?pooler=transaction&listen_url=postgres%3A%2F%2Fu%40direct%2Fdb%3Fpooler%3Dtransaction", "listen_url"),
         ]
     )
     func rejectsWrongURL(url: String, part: String) {
@@ -246,6 +252,26 @@ struct DatabaseConfigurationTests {
             return
         }
         #expect(reported == part)
+    }
+
+    @Test("pooler=transaction sends no named statements and listens only on the direct listen_url")
+    func transactionPooler() throws {
+        let pooled = try DatabaseConfiguration(
+            url: "postgres://app:pw@pgbouncer:6432/events?pooler=transaction&listen_url=postgres%3A%2F%2Fapp%3Apw%40db%3A5432%2Fevents%3Fsslmode%3Ddisable"
+        )
+        #expect(pooled.pooler == .transaction)
+        #expect(pooled.statements == .unnamed)
+        let listen = try #require(try pooled.listenConfiguration())
+        #expect(listen.target == "db:5432")
+        #expect(listen.tls == .disable)
+        #expect(!pooled.description.contains("pw"), "the passwords never show in descriptions")
+        #expect(pooled.description.contains("pooler=transaction"))
+        let pollOnly = try DatabaseConfiguration(url: "postgres://app@pgbouncer:6432/events?pooler=transaction")
+        #expect(try pollOnly.listenConfiguration() == nil)
+        for url in ["postgres://app@db/events", "postgres://app@pgbouncer/events?pooler=session"] {
+            let configuration = try DatabaseConfiguration(url: url)
+            #expect(configuration.statements == .named)
+        }
     }
 
     @Test("a refused port fails fast with a connection error naming the target")

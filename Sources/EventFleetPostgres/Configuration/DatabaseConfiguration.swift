@@ -53,10 +53,32 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
     public var statementDeadline: Duration? = DatabaseConfiguration.defaultStatementDeadline
     /// Ten seconds.
     public static let defaultStatementDeadline: Duration? = .seconds(10)
-    /// Whether EventFleet's frequent statements are prepared once per connection (`named`, the
-    /// default) or parsed at every call (`unnamed`, for poolers that hand a client's statements to
-    /// other server connections).
-    public var statements: Statements = .named
+    /// What stands between EventFleet and the server (`pooler=` in the URL): nothing, or a pooler in
+    /// session mode (the default), or a pooler in transaction mode.
+    public var pooler: Pooler = .none
+    /// Behind a transaction-mode pooler, a URL that reaches the server directly (`listen_url=`, the
+    /// URL percent-encoded), for the one connection per process that `LISTEN`s; without it, the
+    /// fleet polls.
+    public var listenURL: String?
+
+    /// Whether EventFleet's frequent statements are prepared once per connection (`named`) or parsed
+    /// at every call (`unnamed`, behind a transaction-mode pooler, which hands a client's statements
+    /// to other server connections).
+    public var statements: Statements { pooler == .transaction ? .unnamed : .named }
+
+    /// What stands between EventFleet and the server, as far as what a connection keeps goes.
+    public enum Pooler: String, Sendable, Hashable, CaseIterable {
+        /// A direct connection.
+        case none
+        /// A pooler in session mode: a client keeps its server connection for as long as it is
+        /// connected, so EventFleet works as on a direct connection.
+        case session
+        /// A pooler in transaction mode (PgBouncer's `pool_mode = transaction`, most managed
+        /// poolers): each transaction may run on another server connection. EventFleet then
+        /// prepares no named statements, keeps no state beyond a transaction, and listens for
+        /// notifications only on ``DatabaseConfiguration/listenURL`` (else it polls).
+        case transaction
+    }
 
     /// How EventFleet sends its frequent statements.
     public enum Statements: String, Sendable, Hashable, CaseIterable {
@@ -141,13 +163,56 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
                     throw invalid("connect_timeout", "must be a positive number of seconds (got '\(value)')")
                 }
                 connectTimeout = .seconds(seconds)
+            case "pooler":
+                guard let mode = Pooler(rawValue: value) else {
+                    throw invalid("pooler", "must be one of \(Pooler.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(value)')")
+                }
+                pooler = mode
+            case "listen_url":
+                listenURL = value
             default:
                 throw invalid(
                     "parameter '\(item.name)'",
-                    "is not supported; use sslmode, sslrootcert, pool_size, application_name, schema or connect_timeout"
+                    "is not supported; use sslmode, sslrootcert, pool_size, application_name, schema, connect_timeout, pooler or listen_url"
                 )
             }
         }
+        try checkListenURL()
+    }
+
+    /// Checks that ``listenURL`` is a URL of its own that reaches the server past the pooler.
+    private func checkListenURL() throws(ConfigurationError) {
+        guard let listenURL else { return }
+        guard pooler == .transaction else {
+            throw .invalidURL(
+                part: "listen_url",
+                reason: "is for pooler=transaction: without a transaction-mode pooler, notifications come on a pooled connection"
+            )
+        }
+        let listen: DatabaseConfiguration
+        do {
+            listen = try DatabaseConfiguration(url: listenURL)
+        } catch let error as ConfigurationError {
+            guard case .invalidURL(let part, let reason) = error else { throw error }
+            throw .invalidURL(part: part.isEmpty ? "listen_url" : "listen_url \(part)", reason: reason + " (listen_url is a URL of its own, percent-encoded)")
+        } catch {
+            throw .invalidURL(part: "listen_url", reason: "\(error)")
+        }
+        guard listen.pooler != .transaction else {
+            throw .invalidURL(part: "listen_url", reason: "must reach the server directly, not through a transaction-mode pooler (it says pooler=transaction)")
+        }
+        guard listen.target != target else {
+            throw .invalidURL(
+                part: "listen_url",
+                reason: "reaches \(target), as the URL does (the pooler); it must reach the server directly, which a transaction-mode pooler cannot pass LISTEN to"
+            )
+        }
+    }
+
+    /// The configuration of ``listenURL``, the direct connection that listens for notifications
+    /// behind a transaction-mode pooler; `nil` without one.
+    public func listenConfiguration() throws -> DatabaseConfiguration? {
+        try listenURL.map { try DatabaseConfiguration(url: $0) }
     }
 
     /// Why `name` cannot be the `schema`, or `nil` when it can. The name is quoted wherever it goes
@@ -184,6 +249,8 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
         var text = "postgres://\(username)\(password == nil ? "" : ":***")@\(target)/\(database ?? "")?sslmode=\(tls.rawValue)"
         text += "&pool_size=\(poolSize)"
         if let schema { text += "&schema=\(schema)" }
+        if pooler != .none { text += "&pooler=\(pooler.rawValue)" }
+        if let listen = try? listenConfiguration() { text += "&listen_url=\(listen.target)" }
         return text
     }
 
@@ -201,8 +268,8 @@ public struct DatabaseConfiguration: Sendable, Hashable, CustomStringConvertible
         return configuration
     }
 
-    /// The single-connection configuration, used to check that the server answers.
-    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+    /// The single-connection configuration, used to check that the server answers and to listen.
+    package func connectionConfiguration() throws -> PostgresConnection.Configuration {
         var configuration = PostgresConnection.Configuration(
             host: host, port: port, username: username, password: password, database: database,
             tls: try connectionTLS()

@@ -21,38 +21,63 @@ package struct Database: Sendable {
     /// How long a statement may go without an answer before its connection is closed (see
     /// `ConnectionGuard.swift`); `nil` for no limit.
     package let statementDeadline: Duration?
+    /// Where `LISTEN` runs (see `Notifications`).
+    package let notifications: Notifications
     package let logger: Logger
+
+    /// Where a process listens for notifications.
+    package enum Notifications: Sendable {
+        /// On a connection of the pool, which keeps its session.
+        case pooled
+        /// On a connection of its own to this server, past a transaction-mode pooler, which
+        /// cannot pass `LISTEN` on.
+        case direct(DatabaseConfiguration)
+        /// Nowhere: behind a transaction-mode pooler without a direct URL, loops poll.
+        case pollOnly
+    }
 
     package init(
         client: PostgresClient, target: String = "the configured database", schema: String? = nil,
         statements: DatabaseConfiguration.Statements = .named,
-        statementDeadline: Duration? = DatabaseConfiguration.defaultStatementDeadline, logger: Logger
+        statementDeadline: Duration? = DatabaseConfiguration.defaultStatementDeadline,
+        notifications: Notifications = .pooled, logger: Logger
     ) {
         self.client = client
         self.target = target
         self.schema = Schema(name: schema)
         self.statements = statements
         self.statementDeadline = statementDeadline
+        self.notifications = notifications
         self.logger = logger
     }
 
     /// The database a configuration describes, reached through `client`.
     package init(client: PostgresClient, configuration: DatabaseConfiguration, logger: Logger) {
+        let notifications: Notifications = switch configuration.pooler {
+        case .none, .session: .pooled
+        case .transaction: (try? configuration.listenConfiguration())?.map(Notifications.direct) ?? .pollOnly
+        }
         self.init(
             client: client, target: configuration.target, schema: configuration.schema, statements: configuration.statements,
-            statementDeadline: configuration.statementDeadline, logger: logger
+            statementDeadline: configuration.statementDeadline, notifications: notifications, logger: logger
         )
     }
 
     /// The same database, logging to `logger`.
     package func logging(to logger: Logger) -> Database {
-        Database(client: client, target: target, schema: schema.name, statements: statements, statementDeadline: statementDeadline, logger: logger)
+        Database(
+            client: client, target: target, schema: schema.name, statements: statements, statementDeadline: statementDeadline,
+            notifications: notifications, logger: logger
+        )
     }
 
     /// The same database without a statement deadline, for statements that legitimately run long
     /// (migrations, `VACUUM`, counting a large table).
     package func withoutDeadline() -> Database {
-        Database(client: client, target: target, schema: schema.name, statements: statements, statementDeadline: nil, logger: logger)
+        Database(
+            client: client, target: target, schema: schema.name, statements: statements, statementDeadline: nil,
+            notifications: notifications, logger: logger
+        )
     }
 
     // MARK: Statements on a pooled connection
