@@ -55,9 +55,12 @@ package enum TestDatabase {
     }
 
     /// A single connection as `configuration` describes it, with its schema as the `search_path`.
+    /// Behind a transaction-mode pooler it goes to the server directly (`listen_url`): a test's own
+    /// connection holds sessions (a transaction kept open, a backend pid) that a pooler would move.
     package static func connect(_ configuration: DatabaseConfiguration) async throws -> PostgresConnection {
+        let server = try configuration.listenConfiguration() ?? configuration
         var connectionConfiguration = PostgresConnection.Configuration(
-            host: configuration.host, port: configuration.port, username: configuration.username,
+            host: server.host, port: server.port, username: configuration.username,
             password: configuration.password, database: configuration.database, tls: .disable
         )
         if let schema = configuration.schema {

@@ -34,7 +34,8 @@ package struct SchemaSandbox: Sendable {
     ///   - migrate: Whether to apply the library's migrations first.
     ///   - failsUnqualifiedNames: Whether the client's connections get a `search_path` that finds
     ///     nothing, so that a statement that does not qualify a name of the schema fails (the tests
-    ///     prove that EventFleet works without `search_path`, as behind a pooler).
+    ///     prove that EventFleet works without `search_path`, as behind a pooler). Not behind a
+    ///     transaction-mode pooler, which refuses the parameter.
     ///   - keep: Whether to leave the schema in place after `body` ended this way (for inspection).
     package static func with<T: Sendable>(
         baseURL: String, prefix: String, poolSize: Int = 10, applicationName: String = "eventfleet", migrate: Bool = true,
@@ -52,7 +53,9 @@ package struct SchemaSandbox: Sendable {
         var quiet = logger
         quiet.logLevel = .error
         var clientConfiguration = try configuration.clientConfiguration()
-        if failsUnqualifiedNames {
+        // A transaction-mode pooler refuses a `search_path` startup parameter; behind one the suite
+        // runs as it does directly, and the direct run proves that names are qualified.
+        if failsUnqualifiedNames, configuration.pooler != .transaction {
             clientConfiguration.options.additionalStartupParameters.append(("search_path", "ef_unqualified_names_fail_here"))
         }
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: quiet)
