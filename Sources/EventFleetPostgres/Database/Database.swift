@@ -53,9 +53,18 @@ package struct Database: Sendable {
 
     /// The database a configuration describes, reached through `client`.
     package init(client: PostgresClient, configuration: DatabaseConfiguration, logger: Logger) {
-        let notifications: Notifications = switch configuration.pooler {
-        case .none, .session: .pooled
-        case .transaction: (try? configuration.listenConfiguration())?.map(Notifications.direct) ?? .pollOnly
+        let notifications: Notifications
+        switch configuration.pooler {
+        case .none, .session:
+            notifications = .pooled
+        case .transaction:
+            if var listen = try? configuration.listenConfiguration() {
+                // The process's name, so that `pg_stat_activity` counts its LISTEN connection with it.
+                listen.applicationName = configuration.applicationName
+                notifications = .direct(listen)
+            } else {
+                notifications = .pollOnly
+            }
         }
         self.init(
             client: client, target: configuration.target, schema: configuration.schema, statements: configuration.statements,
