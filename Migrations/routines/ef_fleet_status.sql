@@ -1,7 +1,9 @@
 -- ef_fleet_status: the fleet at a glance, as one JSON document read in one snapshot: jobs per tenant
 -- and lane, the workers, ready jobs that no live worker runs, the backfills that have not finished,
 -- the job table's wear (dead rows and its last vacuum: a leader whose role may not vacuum it shows
--- as dead rows that grow), and the scheduler's progress (its leader, checkpoint, the log's head, and
+-- as dead rows that grow), the database's connections per application name (what counts against
+-- max_connections: behind a pooler, its server connections and the direct LISTEN ones), and the
+-- scheduler's progress (its leader, checkpoint, the log's head, and
 -- the open transaction holding the log back when it is behind). FleetStatus reads it; every view of
 -- the fleet (the monitor, and what shows projections and backfills) goes through it, so the numbers
 -- an operator sees are counted in one place.
@@ -19,6 +21,7 @@ DECLARE
     v_backfills  jsonb;
     v_orphans    jsonb := '[]';
     v_job_table  jsonb;
+    v_connections jsonb;
     v_leader     text;
     v_checkpoint ef_subscriptions%ROWTYPE;
     v_head       record;
@@ -86,6 +89,13 @@ BEGIN
       FROM pg_stat_user_tables s
      WHERE s.relid = 'ef_jobs'::regclass;
 
+    SELECT coalesce(jsonb_agg(jsonb_build_object('applicationName', c.application_name, 'count', c.count)
+                              ORDER BY c.count DESC, c.application_name), '[]')
+      INTO v_connections
+      FROM (SELECT a.application_name, count(*) AS count FROM pg_stat_activity a
+             WHERE a.datname = current_database() AND a.backend_type = 'client backend'
+             GROUP BY a.application_name) c;
+
     SELECT * INTO v_checkpoint FROM ef_subscriptions s WHERE s.subscription_id = p_scheduler ORDER BY s.updated DESC LIMIT 1;
     IF FOUND AND v_checkpoint.lease_expires_at > now() THEN
         v_leader := v_checkpoint.owner;
@@ -113,6 +123,7 @@ BEGIN
         'backfills', v_backfills,
         'unrunnable', v_orphans,
         'jobTable', coalesce(v_job_table, '{"liveRows": 0, "deadRows": 0}'),
+        'connections', v_connections,
         'scheduler', jsonb_strip_nulls(jsonb_build_object(
             'leader', v_leader,
             'checkpoint', CASE WHEN v_checkpoint.last_transaction_id IS NOT NULL THEN jsonb_build_object(

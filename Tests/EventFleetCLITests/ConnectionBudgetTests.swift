@@ -1,6 +1,7 @@
 import CartsExample
 import EventFleetCLI
 import EventFleetCore
+import EventFleetJobs
 import EventFleetPostgres
 import EventFleetTestSupport
 import Foundation
@@ -58,6 +59,10 @@ struct ConnectionBudgetTests {
                 try await waitUntil(timeout: .seconds(120), "every cart is projected") {
                     try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty
                 }
+                // The monitor counts them per role: at least each worker's LISTEN connection.
+                let status = try await FleetStatus.read(from: schema.store)
+                let workers = status.connections.first { $0.applicationName == "eventfleet.worker" }?.count ?? 0
+                #expect(workers >= Int64(Self.workers), "\(status.connections)")
                 group.cancelAll()
             }
             try? await sampler.close()

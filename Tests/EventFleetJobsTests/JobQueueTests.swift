@@ -9,6 +9,16 @@ import Testing
 
 @Suite("Job queue")
 struct JobQueueTests {
+    @Test("the fleet status counts the database's connections per application name")
+    func connectionsPerRole() async throws {
+        try await withCartsSchema { schema in
+            let status = try await FleetStatus.read(from: schema.store)
+            let tests = status.connections.first { $0.applicationName == "eventfleet-tests" }
+            #expect((tests?.count ?? 0) >= 1, "the test's own pool is counted: \(status.connections)")
+            #expect(status.connections.map(\.count) == status.connections.map(\.count).sorted(by: >), "most first")
+        }
+    }
+
     @Test("one live job per stream: duplicates are no-ops, a running job is marked to run again")
     func dedupe() async throws {
         try await TestDatabase.withSchema { schema in

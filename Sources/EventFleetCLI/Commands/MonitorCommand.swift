@@ -42,6 +42,8 @@ extension FleetStatus {
         lines.append("")
         let vacuumed = jobTable.lastVacuumSeconds.map { String(format: "%.0fs ago", $0) } ?? "never"
         lines.append("JOB TABLE live rows \(jobTable.liveRows), dead rows \(jobTable.deadRows), last vacuum \(vacuumed)")
+        let total = connections.reduce(0) { $0 + $1.count }
+        lines.append("CONNECTIONS \(total): " + connections.map { "\($0.applicationName.isEmpty ? "(unnamed)" : $0.applicationName) \($0.count)" }.joined(separator: ", "))
         let leader = scheduler.leader ?? "none"
         lines.append("SCHEDULER leader \(leader), checkpoint \(scheduler.checkpoint?.description ?? "-"), head \(scheduler.head?.description ?? "-"), behind ~\(scheduler.lagEvents) events")
         if let stall = scheduler.stalledBy {

@@ -57,6 +57,13 @@ public struct FleetStatus: Codable, Sendable {
         public var lastVacuumSeconds: Double?
     }
 
+    /// The database's client connections with one application name: a fleet process's role
+    /// (`eventfleet.worker`, `eventfleet.scheduler`), or whatever else connects.
+    public struct Connections: Codable, Sendable {
+        public var applicationName: String
+        public var count: Int64
+    }
+
     /// A backfill that has not finished: its streams do not all have their jobs yet.
     public struct Backfill: Codable, Sendable {
         public var id: Int64
@@ -106,6 +113,11 @@ public struct FleetStatus: Codable, Sendable {
     /// Ready jobs no live worker runs, per projection and lane; read while any worker is registered.
     public var unrunnable: [Unrunnable]
     public var jobTable: JobTable
+    /// The database's client connections per application name, most first: what counts against
+    /// the server's `max_connections`. Behind a transaction-mode pooler these are the pooler's
+    /// server connections (named after the client that used each last) and the direct `LISTEN`
+    /// connections.
+    public var connections: [Connections]
     public var scheduler: Scheduler
 
     /// Reads the status of the fleet whose tables are in `store`'s database.
