@@ -27,6 +27,7 @@ enum ChaosFault: String, CaseIterable, Sendable {
     case freezeLeader = "SIGSTOP of the leading scheduler past its lease, then SIGCONT"
     case killWorkerInBackfill = "kill -9 of a worker during a new projection's first backfill"
     case halfOpen = "the workers' connections go half-open (a proxy stops forwarding on them)"
+    case restartPooler = "the connection pooler restarts"
 }
 
 /// What the faults measured, for the invariants.
@@ -45,6 +46,8 @@ struct ChaosInjector: Sendable {
     let tenants: [String]
     let heartbeatTimeout: Duration
     let restartCommand: String?
+    /// Restarts the pooler the soak runs through, when it runs through one.
+    let restartPoolerCommand: String?
     let directory: String
     let started: ContinuousClock.Instant
     let leaseDuration: Duration
@@ -96,6 +99,12 @@ struct ChaosInjector: Sendable {
                 say("fault: \(fault.rawValue)")
                 let termination = try await ChildProcess.runShell(restartCommand, log: "\(directory)/restart.log")
                 say("       database restarted (\(termination))")
+                if termination != .exited(0) { return false }
+            case .restartPooler:
+                guard let restartPoolerCommand else { return false }
+                say("fault: \(fault.rawValue)")
+                let termination = try await ChildProcess.runShell(restartPoolerCommand, log: "\(directory)/restart-pooler.log")
+                say("       pooler restarted (\(termination))")
                 if termination != .exited(0) { return false }
             case .longTransaction:
                 let holdFor = Duration.seconds(Int64.random(in: 3...8, using: &random))

@@ -26,6 +26,8 @@ struct ChaosRunCommand: AsyncParsableCommand {
     @Option(help: "Command-writer processes.") var writers: Int = 3
     @Option(name: .customLong("restart-command"), help: "A shell command that restarts the database the hard way (scripts/chaos passes `scripts/postgres restart-immediate`).")
     var restartCommand: String?
+    @Option(name: .customLong("restart-pooler-command"), help: "A shell command that restarts the connection pooler DATABASE_URL goes through (scripts/test passes `scripts/postgres restart-pooler` for its pooler phase).")
+    var restartPoolerCommand: String?
     @Option(name: .customLong("heartbeat-timeout"), help: "Seconds without a heartbeat before a worker's jobs are rescued.") var heartbeatTimeout: Int = 3
     @Option(name: .customLong("writer-pause-ms"), help: "Pause between a writer's commands.") var writerPauseMilliseconds: Int = 20
     @Option(name: .customLong("work-dir"), help: "Where process logs and acknowledgement logs go.") var workDirectory: String = ".chaos"
@@ -84,7 +86,8 @@ struct ChaosRunCommand: AsyncParsableCommand {
             let soak = ChaosSoak(
                 store: sandbox.store, tenants: tenantNames, workerCount: workers, writerCount: writers,
                 duration: .milliseconds(Int64(minutes * 60_000)), seed: seed, heartbeatTimeout: .seconds(heartbeatTimeout),
-                restartCommand: restartCommand, directory: directory, proxy: proxy, lostClaimReplies: lostClaimReplies,
+                restartCommand: restartCommand, restartPoolerCommand: restartPoolerCommand, directory: directory, proxy: proxy,
+                lostClaimReplies: lostClaimReplies,
                 fleet: ChaosFleet(settings: .init(
                     executable: ChildProcess.currentExecutable, environment: environment, directory: directory, tenants: tenantNames,
                     heartbeatTimeoutSeconds: heartbeatTimeout, writerPauseMilliseconds: writerPauseMilliseconds,
@@ -114,6 +117,7 @@ struct ChaosSoak: Sendable {
     let seed: UInt64
     let heartbeatTimeout: Duration
     let restartCommand: String?
+    let restartPoolerCommand: String?
     let directory: String
     let proxy: ChildProcess?
     let lostClaimReplies: Double
@@ -129,7 +133,7 @@ struct ChaosSoak: Sendable {
         let record = FaultRecord()
         let injector = ChaosInjector(
             fleet: fleet, store: store, tenants: tenants, heartbeatTimeout: heartbeatTimeout,
-            restartCommand: restartCommand, directory: directory, started: started, leaseDuration: Self.leaseDuration, proxy: proxy,
+            restartCommand: restartCommand, restartPoolerCommand: restartPoolerCommand, directory: directory, started: started, leaseDuration: Self.leaseDuration, proxy: proxy,
             record: record, logger: logger
         )
         for _ in 0..<2 { try await fleet.startScheduler() }
@@ -206,7 +210,7 @@ struct ChaosSoak: Sendable {
         let events = try await database.value("count events", "SELECT count(*) FROM \(database.schema.ef_messages)", as: Int64.self)
         sayLine("")
         sayLine("faults injected (\(injected.values.reduce(0, +))):")
-        for fault in ChaosFault.allCases {
+        for fault in ChaosFault.allCases where fault != .restartPooler || restartPoolerCommand != nil {
             sayLine("  \(injected[fault, default: 0])× \(fault.rawValue)")
         }
         sayLine("  throughout: a worker without the chaos_applications projection; workers drop \(lostClaimReplies * 100)% of claim replies")
@@ -244,7 +248,9 @@ struct ChaosSoak: Sendable {
         try await Task.sleep(for: .seconds(3))
         while ContinuousClock.now < deadline {
             if round.isEmpty {
-                round = ChaosFault.allCases.filter { $0 != .poisonStream || !poisoned }.shuffled(using: &random)
+                round = ChaosFault.allCases
+                    .filter { ($0 != .poisonStream || !poisoned) && ($0 != .restartPooler || restartPoolerCommand != nil) }
+                    .shuffled(using: &random)
             }
             let fault = round.removeFirst()
             if await injector.inject(fault, random: &random) {
