@@ -326,3 +326,40 @@ struct FrozenStreamLockTests {
         }
     }
 }
+
+@Suite("Hot streams: a long queue", .sharingServer, .timeLimit(.minutes(1)))
+struct StreamLockQueueTests {
+    @Test("a command waits for the stream's lock longer than the statement deadline, as behind a long queue of commands")
+    func waitOutlastsTheStatementDeadline() async throws {
+        try await TestDatabase.withSchema { schema in
+            var configuration = schema.configuration
+            configuration.statementDeadline = .seconds(1)
+            let store = PostgresEventStore(client: schema.client, configuration: configuration)
+            let handler = HotStreamTests.pessimistic
+            try await handler.handle(.count(writer: -1), streamId: "tally", in: store)
+            // Another session holds the stream's lock for 3 s, busy (not idle) as commands ahead
+            // in a queue are.
+            let holder = try await TestDatabase.connect(schema.configuration)
+            do {
+                try await holder.query("BEGIN", logger: TestDatabase.logger)
+                try await holder.query(
+                    "SELECT pg_advisory_xact_lock(hashtext(\(schema.name + "/" + defaultPartition)), hashtext('tally'))", logger: TestDatabase.logger
+                )
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await holder.query("SELECT pg_sleep(3)", logger: TestDatabase.logger)
+                        try await holder.query("COMMIT", logger: TestDatabase.logger)
+                    }
+                    let result = try await handler.handle(.count(writer: 1), streamId: "tally", in: store)
+                    #expect(result.attempts == 1)
+                    #expect(result.nextExpectedVersion == 2)
+                    try await group.waitForAll()
+                }
+            } catch {
+                try? await holder.close()
+                throw error
+            }
+            try await holder.close()
+        }
+    }
+}

@@ -80,13 +80,18 @@ package struct Database: Sendable {
         )
     }
 
+    /// The same database with another statement deadline (`nil` for none).
+    package func withDeadline(_ deadline: Duration?) -> Database {
+        Database(
+            client: client, target: target, schema: schema.name, statements: statements, statementDeadline: deadline,
+            notifications: notifications, logger: logger
+        )
+    }
+
     /// The same database without a statement deadline, for statements that legitimately run long
     /// (migrations, `VACUUM`, counting a large table).
     package func withoutDeadline() -> Database {
-        Database(
-            client: client, target: target, schema: schema.name, statements: statements, statementDeadline: nil,
-            notifications: notifications, logger: logger
-        )
+        withDeadline(nil)
     }
 
     // MARK: Statements on a pooled connection

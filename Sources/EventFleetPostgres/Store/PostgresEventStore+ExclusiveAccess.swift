@@ -12,9 +12,9 @@ extension PostgresEventStore {
     /// store given to `body` reads and appends on the transaction's connection, through the same
     /// statements as the store itself; its appends notify listeners on commit.
     ///
-    /// Waiting for the lock counts against the configuration's statement deadline. The server ends
-    /// the transaction when it idles for half that deadline (`idle_in_transaction_session_timeout`,
-    /// 5 s by default): a command holds the lock only while it decides, so a process frozen inside
+    /// A command waits for the lock at most a minute (the server's `lock_timeout`, an error with
+    /// SQLSTATE 55P03 after it). The server ends the transaction when it idles for half the
+    /// statement deadline (`idle_in_transaction_session_timeout`, 5 s by default): a command holds the lock only while it decides, so a process frozen inside
     /// (SIGSTOP, a hung host) releases the stream in time for the commands waiting behind it.
     ///
     /// - Parameters:
@@ -54,8 +54,20 @@ struct StreamLock: Sendable {
     var partition: String
     var streamId: String
 
+    /// How long a command waits for the lock. A hot stream's commands queue for it, so the wait is
+    /// the server's to bound (`lock_timeout`), not the statement deadline's: a queue of commands
+    /// may take longer than any one statement should, and a connection that stops answering is
+    /// still noticed, at this wait plus the deadline.
+    static let wait: Duration = .seconds(60)
+
     func take(on connection: Database.Connection) async throws {
-        _ = try await connection.run(StreamLockStatement(scope: "\(schema.name ?? "")/\(partition)", streamId: streamId))
+        let database = connection.database
+        let waiting = Database.Connection(
+            connection: connection.connection, database: database.withDeadline(database.statementDeadline.map { $0 + Self.wait })
+        )
+        _ = try await waiting.run(StreamLockStatement(
+            scope: "\(schema.name ?? "")/\(partition)", streamId: streamId, lockTimeoutMilliseconds: Self.wait.milliseconds
+        ))
     }
 }
 

@@ -186,22 +186,26 @@ struct AppendStatement: Statement {
     func decodeRow(_ row: PostgresRow) throws -> Row { try AppendArguments.decodeOutcome(row, statement: "AppendStatement") }
 }
 
-/// The lock of one stream until the end of the transaction (see `StreamLock`).
+/// The lock of one stream until the end of the transaction (see `StreamLock`), waited for at most
+/// `lockTimeout` milliseconds (`lock_timeout`, for this transaction only; the server then ends the
+/// wait with 55P03).
 struct StreamLockStatement: Statement {
     static func sql(_ schema: Schema) -> String {
-        "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))"
+        "SELECT set_config('lock_timeout', $3, true), pg_advisory_xact_lock(hashtext($1), hashtext($2))"
     }
-    static let bindingDataTypes: [PostgresDataType] = [.text, .text]
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text]
     typealias Row = Void
 
     /// The schema and the partition.
     var scope: String
     var streamId: String
+    var lockTimeoutMilliseconds: Int64
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 2)
+        var bindings = PostgresBindings(capacity: 3)
         bindings.append(scope)
         bindings.append(streamId)
+        bindings.append(String(lockTimeoutMilliseconds))
         return bindings
     }
 
