@@ -333,11 +333,13 @@ struct StreamLockQueueTests {
     func waitOutlastsTheStatementDeadline() async throws {
         try await TestDatabase.withSchema { schema in
             var configuration = schema.configuration
-            configuration.statementDeadline = .seconds(1)
+            // 3 s: the command's own transaction may idle half of it between its statements on a
+            // loaded machine.
+            configuration.statementDeadline = .seconds(3)
             let store = PostgresEventStore(client: schema.client, configuration: configuration)
             let handler = HotStreamTests.pessimistic
             try await handler.handle(.count(writer: -1), streamId: "tally", in: store)
-            // Another session holds the stream's lock for 3 s, busy (not idle) as commands ahead
+            // Another session holds the stream's lock for 5 s, busy (not idle) as commands ahead
             // in a queue are.
             let holder = try await TestDatabase.connect(schema.configuration)
             do {
@@ -347,7 +349,7 @@ struct StreamLockQueueTests {
                 )
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        try await holder.query("SELECT pg_sleep(3)", logger: TestDatabase.logger)
+                        try await holder.query("SELECT pg_sleep(5)", logger: TestDatabase.logger)
                         try await holder.query("COMMIT", logger: TestDatabase.logger)
                     }
                     let result = try await handler.handle(.count(writer: 1), streamId: "tally", in: store)
