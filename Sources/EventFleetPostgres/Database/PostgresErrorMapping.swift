@@ -59,6 +59,13 @@ package enum PostgresErrorMapping {
                 if state.hasPrefix("28") || state == "3D000" || state == "57P03" {
                     return EventStoreError.connectionFailed(target: target, reason: message)
                 }
+                // EventFleet prepares named statements only on connections it owns; finding one
+                // there already, or missing, means another client used the server connection: a
+                // transaction-mode pooler the URL does not declare.
+                if state == "42P05" || state == "26000" {
+                    message += "; the server connection is shared with other clients, as behind a transaction-mode pooler: "
+                        + "set pooler=transaction in the database URL"
+                }
                 return EventStoreError.database(operation: operation, sqlState: info?[.sqlState], message: message)
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .sslUnsupported,
                  .failedToAddSSLHandler, .poolClosed, .authMechanismRequiresPassword, .unsupportedAuthMechanism, .saslError:
