@@ -26,6 +26,8 @@ package enum LibrarySchema {
         ("ef_fence_jobs", PackageResources.ef_fence_jobs_sql),
         ("ef_fleet_status", PackageResources.ef_fleet_status_sql),
         ("ef_global_log_has_more", PackageResources.ef_global_log_has_more_sql),
+        ("ef_log_horizon", PackageResources.ef_log_horizon_sql),
+        ("ef_mark_append", PackageResources.ef_mark_append_sql),
         ("ef_pool_demand", PackageResources.ef_pool_demand_sql),
         ("ef_purge_dead_jobs", PackageResources.ef_purge_dead_jobs_sql),
         ("ef_read_global_log", PackageResources.ef_read_global_log_sql),

@@ -147,6 +147,8 @@ BEGIN
     END IF;
     current_version := v_current;
 
+    -- Readers hold this partition back from here until the commit (before any position is drawn).
+    PERFORM ef_mark_append(p_partition);
     INSERT INTO ef_messages (partition, stream_id, stream_position, message_type, message_data,
                              message_metadata, message_schema_version, message_id)
     SELECT p_partition, p_stream_id, v_current + m.ordinality, m.message_type, m.message_data::jsonb,
