@@ -12,6 +12,7 @@ package enum LibrarySchema {
         (4, "backfills", PackageResources._004_backfills_sql),
         (5, "worker_projections", PackageResources._005_worker_projections_sql),
         (6, "job_timeouts", PackageResources._006_job_timeouts_sql),
+        (7, "log_horizon", PackageResources._007_log_horizon_sql),
     ]
 
     /// The routines, by name: (name, SQL).
@@ -26,15 +27,19 @@ package enum LibrarySchema {
         ("ef_fence_jobs", PackageResources.ef_fence_jobs_sql),
         ("ef_fleet_status", PackageResources.ef_fleet_status_sql),
         ("ef_global_log_has_more", PackageResources.ef_global_log_has_more_sql),
+        ("ef_log_holds", PackageResources.ef_log_holds_sql),
         ("ef_log_horizon", PackageResources.ef_log_horizon_sql),
+        ("ef_log_position_after", PackageResources.ef_log_position_after_sql),
         ("ef_mark_append", PackageResources.ef_mark_append_sql),
         ("ef_pool_demand", PackageResources.ef_pool_demand_sql),
         ("ef_purge_dead_jobs", PackageResources.ef_purge_dead_jobs_sql),
         ("ef_read_global_log", PackageResources.ef_read_global_log_sql),
+        ("ef_read_log", PackageResources.ef_read_log_sql),
         ("ef_release_jobs", PackageResources.ef_release_jobs_sql),
         ("ef_rescue_jobs", PackageResources.ef_rescue_jobs_sql),
         ("ef_retry_dead_jobs", PackageResources.ef_retry_dead_jobs_sql),
         ("ef_schedule_global_log", PackageResources.ef_schedule_global_log_sql),
+        ("ef_schedule_log", PackageResources.ef_schedule_log_sql),
         ("ef_settle_failed_jobs", PackageResources.ef_settle_failed_jobs_sql),
     ]
 }

@@ -31,6 +31,6 @@ GRANT SELECT ON ALL TABLES IN SCHEMA :"schema" TO :"readonly";
 -- `schema` parameter (its driver would send it to the server as a setting): the role finds it.
 ALTER ROLE :"readonly" SET search_path = :"schema";
 
--- The monitor's stall report names another role's open transaction (pg_stat_activity) only with
--- this; without it, the transaction holding the log back shows no pid, age or query.
+-- The monitor's stall report names another role's append in flight (pg_stat_activity) only with
+-- this; without it, an append holding a partition back shows no application name, state or age.
 GRANT pg_read_all_stats TO :"runtime", :"readonly";

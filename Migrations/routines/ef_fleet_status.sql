@@ -3,8 +3,8 @@
 -- the job table's wear (dead rows and its last vacuum: a leader whose role may not vacuum it shows
 -- as dead rows that grow), the database's connections per application name (what counts against
 -- max_connections: behind a pooler, its server connections and the direct LISTEN ones), and the
--- scheduler's progress (its leader, checkpoint, the log's head, and
--- the open transaction holding the log back when it is behind). FleetStatus reads it; every view of
+-- scheduler's progress (its leader, checkpoint, the log's head), and the appends in flight that
+-- hold partitions of the log back (ef_log_holds). FleetStatus reads it; every view of
 -- the fleet (the monitor, and what shows projections and backfills) goes through it, so the numbers
 -- an operator sees are counted in one place.
 --
@@ -24,9 +24,10 @@ DECLARE
     v_connections jsonb;
     v_leader     text;
     v_checkpoint ef_subscriptions%ROWTYPE;
-    v_head       record;
-    v_lag        bigint := 0;
-    v_stall      jsonb;
+    v_head       bigint;
+    v_position   bigint;
+    v_lag        bigint;
+    v_holds      jsonb;
 BEGIN
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'partition', q.partition, 'lane', q.lane, 'maxRunning', q.max_running, 'paused', q.paused,
@@ -100,22 +101,14 @@ BEGIN
     IF FOUND AND v_checkpoint.lease_expires_at > now() THEN
         v_leader := v_checkpoint.owner;
     END IF;
-    SELECT m.transaction_id, m.global_position INTO v_head
-      FROM ef_messages m ORDER BY m.transaction_id DESC, m.global_position DESC LIMIT 1;
-    IF v_head.transaction_id IS NOT NULL
-       AND (v_checkpoint.last_transaction_id IS NULL
-            OR (v_checkpoint.last_transaction_id, v_checkpoint.last_global_position) < (v_head.transaction_id, v_head.global_position)) THEN
-        v_lag := greatest(0, v_head.global_position - coalesce(v_checkpoint.last_global_position, 0));
-        -- The oldest transaction holding an xid holds the log back (xids are cluster-wide).
-        SELECT jsonb_build_object(
-                   'pid', a.pid, 'ageSeconds', extract(epoch FROM clock_timestamp() - a.xact_start)::float8,
-                   'state', a.state, 'applicationName', a.application_name, 'query', a.query)
-          INTO v_stall
-          FROM pg_stat_activity a
-         WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
-         ORDER BY age(a.backend_xid) DESC
-         LIMIT 1;
-    END IF;
+    SELECT m.global_position INTO v_head FROM ef_messages m ORDER BY m.global_position DESC LIMIT 1;
+    v_position := coalesce(v_checkpoint.log_position, v_checkpoint.last_global_position);
+    v_lag := greatest(0, coalesce(v_head, 0) - coalesce(v_position, 0));
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'partition', h.partition, 'partitionKey', h.partition_key, 'pid', h.pid, 'ageSeconds', h.transaction_seconds,
+               'state', h.state, 'applicationName', h.application_name, 'clientAddress', h.client_addr)), '[]')
+      INTO v_holds
+      FROM ef_log_holds() h;
 
     RETURN jsonb_build_object(
         'lanes', v_lanes,
@@ -126,12 +119,17 @@ BEGIN
         'connections', v_connections,
         'scheduler', jsonb_strip_nulls(jsonb_build_object(
             'leader', v_leader,
-            'checkpoint', CASE WHEN v_checkpoint.last_transaction_id IS NOT NULL THEN jsonb_build_object(
-                'transactionId', v_checkpoint.last_transaction_id::text::numeric, 'globalPosition', v_checkpoint.last_global_position) END,
-            'head', CASE WHEN v_head.transaction_id IS NOT NULL THEN jsonb_build_object(
-                'transactionId', v_head.transaction_id::text::numeric, 'globalPosition', v_head.global_position) END,
+            -- transactionId, globalPosition and head are the previous release's monitor's (a
+            -- rolling deploy); this release reads position, held and headPosition.
+            'checkpoint', CASE WHEN v_position IS NOT NULL THEN jsonb_build_object(
+                'position', v_position,
+                'held', (SELECT coalesce(jsonb_agg(jsonb_build_object('key', k.key, 'position', k.position) ORDER BY k.key), '[]')
+                           FROM unnest(v_checkpoint.log_held_keys, v_checkpoint.log_held_positions) AS k(key, position)),
+                'transactionId', v_checkpoint.last_transaction_id::text::numeric, 'globalPosition', v_position) END,
+            'headPosition', v_head,
+            'head', CASE WHEN v_head IS NOT NULL THEN jsonb_build_object('transactionId', 0, 'globalPosition', v_head) END,
             'lagEvents', v_lag,
-            'stalledBy', v_stall))
+            'heldBack', v_holds))
     );
 END;
 $$;

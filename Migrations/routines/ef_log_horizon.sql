@@ -10,7 +10,8 @@
 -- (all keys when NULL): the key (hashtext(partition)), the backend's bound (no position of its
 -- appends is at or below it), and who it is, as pg_stat_activity reports it (behind a pooler the
 -- pid and address are the pooler's; the application name is the appender's own). bound is the same
--- in every row: the last position handed out; with no mark in flight, one row with only bound set.
+-- in every row: the last position handed out (NULL for a role without USAGE or SELECT on the
+-- sequence); with no mark in flight, one row with only bound set.
 CREATE OR REPLACE FUNCTION ef_log_horizon(p_keys integer[])
 RETURNS TABLE (bound bigint, partition_key integer, appender_bound bigint, pid integer, application_name text,
                client_addr text, state text, transaction_seconds float8)
@@ -25,7 +26,10 @@ BEGIN
         RAISE EXCEPTION 'ef_log_horizon needs READ COMMITTED (the transaction is %)', current_setting('transaction_isolation')
               USING ERRCODE = 'feature_not_supported';
     END IF;
-    v_bound := coalesce(pg_sequence_last_value('ef_global_position'), 0);
+    -- A role that may only look (the monitor's read-only role) gets the marks without the bound.
+    IF has_sequence_privilege('ef_global_position', 'SELECT, USAGE') THEN
+        v_bound := coalesce(pg_sequence_last_value('ef_global_position'), 0);
+    END IF;
     RETURN QUERY
     WITH marks AS MATERIALIZED (
         SELECT l.pid, l.classid::bigint AS classid, l.objid::bigint AS objid

@@ -20,7 +20,7 @@ enum ChaosFault: String, CaseIterable, Sendable {
     case killWriter = "kill -9 of a command writer"
     case freezeWorker = "SIGSTOP of a worker past its heartbeat timeout, then SIGCONT"
     case restartDatabase = "pg_ctl restart -m immediate"
-    case longTransaction = "a transaction held open (stalls the global log)"
+    case longTransaction = "an append held open (holds back its tenant only)"
     case backfillBurst = "a burst of backfills for one tenant"
     case poisonStream = "a poison stream"
     case terminateSession = "pg_terminate_backend of a fleet session"
@@ -108,8 +108,9 @@ struct ChaosInjector: Sendable {
                 if termination != .exited(0) { return false }
             case .longTransaction:
                 let holdFor = Duration.seconds(Int64.random(in: 3...8, using: &random))
-                say("fault: \(fault.rawValue) for \(holdFor)")
-                try await holdTransaction(for: holdFor)
+                let tenant = tenants.randomElement(using: &random) ?? tenants[0]
+                say("fault: \(fault.rawValue): \(tenant) for \(holdFor)")
+                try await holdAppend(in: tenant, for: holdFor)
             case .backfillBurst:
                 let tenant = tenants.randomElement(using: &random) ?? tenants[0]
                 let result = try await JobQueue(store: store).backfill(projections: ["carts", "chaos_applications"], partition: tenant)
@@ -183,13 +184,25 @@ struct ChaosInjector: Sendable {
         }
     }
 
-    /// Opens a transaction that takes an xid, keeps it open, then commits.
-    private func holdTransaction(for duration: Duration) async throws {
-        try await store.database.withConnection("hold a transaction") { connection in
+    /// Opens a transaction that takes an xid first (as an application's own transaction does), then
+    /// appends a new cart in `tenant`, keeps it open, and commits: the tenant's later events wait
+    /// for it, the other tenants' do not, and the cart is projected like any other.
+    private func holdAppend(in tenant: String, for duration: Duration) async throws {
+        try await store.database.withConnection("hold an append") { connection in
             try await connection.execute("BEGIN")
-            try await connection.execute("SELECT pg_current_xact_id()")
-            try await Task.sleep(for: duration)
-            try await connection.execute("COMMIT")
+            do {
+                try await connection.execute("SELECT pg_current_xact_id()")
+                let cart = "held-\(UUID().uuidString.prefix(8).lowercased())"
+                try await store.appendToStream(
+                    cartStreamId(cart), messages: [try ProposedMessage(CartEvent.created(CartCreated(tenantId: tenant, cartId: cart, currency: "EUR")))],
+                    options: AppendOptions(partition: tenant), connection: connection.connection
+                )
+                try await Task.sleep(for: duration)
+                try await connection.execute("COMMIT")
+            } catch {
+                try? await connection.execute("ROLLBACK")
+                throw error
+            }
         }
     }
 }

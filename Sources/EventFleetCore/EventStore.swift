@@ -26,13 +26,15 @@ public protocol EventStore: Sendable {
 
     /// Reads the global log after a checkpoint.
     ///
-    /// > Important: Only events of transactions older than every running transaction are returned, so
-    /// > following the returned checkpoints never skips an event that commits late. A long-running
-    /// > transaction stalls the log; ``globalLogStall()`` reports it.
+    /// > Important: An append in flight holds back only its own partition: the read passes the
+    /// > partition's later events and returns them once the append has committed (or rolled back),
+    /// > so following the returned checkpoints never skips an event that commits late, and a
+    /// > transaction that does not append holds nothing back. ``logHolds()`` reports the appends
+    /// > that hold partitions back.
     func readAll(after checkpoint: GlobalCheckpoint, options: ReadAllOptions) async throws -> GlobalLogBatch
 
-    /// The oldest running transaction when it is holding the global log back, else `nil`.
-    func globalLogStall() async throws -> GlobalLogStall?
+    /// The appends in flight, with the partitions they hold back, oldest first.
+    func logHolds() async throws -> [LogHold]
 
     /// Runs `body` with exclusive access to one stream: other callers of this method for the same
     /// stream wait until `body` has returned or thrown. ``DeciderCommandHandler`` reads, decides

@@ -1,28 +1,84 @@
 import Foundation
 
-/// A position in the global log: the (transaction id, global position) pair of the last event seen.
+/// A position in the global log: how far a reader has read it.
 ///
-/// Global positions come from a sequence and are handed out before commit, so a reader that only
-/// remembered the highest position would skip events whose transactions commit late. The global log
-/// instead orders events by (transaction id, global position) and only shows transactions older than
-/// every transaction still running, so a checkpoint pair never passes an event that can still appear.
-public struct GlobalCheckpoint: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
-    public var transactionId: UInt64
-    public var globalPosition: Int64
+/// The log is ordered by global position, and an append in flight holds back only its own
+/// partition: a read passes every other partition's events and stops at that partition's last
+/// readable position (docs/DESIGN.md, "The log horizon"). So a checkpoint is a position, below which
+/// every event has been read, and the partitions it held back, each read only up to a position of
+/// its own. The list grows with the partitions held back at one time, not with all partitions.
+public struct GlobalCheckpoint: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// A partition the checkpoint holds back.
+    public struct HeldPartition: Sendable, Hashable, Codable {
+        /// The partition's key (PostgreSQL's `hashtext` of its name): partitions with one key are held
+        /// together.
+        public var key: Int32
+        /// Its events are read up to this global position.
+        public var position: Int64
 
-    public init(transactionId: UInt64, globalPosition: Int64) {
-        self.transactionId = transactionId
-        self.globalPosition = globalPosition
+        public init(key: Int32, position: Int64) {
+            self.key = key
+            self.position = position
+        }
+    }
+
+    /// Every event at or below this global position has been read, except in ``held`` partitions.
+    public var position: Int64
+    /// The partitions read only up to a position below ``position``, in key order.
+    public var held: [HeldPartition]
+
+    public init(position: Int64, held: [HeldPartition] = []) {
+        self.position = position
+        self.held = held.sorted { $0.key < $1.key }
     }
 
     /// Before the first event.
-    public static let start = GlobalCheckpoint(transactionId: 0, globalPosition: 0)
+    public static let start = GlobalCheckpoint(position: 0)
 
-    public static func < (lhs: Self, rhs: Self) -> Bool {
-        (lhs.transactionId, lhs.globalPosition) < (rhs.transactionId, rhs.globalPosition)
+    public var description: String {
+        held.isEmpty ? "\(position)" : "\(position) (held: \(held.map { "\($0.key)@\($0.position)" }.joined(separator: ", ")))"
     }
 
-    public var description: String { "\(transactionId)/\(globalPosition)" }
+    /// The checkpoint after a read of up to `limit` events from this one, under `horizon`, that
+    /// returned `count` events, the last at `last`: a full read covers the log up to its last event,
+    /// any other up to the horizon's bound.
+    package func advanced(overPageOf count: Int, endingAt last: Int64?, limit: Int, horizon: LogHorizon) -> GlobalCheckpoint {
+        advanced(through: count >= limit ? last ?? horizon.bound : horizon.bound, horizon: horizon)
+    }
+
+    /// The checkpoint after a read from this one, under `horizon`, that returned every event up to
+    /// `cut` (for a part of a read, the last position handled).
+    ///
+    /// Each partition key's events were read up to `min(cut, its bound)` from where it stood. The
+    /// position moves to `cut`; a key that stands below it is held there.
+    package func advanced(through cut: Int64, horizon: LogHorizon) -> GlobalCheckpoint {
+        let next = max(position, cut)
+        var held: [HeldPartition] = []
+        var keys = Dictionary(uniqueKeysWithValues: self.held.map { ($0.key, $0.position) })
+        for key in horizon.marked.keys where keys[key] == nil {
+            keys[key] = position
+        }
+        for (key, from) in keys {
+            let to = min(horizon.bound, horizon.marked[key] ?? horizon.bound)
+            let reached = max(from, min(cut, to))
+            if reached < next { held.append(HeldPartition(key: key, position: reached)) }
+        }
+        return GlobalCheckpoint(position: next, held: held)
+    }
+}
+
+/// How far the global log can be read at one moment: up to ``bound``, and each partition key an
+/// append in flight marks only up to that append's own bound (``marked``).
+package struct LogHorizon: Sendable, Hashable {
+    /// The last global position handed out.
+    package var bound: Int64
+    /// For each partition key with an append in flight: the position below all of its events.
+    package var marked: [Int32: Int64]
+
+    package init(bound: Int64, marked: [Int32: Int64] = [:]) {
+        self.bound = bound
+        self.marked = marked
+    }
 }
 
 /// Which partitions a global-log read or a consumer sees.
@@ -71,41 +127,73 @@ public struct ReadAllOptions: Sendable, Hashable {
 
 /// A batch of the global log.
 public struct GlobalLogBatch: Sendable {
-    /// Events in (transaction id, global position) order.
+    /// Events in global-position order (partitions held back by an append in flight are read behind
+    /// the others: see ``GlobalCheckpoint``).
     public var messages: [RecordedMessage]
-    /// Where the next read starts: the last message's checkpoint, or the one read from when empty.
+    /// Where the next read starts.
     public var checkpoint: GlobalCheckpoint
-    /// For an empty batch: committed events past the checkpoint exist that the read could not return
-    /// yet, usually because an older, still open transaction holds them back (see
-    /// ``EventStore/globalLogStall()``). They become readable when it ends, with no notification, so a
-    /// follower should look again soon.
+    /// Whether an append in flight holds back a partition the read covers: its events appear when it
+    /// commits, so a follower should look again soon rather than only wait for a notification.
     public var isHeldBack: Bool
+    /// Where the read started and what it read under, for the checkpoint after part of the batch.
+    let start: GlobalCheckpoint
+    let horizon: LogHorizon?
 
     public init(messages: [RecordedMessage], checkpoint: GlobalCheckpoint, isHeldBack: Bool = false) {
         self.messages = messages
         self.checkpoint = checkpoint
         self.isHeldBack = isHeldBack
+        self.start = checkpoint
+        self.horizon = nil
+    }
+
+    package init(messages: [RecordedMessage], from start: GlobalCheckpoint, horizon: LogHorizon, limit: Int) {
+        self.messages = messages
+        self.start = start
+        self.horizon = horizon
+        self.checkpoint = start.advanced(overPageOf: messages.count, endingAt: messages.last?.globalPosition, limit: limit, horizon: horizon)
+        self.isHeldBack = !horizon.marked.isEmpty
+    }
+
+    /// The checkpoint after the batch's messages up to the one at `index`, for a reader that commits
+    /// part of a batch.
+    package func checkpoint(afterMessageAt index: Int) -> GlobalCheckpoint {
+        if index == messages.count - 1 { return checkpoint }
+        guard let horizon else { return GlobalCheckpoint(position: messages[index].globalPosition) }
+        return start.advanced(through: messages[index].globalPosition, horizon: horizon)
     }
 }
 
-/// The oldest running transaction, which holds the global log back until it ends.
-public struct GlobalLogStall: Sendable, Hashable, Codable {
-    /// The backend's process id (`pg_stat_activity.pid`); `pg_terminate_backend(pid)` ends it.
-    public var pid: Int32
-    /// How long the transaction has been open.
+/// An append in flight that holds back a partition of the global log: readers pass the partition's
+/// events until it commits or rolls back.
+public struct LogHold: Sendable, Hashable, Codable {
+    /// The partition, as its newest committed event names it; `nil` while it has none (then only
+    /// ``partitionKey`` is known).
+    public var partition: String?
+    /// The partition's key (PostgreSQL's `hashtext` of its name).
+    public var partitionKey: Int32
+    /// How long the appending transaction has been open.
     public var age: Duration
-    /// The backend's state (`active`, `idle in transaction`, ...).
-    public var state: String?
-    /// The application name the backend reported.
+    /// The server process of the appending session (`pg_stat_activity.pid`): behind a pooler, the
+    /// pooler's connection, not the application's.
+    public var pid: Int32
+    /// The application name the appender reported: its own, even behind a pooler.
     public var applicationName: String?
-    /// The backend's current or last statement, when visible to the reading role.
-    public var query: String?
+    /// The address the session connects from (the pooler's, behind one).
+    public var clientAddress: String?
+    /// The session's state (`active`, `idle in transaction`, ...).
+    public var state: String?
 
-    public init(pid: Int32, age: Duration, state: String?, applicationName: String?, query: String?) {
-        self.pid = pid
+    public init(
+        partition: String?, partitionKey: Int32, age: Duration, pid: Int32, applicationName: String?, clientAddress: String?,
+        state: String?
+    ) {
+        self.partition = partition
+        self.partitionKey = partitionKey
         self.age = age
-        self.state = state
+        self.pid = pid
         self.applicationName = applicationName
-        self.query = query
+        self.clientAddress = clientAddress
+        self.state = state
     }
 }

@@ -161,14 +161,19 @@ public actor InMemoryEventStore: EventStore {
             throw EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive")
         }
         let types = options.types.map(Set.init)
+        // Appends here commit at once, in position order: nothing is ever held back.
         let messages = log.lazy
-            .filter { $0.checkpoint > checkpoint && options.scope.contains($0.partition) && (types?.contains($0.type) ?? true) }
+            .filter {
+                $0.globalPosition > checkpoint.position && options.scope.contains($0.partition) && (types?.contains($0.type) ?? true)
+            }
             .prefix(options.batchSize)
         let batch = Array(messages)
-        return GlobalLogBatch(messages: batch, checkpoint: batch.last?.checkpoint ?? checkpoint)
+        return GlobalLogBatch(
+            messages: batch, from: checkpoint, horizon: LogHorizon(bound: log.last?.globalPosition ?? 0), limit: options.batchSize
+        )
     }
 
-    public func globalLogStall() -> GlobalLogStall? { nil }
+    public func logHolds() -> [LogHold] { [] }
 }
 
 /// Turns at keys: one holder per key at a time, the others waiting first come first served.

@@ -118,7 +118,8 @@ public struct RecordedMessage: Sendable, Hashable {
     /// 1-based position in the stream; positions are dense.
     public var streamPosition: Int64
     /// Position in the global log. Unique and increasing in insertion order, but commits can make
-    /// them visible out of order; follow the log with ``GlobalCheckpoint`` instead.
+    /// them visible out of order; follow the log with ``EventStore/readAll(after:options:)`` and its
+    /// ``GlobalCheckpoint``s.
     public var globalPosition: Int64
     /// The writing transaction's id (`xid8`).
     public var transactionId: UInt64
@@ -145,11 +146,6 @@ public struct RecordedMessage: Sendable, Hashable {
         self.metadata = metadata
         self.schemaVersion = schemaVersion
         self.created = created
-    }
-
-    /// The checkpoint just after this message in the global log.
-    public var checkpoint: GlobalCheckpoint {
-        GlobalCheckpoint(transactionId: transactionId, globalPosition: globalPosition)
     }
 
     /// Decodes the typed event.

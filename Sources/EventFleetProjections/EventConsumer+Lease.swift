@@ -5,8 +5,19 @@ import PostgresNIO
 /// The lease that keeps one instance of a consumer active, and the checkpoint that goes with it.
 struct ConsumerLease: Sendable {
     var fencingToken: Int64
+    /// The checkpoint as stored, which the next commit moves by compare-and-set.
     var checkpoint: GlobalCheckpoint
+    /// Where the next read starts: the stored checkpoint, or past it after reads that found nothing
+    /// to handle (those move no row).
+    var position: GlobalCheckpoint
     var renewedAt: ContinuousClock.Instant
+
+    init(fencingToken: Int64, checkpoint: GlobalCheckpoint) {
+        self.fencingToken = fencingToken
+        self.checkpoint = checkpoint
+        self.position = checkpoint
+        self.renewedAt = .now
+    }
 }
 
 extension EventConsumer {
@@ -40,11 +51,16 @@ extension EventConsumer {
         return false
     }
 
+    /// Takes the lease and reads the checkpoint. A row last moved by a release that checkpoints by
+    /// (transaction id, global position) only, or moved by one since this release read it (a rolling
+    /// deploy), starts from a position below every event its pair has not covered
+    /// (`ef_log_position_after`), under the row's lock.
     private func takeLease(on connection: Database.Connection) async throws -> ConsumerLease? {
         let rows = try await connection.query("""
-            INSERT INTO \(subscriptions) AS s (subscription_id, partition, version, owner, lease_expires_at, fencing_token)
+            INSERT INTO \(subscriptions) AS s (subscription_id, partition, version, owner, lease_expires_at, fencing_token,
+                                               log_position, log_base_transaction_id, log_base_global_position)
             VALUES (\(configuration.name), \(configuration.scopeKey), \(configuration.version), \(configuration.instanceId),
-                    clock_timestamp() + \(leaseMilliseconds) * interval '1 millisecond', 1)
+                    clock_timestamp() + \(leaseMilliseconds) * interval '1 millisecond', 1, 0, '0', 0)
             ON CONFLICT (subscription_id, partition, version) DO UPDATE
                SET owner = EXCLUDED.owner,
                    lease_expires_at = EXCLUDED.lease_expires_at,
@@ -53,14 +69,27 @@ extension EventConsumer {
              WHERE s.owner IS NULL
                 OR s.owner = EXCLUDED.owner
                 OR s.lease_expires_at < clock_timestamp()
-            RETURNING s.fencing_token, s.last_transaction_id, s.last_global_position
+            RETURNING s.fencing_token, s.log_position, s.log_held_keys, s.log_held_positions,
+                      (s.log_base_transaction_id, s.log_base_global_position)
+                        IS NOT DISTINCT FROM (s.last_transaction_id, s.last_global_position)
             """)
-        return try rows.first.map { row in
-            let (token, transaction, position) = try row.decode((Int64, TransactionID, Int64).self)
-            return ConsumerLease(
-                fencingToken: token, checkpoint: GlobalCheckpoint(transactionId: transaction.value, globalPosition: position), renewedAt: .now
-            )
+        guard let row = rows.first else { return nil }
+        let (token, position, keys, positions, isBase) = try row.decode((Int64, Int64?, [Int32], [Int64], Bool).self)
+        if let position, isBase {
+            let held = zip(keys, positions).map { GlobalCheckpoint.HeldPartition(key: $0, position: $1) }
+            return ConsumerLease(fencingToken: token, checkpoint: GlobalCheckpoint(position: position, held: held))
         }
+        let start = try await connection.value("start a consumer's checkpoint from its transaction-order pair", """
+            UPDATE \(subscriptions)
+               SET log_position = \(store.database.schema.ef_log_position_after)(last_transaction_id, last_global_position),
+                   log_held_keys = '{}', log_held_positions = '{}',
+                   log_base_transaction_id = last_transaction_id, log_base_global_position = last_global_position
+             WHERE subscription_id = \(configuration.name) AND partition = \(configuration.scopeKey)
+               AND version = \(configuration.version)
+            RETURNING log_position
+            """, as: Int64.self)
+        logger.info("started the checkpoint in position order from the transaction-order one", metadata: ["eventfleet.checkpoint": "\(start)"])
+        return ConsumerLease(fencingToken: token, checkpoint: GlobalCheckpoint(position: start))
     }
 
     /// Extends the lease; `false` when another instance has taken it.
@@ -98,11 +127,13 @@ extension EventConsumer {
     func advanceCheckpoint(from: GlobalCheckpoint, to: GlobalCheckpoint, lease: ConsumerLease, on connection: Database.Connection) async throws {
         let rows = try await connection.query("""
             UPDATE \(subscriptions)
-               SET last_transaction_id = \(TransactionID(to.transactionId)), last_global_position = \(to.globalPosition), updated = now()
+               SET log_position = \(to.position), log_held_keys = \(to.held.map(\.key)), log_held_positions = \(to.held.map(\.position)),
+                   updated = now()
              WHERE subscription_id = \(configuration.name) AND partition = \(configuration.scopeKey)
                AND version = \(configuration.version) AND owner = \(configuration.instanceId)
                AND fencing_token = \(lease.fencingToken)
-               AND last_transaction_id = \(TransactionID(from.transactionId)) AND last_global_position = \(from.globalPosition)
+               AND log_position = \(from.position) AND log_held_keys = \(from.held.map(\.key))
+               AND log_held_positions = \(from.held.map(\.position))
             RETURNING 1
             """)
         guard !rows.isEmpty else { throw ProjectionError.leaseLost(consumer: configuration.name, scope: configuration.scopeKey) }

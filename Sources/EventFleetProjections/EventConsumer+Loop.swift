@@ -31,20 +31,25 @@ extension EventConsumer {
                     step = try await serverSidePage(pages, lease: current)
                 } else {
                     let batch = try await store.readAll(
-                        after: current.checkpoint,
+                        after: current.position,
                         options: ReadAllOptions(
                             scope: configuration.scope, batchSize: configuration.batchSize, types: eventTypes.map { Array($0) },
                             includePayload: configuration.readsPayload
                         )
                     )
                     logger.trace("polled", metadata: ["eventfleet.events": "\(batch.messages.count)", "eventfleet.held_back": "\(batch.isHeldBack)"])
-                    step = batch.messages.isEmpty ? .empty(isHeldBack: batch.isHeldBack) : .committed(try await process(batch, lease: current))
+                    step = batch.messages.isEmpty
+                        ? .empty(isHeldBack: batch.isHeldBack, position: batch.checkpoint)
+                        : .committed(try await process(batch, lease: current))
                 }
                 backoff.reset()
                 switch step {
-                case .empty(let isHeldBack):
+                case .empty(let isHeldBack, let position):
+                    lease?.position = position
+                    progress.withLock { $0.checkpoint = position }
                     if isHeldBack {
-                        // Events wait behind an open transaction, which ends without a notification.
+                        // Events wait behind an append in flight, which may end without a notification
+                        // (a rollback, or a store that does not notify).
                         heldBackWait = min(heldBackWait * 2, .seconds(1))
                         await wakeup.wait(timeout: min(heldBackWait, idleWait))
                     } else {
@@ -56,6 +61,7 @@ extension EventConsumer {
                     heldBackWait = .milliseconds(5)
                     idleWait = configuration.pollInterval
                     lease?.checkpoint = checkpoint
+                    lease?.position = checkpoint
                     progress.withLock { $0.checkpoint = checkpoint }
                 }
             } catch let error as ProjectionError {
@@ -84,8 +90,9 @@ extension EventConsumer {
 
     /// What one turn of the loop did.
     private enum Step {
-        /// Nothing to read: the log is read to its end, or held back by an open transaction.
-        case empty(isHeldBack: Bool)
+        /// Nothing to handle: the log is read to its end, or held back by an append in flight. The
+        /// next read starts at `position`, which no row records.
+        case empty(isHeldBack: Bool, position: GlobalCheckpoint)
         /// A batch committed, up to this checkpoint.
         case committed(GlobalCheckpoint)
     }
@@ -94,16 +101,16 @@ extension EventConsumer {
     /// server ends if it idles longer than the lease (see ``inTransaction(_:)``).
     private func serverSidePage(_ pages: ServerSidePages, lease: ConsumerLease) async throws -> Step {
         let page = try await store.database.transaction("consume", idleTimeout: configuration.leaseDuration) { [self] connection in
-            let page = try await pages.handle(lease.checkpoint, configuration.batchSize, connection)
-            if page.events > 0, let last = page.last {
-                try await advanceCheckpoint(from: lease.checkpoint, to: last, lease: lease, on: connection)
+            let page = try await pages.handle(lease.position, configuration.batchSize, connection)
+            if page.events > 0 {
+                try await advanceCheckpoint(from: lease.checkpoint, to: page.checkpoint, lease: lease, on: connection)
             }
             return page
         }
         logger.trace("handled a page on the server", metadata: ["eventfleet.events": "\(page.events)", "eventfleet.held_back": "\(page.isHeldBack)"])
-        guard page.events > 0, let last = page.last else { return .empty(isHeldBack: page.isHeldBack) }
-        await configuration.onCommit?(last, page.events)
-        return .committed(last)
+        guard page.events > 0 else { return .empty(isHeldBack: page.isHeldBack, position: page.checkpoint) }
+        await configuration.onCommit?(page.checkpoint, page.events)
+        return .committed(page.checkpoint)
     }
 
     /// The lease to work under: the current one (renewed when a third of it has passed), a newly
@@ -152,20 +159,22 @@ extension EventConsumer {
             logger.debug("a handler failed in a batch; retrying event by event", metadata: ["eventfleet.error": "\(error)"])
         }
         var checkpoint = lease.checkpoint
-        for message in batch.messages {
-            checkpoint = try await processOne(message, from: checkpoint, lease: lease)
+        for (index, message) in batch.messages.enumerated() {
+            let next = batch.checkpoint(afterMessageAt: index)
+            try await processOne(message, from: checkpoint, to: next, lease: lease)
+            checkpoint = next
         }
         return checkpoint
     }
 
-    private func processOne(_ message: RecordedMessage, from: GlobalCheckpoint, lease: ConsumerLease) async throws -> GlobalCheckpoint {
+    private func processOne(_ message: RecordedMessage, from: GlobalCheckpoint, to: GlobalCheckpoint, lease: ConsumerLease) async throws {
         let policy = configuration.failurePolicy
         var attempt = 0
         while true {
             attempt += 1
             do {
-                try await commit([message], from: from, to: message.checkpoint, lease: lease)
-                return message.checkpoint
+                try await commit([message], from: from, to: to, lease: lease)
+                return
             } catch where Self.isHandlerFailure(error) {
                 let metadata: Logger.Metadata = [
                     "eventfleet.stream_id": "\(message.streamId)", "eventfleet.partition": "\(message.partition)",
@@ -186,8 +195,8 @@ extension EventConsumer {
                     )
                 case .deadLetter:
                     logger.error("handler failed; parking the event in ef_dead_letters", metadata: metadata)
-                    try await deadLetter(message, error: error, attempts: attempt, from: from, lease: lease)
-                    return message.checkpoint
+                    try await deadLetter(message, error: error, attempts: attempt, from: from, to: to, lease: lease)
+                    return
                 }
             }
         }
@@ -208,7 +217,7 @@ extension EventConsumer {
     }
 
     private func deadLetter(
-        _ message: RecordedMessage, error: any Error, attempts: Int, from: GlobalCheckpoint, lease: ConsumerLease
+        _ message: RecordedMessage, error: any Error, attempts: Int, from: GlobalCheckpoint, to: GlobalCheckpoint, lease: ConsumerLease
     ) async throws {
         try await inTransaction { [self] context in
             try await context.database.execute("""
@@ -218,18 +227,18 @@ extension EventConsumer {
                         \(message.streamPosition), \(message.globalPosition), \(TransactionID(message.transactionId)),
                         \(message.messageId), \(message.type), \(DiagnosticText.storable(String(describing: error))), \(attempts))
                 """)
-            try await advanceCheckpoint(from: from, to: message.checkpoint, lease: lease, on: context.database)
+            try await advanceCheckpoint(from: from, to: to, lease: lease, on: context.database)
         }
-        await configuration.onCommit?(message.checkpoint, 1)
+        await configuration.onCommit?(to, 1)
     }
 
     /// Runs `body` in a transaction; driver errors come out as `EventStoreError`, a handler's own
     /// errors unchanged.
     ///
     /// The server ends the transaction if it idles longer than the lease. A leader frozen inside it
-    /// would otherwise hold its checkpoint row's lock, which a standby's takeover waits for, and its
-    /// xid, which holds the global log back for every consumer. A page has to finish within the
-    /// lease anyway: the lease is renewed only between pages.
+    /// would otherwise hold its checkpoint row's lock, which a standby's takeover waits for, and the
+    /// marks of any events a handler appends, which hold their partitions back for every reader. A
+    /// page has to finish within the lease anyway: the lease is renewed only between pages.
     private func inTransaction<T: Sendable>(_ body: @escaping @Sendable (ProjectionContext) async throws -> T) async throws -> T {
         try await store.database.transaction("consume", idleTimeout: configuration.leaseDuration) { [store, logger] connection in
             try await body(ProjectionContext(connection, store: store, logger: logger))

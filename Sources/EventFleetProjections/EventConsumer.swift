@@ -110,23 +110,23 @@ public final class EventConsumer: Service, Sendable {
     /// whose work is one statement over the page (the fleet's scheduler turns a page into jobs).
     ///
     /// In the batch's transaction, before the checkpoint moves, `handle` takes up to `limit` events
-    /// after the checkpoint, by the global log's rule, and says how many it took and the checkpoint of
-    /// the last, or for an empty page whether it is held back. Such a consumer has no projections:
+    /// after the checkpoint, by the global log's rule, and says how many it took, the checkpoint after
+    /// them, and whether an append in flight holds back a partition. Such a consumer has no projections:
     /// a page that fails for a reason other than the database being away stops it.
     package struct ServerSidePages: Sendable {
         /// What `handle` did with a page.
         package struct Page: Sendable {
             /// How many events it took; none for an empty page.
             package var events: Int
-            /// The checkpoint of the last of them.
-            package var last: GlobalCheckpoint?
-            /// For an empty page: whether events follow that an open transaction holds back (see
+            /// The checkpoint after the page.
+            package var checkpoint: GlobalCheckpoint
+            /// Whether an append in flight holds back a partition of the page's scope (see
             /// ``GlobalLogBatch/isHeldBack``).
             package var isHeldBack: Bool
 
-            package init(events: Int, last: GlobalCheckpoint?, isHeldBack: Bool) {
+            package init(events: Int, checkpoint: GlobalCheckpoint, isHeldBack: Bool) {
                 self.events = events
-                self.last = last
+                self.checkpoint = checkpoint
                 self.isHeldBack = isHeldBack
             }
         }
@@ -213,17 +213,19 @@ public final class EventConsumer: Service, Sendable {
     }
 
     /// Waits until this instance has processed every event (of its scope and types) committed
-    /// before the call, including events a long transaction was still holding back.
+    /// before the call. Events an append in flight adds later are not waited for, however early
+    /// their positions.
     ///
     /// - Throws: ``ProjectionError/timedOut(consumer:after:)``, or
     ///   ``ProjectionError/consumerStopped(consumer:underlying:)`` when the consumer stopped.
     public func whenCaughtUp(timeout: Duration = .seconds(30)) async throws {
-        let head = try await store.globalLogHead(scope: configuration.scope, types: eventTypes.map { Array($0) })
+        let types = eventTypes.map { Array($0) }
+        let head = try await store.globalLogHead(scope: configuration.scope, types: types) ?? 0
         wakeup.signal()
         let deadline = ContinuousClock.now + timeout
         while true {
             let (checkpoint, stopped) = progress.withLock { ($0.checkpoint, $0.stopped) }
-            if let checkpoint, checkpoint >= (head ?? .start) { return }
+            if let checkpoint, try await store.covers(checkpoint, head: head, scope: configuration.scope, types: types) { return }
             if let stopped { throw ProjectionError.consumerStopped(consumer: configuration.name, underlying: stopped.error) }
             guard ContinuousClock.now < deadline else { throw ProjectionError.timedOut(consumer: configuration.name, after: timeout) }
             try await Task.sleep(for: .milliseconds(5))

@@ -5,6 +5,7 @@ import EventFleetProjections
 import EventFleetTestSupport
 import Foundation
 import PostgresNIO
+import ServiceLifecycle
 import Testing
 
 /// Which jobs the scheduler makes of the global log, one page per statement on the server.
@@ -36,24 +37,29 @@ struct SchedulerTests {
         }
     }
 
+    /// The live lane's jobs (the leader's maintenance may also have enqueued backfill jobs).
     private func jobs(_ schema: TestSchema) async throws -> [String] {
         var jobs: [String] = []
-        let query: PostgresQuery = "SELECT projection, partition, stream_id, lane, state FROM ef_jobs ORDER BY 1, 2, 3"
+        let query: PostgresQuery = "SELECT projection, partition, stream_id, lane, state FROM ef_jobs WHERE lane = 'live' ORDER BY 1, 2, 3"
         for (projection, partition, stream, lane, state) in try await schema.rows(query, as: (String, String, String, String, String).self) {
             jobs.append("\(projection)/\(partition)/\(stream) \(lane) \(state)")
         }
         return jobs
     }
 
+    /// Runs a scheduler until it has scheduled every committed event, then stops it gracefully, so
+    /// it gives up its lease and the next one leads at once.
     private func schedule(_ schema: TestSchema, scope: PartitionScope) async throws {
         var configuration = fastScheduler()
         configuration.scope = scope
         let scheduler = FleetScheduler(configuration: configuration, store: schema.store)
-        let running = Task { try await scheduler.run() }
-        defer { running.cancel() }
-        try await scheduler.whenCaughtUp()
-        running.cancel()
-        _ = await running.result
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [scheduler], logger: TestDatabase.logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await scheduler.whenCaughtUp()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
     }
 
     @Test("one live job per projection and stream with events of a type it handles, in the scheduler's partitions only")
@@ -110,7 +116,7 @@ struct SchedulerTests {
     func pageFailureStops() async throws {
         try await withEvents(projections: [("carts", 1, ["Opened", "Changed"])]) { schema, _ in
             // The page fails for a reason of its own (here: its function is gone).
-            try await schema.execute("DROP FUNCTION ef_schedule_global_log")
+            try await schema.execute("DROP FUNCTION ef_schedule_log")
             let scheduler = FleetScheduler(configuration: fastScheduler(), store: schema.store)
             let error = await #expect(throws: EventStoreError.self) { try await scheduler.run() }
             guard case .database(_, sqlState: "42883", _)? = error else {
@@ -118,7 +124,7 @@ struct SchedulerTests {
                 return
             }
             #expect(try await jobs(schema).isEmpty)
-            #expect(try await schema.count("SELECT last_global_position FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler'") == 0)
+            #expect(try await schema.count("SELECT log_position FROM ef_subscriptions WHERE subscription_id = 'eventfleet-scheduler'") == 0)
         }
     }
 
@@ -138,36 +144,53 @@ struct SchedulerTests {
         var heldBack: Bool
     }
 
-    /// The scheduler's page function, called as the scheduler calls it, on `connection`.
-    private func page(after checkpoint: GlobalCheckpoint, on connection: PostgresConnection) async throws -> PageResult {
+    /// The scheduler's page function, called as the scheduler calls it, on `connection`, and the
+    /// checkpoint after the page.
+    private func page(after checkpoint: GlobalCheckpoint, on connection: PostgresConnection) async throws -> (PageResult, GlobalCheckpoint) {
         let query: PostgresQuery = """
-            SELECT events, enqueued, held_back
-              FROM ef_schedule_global_log(\(String(checkpoint.transactionId))::xid8, \(checkpoint.globalPosition), NULL, 100, 10, NULL)
+            SELECT events, last_position, horizon_bound, marked_keys, marked_bounds, enqueued
+              FROM ef_schedule_log(\(checkpoint.position), \(checkpoint.held.map(\.key))::integer[], \(checkpoint.held.map(\.position))::bigint[],
+                                   NULL, 100, 10, NULL)
             """
-        for try await (events, enqueued, heldBack) in try await connection.query(query, logger: TestDatabase.logger).decode((Int64, Int64, Bool).self) {
-            return PageResult(events: events, enqueued: enqueued, heldBack: heldBack)
+        let rows = try await connection.query(query, logger: TestDatabase.logger).decode((Int64, Int64?, Int64, [Int32], [Int64], Int64).self)
+        for try await (events, last, bound, keys, bounds, enqueued) in rows {
+            let horizon = LogHorizon(bound: bound, marked: Dictionary(uniqueKeysWithValues: zip(keys, bounds)))
+            return (
+                PageResult(events: events, enqueued: enqueued, heldBack: !keys.isEmpty),
+                checkpoint.advanced(overPageOf: Int(events), endingAt: last, limit: 100, horizon: horizon)
+            )
         }
-        throw TimedOut(description: "ef_schedule_global_log returned no row")
+        throw TimedOut(description: "ef_schedule_log returned no row")
     }
 
-    @Test("an empty page says an open transaction holds newer events back; once it commits, the page takes both")
+    @Test("an append in flight holds back its partition only: the page takes the others' events, and the held ones once it commits")
     func heldBackPage() async throws {
         try await withEvents(projections: [("carts", 1, ["Opened", "Changed"])]) { schema, _ in
-            let head = try #require(try await schema.store.globalLogHead())
+            let head = GlobalCheckpoint(position: try #require(try await schema.store.globalLogHead()))
             let open = try await schema.connect()
             let reader = try await schema.connect()
             do {
-                #expect(try await page(after: head, on: reader) == PageResult(events: 0, enqueued: 0, heldBack: false), "read to its end")
-                // An older transaction appends and stays open; a newer one appends and commits.
+                let (end, atEnd) = try await page(after: head, on: reader)
+                #expect(end == PageResult(events: 0, enqueued: 0, heldBack: false), "read to its end")
+                #expect(atEnd == head)
+                // An append in partition a stays open; later ones in a and b commit.
                 try await open.query("BEGIN", logger: TestDatabase.logger)
                 try await schema.store.appendToStream(
                     "held", messages: [ProposedMessage(type: "Opened", data: Data("{}".utf8))], options: AppendOptions(partition: "a"), connection: open
                 )
                 try await schema.store.appendToStream("later", messages: [ProposedMessage(type: "Opened", data: Data("{}".utf8))], options: AppendOptions(partition: "a"))
-                #expect(try await page(after: head, on: reader) == PageResult(events: 0, enqueued: 0, heldBack: true), "the committed event waits behind the open transaction")
+                try await schema.store.appendToStream("other", messages: [ProposedMessage(type: "Opened", data: Data("{}".utf8))], options: AppendOptions(partition: "b"))
+                let (passing, held) = try await page(after: head, on: reader)
+                #expect(passing == PageResult(events: 1, enqueued: 1, heldBack: true), "b's event passes; a's wait for the open append")
+                #expect(held.held.count == 1 && held.held.first?.position == head.position)
+                #expect(try await jobs(schema).contains("carts/b/other live ready"))
 
                 try await open.query("COMMIT", logger: TestDatabase.logger)
-                #expect(try await page(after: head, on: reader) == PageResult(events: 2, enqueued: 2, heldBack: false))
+                let (released, after) = try await page(after: held, on: reader)
+                #expect(released == PageResult(events: 2, enqueued: 2, heldBack: false))
+                #expect(after.held.isEmpty)
+                let (again, _) = try await page(after: after, on: reader)
+                #expect(again.events == 0, "nothing twice")
             } catch {
                 try? await open.close()
                 try? await reader.close()

@@ -132,5 +132,5 @@ final class RacingStore: EventStore {
         try await base.readAll(after: checkpoint, options: options)
     }
 
-    func globalLogStall() async throws -> GlobalLogStall? { try await base.globalLogStall() }
+    func logHolds() async throws -> [LogHold] { try await base.logHolds() }
 }

@@ -182,9 +182,9 @@ struct EventStoreContractTests {
             }
             let all = try await readGlobalLog(store, options: ReadAllOptions(batchSize: 3), count: 7)
             #expect(all.messages.map(\.type) == (1...7).map { "E\($0)" })
-            #expect(all.checkpoint == all.messages.last?.checkpoint)
-            let checkpoints = all.messages.map(\.checkpoint)
-            #expect(checkpoints == checkpoints.sorted() && Set(checkpoints).count == 7)
+            #expect(all.checkpoint == GlobalCheckpoint(position: all.messages.last?.globalPosition ?? -1))
+            let positions = all.messages.map(\.globalPosition)
+            #expect(positions == positions.sorted() && Set(positions).count == 7)
             let onlyA = try await readGlobalLog(store, options: ReadAllOptions(scope: .partition("a")), count: 4)
             #expect(onlyA.messages.map(\.type) == ["E1", "E3", "E5", "E7"])
             let typed = try await readGlobalLog(store, options: ReadAllOptions(types: ["E2", "E6"]), count: 2)

@@ -363,24 +363,19 @@ struct HostileInputTests {
             try await store.appendToStream("s", messages: [message("A"), message("B")], options: AppendOptions())
             let all = try await readLog(store, count: 2).messages
             let last = try #require(all.last)
-            for checkpoint in [GlobalCheckpoint(transactionId: 0, globalPosition: -1), GlobalCheckpoint(transactionId: 0, globalPosition: .min)] {
+            for checkpoint in [GlobalCheckpoint(position: -1), GlobalCheckpoint(position: .min)] {
                 #expect(try await store.readAll(after: checkpoint, options: ReadAllOptions()).messages.map(\.messageId) == all.map(\.messageId))
             }
-            let sameTransaction = GlobalCheckpoint(transactionId: last.transactionId, globalPosition: .min)
-            #expect(try await store.readAll(after: sameTransaction, options: ReadAllOptions()).messages.map(\.messageId) == all.map(\.messageId))
-            for checkpoint in [
-                GlobalCheckpoint(transactionId: last.transactionId, globalPosition: .max),
-                GlobalCheckpoint(transactionId: .max, globalPosition: .max),
-                GlobalCheckpoint(transactionId: .max, globalPosition: .min),
-            ] {
-                let batch = try await store.readAll(after: checkpoint, options: ReadAllOptions())
-                #expect(batch.messages.isEmpty)
-                #expect(batch.checkpoint == checkpoint)
-                #expect(!batch.isHeldBack)
-            }
+            // A held partition that is not the store's, and held positions at the extremes.
+            let foreign = GlobalCheckpoint(position: last.globalPosition, held: [.init(key: .min, position: .min), .init(key: .max, position: .max)])
+            #expect(try await store.readAll(after: foreign, options: ReadAllOptions()).messages.isEmpty)
+            let beyond = try await store.readAll(after: GlobalCheckpoint(position: .max), options: ReadAllOptions())
+            #expect(beyond.messages.isEmpty)
+            #expect(beyond.checkpoint == GlobalCheckpoint(position: .max))
+            #expect(!beyond.isHeldBack)
             #expect(try await store.readAll(after: .start, options: ReadAllOptions(scope: .only([]))).messages.isEmpty)
             #expect(try await store.globalLogHead(scope: .only([])) == nil)
-            #expect(try await store.globalLogHead() == last.checkpoint)
+            #expect(try await store.globalLogHead() == last.globalPosition)
         }
     }
 

@@ -27,14 +27,14 @@ package struct TimedOut: Error, CustomStringConvertible {
     }
 }
 
-/// Follows the global log from `checkpoint` until `count` events arrived (other tests' transactions
-/// on the same server can hold the log back for a moment), then reads once more to catch extras.
+/// Follows the global log from `checkpoint` until `count` events arrived (an append in flight holds
+/// its partition back for a moment), then reads once more to catch extras.
 package func readGlobalLog(
     _ store: any EventStore,
     after checkpoint: GlobalCheckpoint = .start,
     options: ReadAllOptions = ReadAllOptions(),
     count: Int,
-    // Generous: any transaction on the server that holds an xid holds the log back, other tests' too.
+    // Generous: a loaded machine runs many suites at once.
     timeout: Duration = .seconds(30)
 ) async throws -> (messages: [RecordedMessage], checkpoint: GlobalCheckpoint) {
     var checkpoint = checkpoint

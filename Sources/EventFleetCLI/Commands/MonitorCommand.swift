@@ -45,9 +45,13 @@ extension FleetStatus {
         let total = connections.reduce(0) { $0 + $1.count }
         lines.append("CONNECTIONS \(total): " + connections.map { "\($0.applicationName.isEmpty ? "(unnamed)" : $0.applicationName) \($0.count)" }.joined(separator: ", "))
         let leader = scheduler.leader ?? "none"
-        lines.append("SCHEDULER leader \(leader), checkpoint \(scheduler.checkpoint?.description ?? "-"), head \(scheduler.head?.description ?? "-"), behind ~\(scheduler.lagEvents) events")
-        if let stall = scheduler.stalledBy {
-            lines.append("  held back by pid \(stall.pid) (\(stall.applicationName ?? "?"), \(stall.state ?? "?"), open \(String(format: "%.1fs", stall.ageSeconds)))")
+        lines.append(
+            "SCHEDULER leader \(leader), checkpoint \(scheduler.checkpoint?.description ?? "-"), head \(scheduler.headPosition.map(String.init) ?? "-"), behind ~\(scheduler.lagEvents) events"
+        )
+        for hold in scheduler.heldBack {
+            lines.append(
+                "  partition \(hold.partition ?? "key \(hold.partitionKey)") held back for \(String(format: "%.1fs", hold.ageSeconds)) by an append in flight: \(hold.applicationName.map { $0.isEmpty ? "(unnamed)" : $0 } ?? "?") pid \(hold.pid) from \(hold.clientAddress ?? "local"), \(hold.state ?? "?")"
+            )
         }
         return lines.joined(separator: "\n")
     }
@@ -65,7 +69,7 @@ extension String {
 public struct MonitorCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "monitor",
-        abstract: "Show jobs per tenant and lane, workers, unfinished backfills, and the scheduler's lag (and what stalls it)."
+        abstract: "Show jobs per tenant and lane, workers, unfinished backfills, and the scheduler's lag (and the appends in flight that hold partitions back)."
     )
 
     @OptionGroup public var database: DatabaseOptions

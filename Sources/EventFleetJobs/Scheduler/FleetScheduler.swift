@@ -92,8 +92,14 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.consumer.run() }
             group.addTask { await self.maintenanceLoop() }
-            try await group.next()
-            group.cancelAll()
+            // On graceful shutdown both end on their own, the consumer after giving its lease up (a
+            // cancelled one could not): only an error ends the other at once.
+            do {
+                while try await group.next() != nil {}
+            } catch {
+                group.cancelAll()
+                throw error
+            }
         }
     }
 
@@ -155,29 +161,26 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
 }
 
 extension FleetScheduler {
-    /// Turns each page of the log into jobs on the server, in one statement (`ef_schedule_global_log`):
-    /// it reads the page by the global log's rule, joins its events' types with `ef_projections`
-    /// and enqueues one live job per (projection, partition, stream) through `ef_enqueue_jobs`,
-    /// answering with the page's size and last checkpoint rather than its events.
+    /// Turns each page of the log into jobs on the server, in one statement (`ef_schedule_log`): it
+    /// reads the page by the global log's rule, joins its events' types with `ef_projections` and
+    /// enqueues one live job per (projection, partition, stream) through `ef_enqueue_jobs`,
+    /// answering with the page's size, last position and horizon rather than its events.
     static func schedulingPages(scope: PartitionScope, maxAttempts: Int32, metrics: JobMetrics) -> EventConsumer.ServerSidePages {
         let partitions = scope.partitions
         return EventConsumer.ServerSidePages { after, limit, connection in
-            let rows = try await connection.query("""
-                SELECT events, last_transaction_id::xid8, last_global_position, enqueued, held_back
-                  FROM \(connection.schema.ef_schedule_global_log)(\(TransactionID(after.transactionId)), \(after.globalPosition),
-                                              \(partitions)::text[], \(Int64(limit)), \(maxAttempts), \(JobQueue.notifyChannel))
-                """)
-            var page = EventConsumer.ServerSidePages.Page(events: 0, last: nil, isHeldBack: false)
-            for row in rows {
-                let (events, transaction, position, enqueued, heldBack) = try row.decode((Int64, TransactionID?, Int64?, Int64, Bool).self)
-                metrics.enqueued.increment(by: Int(enqueued))
-                page.isHeldBack = heldBack
-                if let transaction, let position {
-                    page.events = Int(events)
-                    page.last = GlobalCheckpoint(transactionId: transaction.value, globalPosition: position)
-                }
-            }
-            return page
+            let row = try await connection.query("""
+                SELECT events, last_position, horizon_bound, marked_keys, marked_bounds, enqueued
+                  FROM \(connection.schema.ef_schedule_log)(\(after.position), \(after.held.map(\.key)), \(after.held.map(\.position)),
+                                       \(partitions)::text[], \(Int64(limit)), \(maxAttempts), \(JobQueue.notifyChannel))
+                """).first
+            guard let row else { throw EventStoreError.database(operation: "schedule a page", sqlState: nil, message: "ef_schedule_log answered no row") }
+            let (events, last, bound, keys, bounds, enqueued) = try row.decode((Int64, Int64?, Int64, [Int32], [Int64], Int64).self)
+            metrics.enqueued.increment(by: Int(enqueued))
+            let horizon = LogHorizon(bound: bound, marked: Dictionary(zip(keys, bounds)) { min($0, $1) })
+            return EventConsumer.ServerSidePages.Page(
+                events: Int(events), checkpoint: after.advanced(overPageOf: Int(events), endingAt: last, limit: limit, horizon: horizon),
+                isHeldBack: !horizon.marked.isEmpty
+            )
         }
     }
 }

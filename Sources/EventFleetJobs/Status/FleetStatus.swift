@@ -83,28 +83,35 @@ public struct FleetStatus: Codable, Sendable {
         public var idleSeconds: Double
     }
 
-    /// The scheduler group: its leader and how far it is behind the log.
+    /// The scheduler group: its leader, how far it is behind the log, and what holds the log back.
     public struct Scheduler: Codable, Sendable {
         /// The instance holding the leader lease, if any holds it now.
         public var leader: String?
         public var checkpoint: GlobalCheckpoint?
-        /// The newest committed event.
-        public var head: GlobalCheckpoint?
+        /// The global position of the newest committed event.
+        public var headPosition: Int64?
         /// Global positions between the checkpoint and the newest event: an estimate of events behind.
         public var lagEvents: Int64
-        /// The open transaction holding the log back, when the scheduler is behind.
-        public var stalledBy: Stall?
+        /// The appends in flight, oldest first: each holds its partition back for every reader until
+        /// it commits or rolls back.
+        public var heldBack: [Hold]
     }
 
-    /// The oldest open transaction that holds an xid, which holds the global log back until it ends.
-    public struct Stall: Codable, Sendable {
-        /// Its backend's process id; `pg_terminate_backend(pid)` ends it.
+    /// An append in flight that holds a partition of the log back (``PostgresEventStore/logHolds()``).
+    public struct Hold: Codable, Sendable {
+        /// The partition, as its newest committed event names it; `nil` while it has none.
+        public var partition: String?
+        /// The partition's key (`hashtext` of its name).
+        public var partitionKey: Int32
+        /// The appending session's server process: behind a pooler, the pooler's connection.
         public var pid: Int32
-        /// How long it has been open.
+        /// How long the appending transaction has been open.
         public var ageSeconds: Double
         public var state: String?
+        /// The application name the appender reported: its own, even behind a pooler.
         public var applicationName: String?
-        public var query: String?
+        /// The address it connects from (the pooler's, behind one).
+        public var clientAddress: String?
     }
 
     public var lanes: [Lane]

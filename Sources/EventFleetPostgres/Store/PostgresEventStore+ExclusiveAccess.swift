@@ -85,14 +85,14 @@ struct ExclusiveStreamStore: EventStore {
         try await store.readStream(streamId, options: options, connection: connection)
     }
 
-    /// The global log is read through the pool: a read inside the transaction would hold its
-    /// snapshot's xmin, and the log shows only ended transactions anyway.
+    /// The global log is read through the pool: it shows only committed appends, and its horizon
+    /// needs a READ COMMITTED snapshot taken after its look at the appends in flight.
     func readAll(after checkpoint: GlobalCheckpoint, options: ReadAllOptions) async throws -> GlobalLogBatch {
         try await store.readAll(after: checkpoint, options: options)
     }
 
-    func globalLogStall() async throws -> GlobalLogStall? {
-        try await store.globalLogStall()
+    func logHolds() async throws -> [LogHold] {
+        try await store.logHolds()
     }
 
     /// Takes another stream's lock in the same transaction (the same stream's again is a no-op).

@@ -7,70 +7,75 @@ extension PostgresEventStore {
         guard readOptions.batchSize > 0 else {
             throw EventStoreError.invalidArgument(field: "batchSize", reason: "must be positive")
         }
-        let partitions = readOptions.scope.partitions
-        // Only transactions below the snapshot's xmin have surely ended: everything they wrote is
-        // visible now and nothing can appear before them later. Ordering by (transaction id, global
-        // position) and checkpointing that pair therefore never skips a late commit.
-        let statement = ReadAllStatement(
-            transactionId: TransactionID(checkpoint.transactionId), globalPosition: checkpoint.globalPosition, partitions: partitions,
-            types: readOptions.types, limit: Int64(readOptions.batchSize), includePayload: readOptions.includePayload
+        // One round trip: ef_read_log answers the horizon it read under (docs/DESIGN.md, "The log
+        // horizon"), then the events; the checkpoint moves by both.
+        let statement = ReadLogStatement(
+            checkpoint: checkpoint, partitions: readOptions.scope.partitions, types: readOptions.types,
+            limit: Int64(readOptions.batchSize), includePayload: readOptions.includePayload
         )
-        return try await database.withConnection("read global log") { connection in
-            let messages = try await connection.run(statement).map { partition, streamId, position, global, transaction, messageId, type, data, metadata, schemaVersion, created in
-                RecordedMessage(
-                    streamId: streamId, partition: partition, streamPosition: position, globalPosition: global,
-                    transactionId: transaction.value, messageId: messageId, type: type,
-                    data: Data(data.utf8), metadata: Data(metadata.utf8), schemaVersion: schemaVersion, created: created
-                )
+        let rows = try await database.run("read global log", statement)
+        var horizon: LogHorizon?
+        var messages: [RecordedMessage] = []
+        messages.reserveCapacity(rows.count)
+        for row in rows {
+            switch row {
+            case .horizon(let read): horizon = read
+            case .message(let message): messages.append(message)
             }
-            guard let last = messages.last else {
-                // Only on an empty batch, so the busy path stays one round trip. Any matching event
-                // past the checkpoint now is held back or committed since the read: either way, look
-                // again soon. An index probe, like the page, whatever the statistics say.
-                let isHeldBack = try await connection.value("check the global log for held-back events", """
-                    SELECT \(connection.schema.ef_global_log_has_more)(\(TransactionID(checkpoint.transactionId)), \(checkpoint.globalPosition),
-                                                  \(partitions)::text[], \(readOptions.types)::text[])
-                    """, as: Bool.self)
-                return GlobalLogBatch(messages: [], checkpoint: checkpoint, isHeldBack: isHeldBack)
-            }
-            return GlobalLogBatch(messages: messages, checkpoint: last.checkpoint)
         }
+        guard let horizon else { throw EventStoreError.database(operation: "read global log", sqlState: nil, message: "ef_read_log answered no horizon") }
+        return GlobalLogBatch(messages: messages, from: checkpoint, horizon: horizon, limit: readOptions.batchSize)
     }
 
-    public func globalLogStall() async throws -> GlobalLogStall? {
-        // The oldest transaction holding an xid sets the snapshot's xmin; events of later transactions
-        // wait for it. Transactions of every database count: xids are cluster-wide.
-        let rows = try await database.query("report global log stall", """
-            SELECT a.pid, extract(epoch FROM clock_timestamp() - a.xact_start)::float8, a.state, a.application_name, a.query
-              FROM pg_stat_activity a
-             WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_backend_pid()
-             ORDER BY age(a.backend_xid) DESC
-             LIMIT 1
+    /// The appends in flight and the partitions they hold back (`ef_log_holds`), oldest first.
+    public func logHolds() async throws -> [LogHold] {
+        let rows = try await database.query("report log holds", """
+            SELECT h.partition, h.partition_key, h.transaction_seconds, h.pid, h.application_name, h.client_addr, h.state
+              FROM \(database.schema.ef_log_holds)() h
             """)
-        return try rows.first.map { row in
-            let (pid, age, state, applicationName, statement) = try row.decode((Int32, Double?, String?, String?, String?).self)
-            return GlobalLogStall(
-                pid: pid, age: .milliseconds(Int64((age ?? 0) * 1000)), state: state, applicationName: applicationName, query: statement
+        return try rows.map { row in
+            let (partition, key, age, pid, applicationName, address, state) = try row.decode(
+                (String?, Int32, Double, Int32, String?, String?, String?).self
+            )
+            return LogHold(
+                partition: partition, partitionKey: key, age: .milliseconds(Int64(age * 1000)), pid: pid, applicationName: applicationName,
+                clientAddress: address, state: state
             )
         }
     }
 
-    /// The checkpoint of the newest committed event (in `scope`, of `types`), or `nil` when there is none.
+    /// The global position of the newest committed event (in `scope`, of `types`), or `nil` when
+    /// there is none.
     ///
-    /// A reader whose checkpoint has reached it has processed everything committed before the call,
-    /// once any stall has cleared. The monitor uses it to show a consumer's lag.
-    public func globalLogHead(scope: PartitionScope = .all, types: [String]? = nil) async throws -> GlobalCheckpoint? {
+    /// A reader whose checkpoint covers it (``covers(_:head:scope:types:)``) has processed every
+    /// event committed before the call. The monitor uses it to show a consumer's lag.
+    public func globalLogHead(scope: PartitionScope = .all, types: [String]? = nil) async throws -> Int64? {
         let partitions = scope.partitions
-        let rows = try await database.query("read global log head", """
-            SELECT m.transaction_id, m.global_position FROM \(database.schema.ef_messages) m
+        return try await database.query("read global log head", """
+            SELECT m.global_position FROM \(database.schema.ef_messages) m
              WHERE (\(partitions)::text[] IS NULL OR m.partition = ANY (\(partitions)::text[]))
                AND (\(types)::text[] IS NULL OR m.message_type = ANY (\(types)::text[]))
-             ORDER BY m.transaction_id DESC, m.global_position DESC
+             ORDER BY m.global_position DESC
              LIMIT 1
-            """)
-        return try rows.first.map { row in
-            let (transaction, position) = try row.decode((TransactionID, Int64).self)
-            return GlobalCheckpoint(transactionId: transaction.value, globalPosition: position)
-        }
+            """).first?.decode(Int64.self)
+    }
+
+    /// Whether a reader at `checkpoint` has read every committed event (in `scope`, of `types`) at
+    /// or below `head`: its position has reached `head`, and its held partitions have no committed
+    /// event between their own position and `head`.
+    package func covers(_ checkpoint: GlobalCheckpoint, head: Int64, scope: PartitionScope, types: [String]?) async throws -> Bool {
+        guard checkpoint.position >= head else { return false }
+        guard !checkpoint.held.isEmpty else { return true }
+        let partitions = scope.partitions
+        let keys = checkpoint.held.map(\.key)
+        let positions = checkpoint.held.map(\.position)
+        return try await database.query("check a checkpoint against the log's head", """
+            SELECT 1 FROM unnest(\(keys)::integer[], \(positions)::bigint[]) AS h(key, position)
+             WHERE EXISTS (SELECT 1 FROM \(database.schema.ef_messages) m
+                            WHERE hashtext(m.partition) = h.key AND m.global_position > h.position AND m.global_position <= \(head)
+                              AND (\(partitions)::text[] IS NULL OR m.partition = ANY (\(partitions)::text[]))
+                              AND (\(types)::text[] IS NULL OR m.message_type = ANY (\(types)::text[])))
+             LIMIT 1
+            """).isEmpty
     }
 }

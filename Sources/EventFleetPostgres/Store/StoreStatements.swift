@@ -1,3 +1,4 @@
+import EventFleetCore
 import Foundation
 import PostgresNIO
 
@@ -56,30 +57,36 @@ struct ReadStreamsStatement: Statement {
     }
 }
 
-/// A batch of the global log (``PostgresEventStore/readAll(after:options:)``).
-struct ReadAllStatement: Statement {
+/// A batch of the global log (``PostgresEventStore/readAll(after:options:)``): the horizon it read
+/// under, then its events.
+struct ReadLogStatement: Statement {
     static func sql(_ schema: Schema) -> String {
         """
         SELECT e.partition, e.stream_id, e.stream_position, e.global_position, e.transaction_id::xid8, e.message_id,
-               e.message_type, e.message_data, e.message_metadata, e.message_schema_version, e.created
-          FROM \(schema.ef_read_global_log)($1, $2, $3::text[], $4::text[], $5, $6) AS e
+               e.message_type, e.message_data, e.message_metadata, e.message_schema_version, e.created,
+               e.horizon_bound, e.marked_keys, e.marked_bounds
+          FROM \(schema.ef_read_log)($1, $2::integer[], $3::bigint[], $4::text[], $5::text[], $6, $7) AS e
         """
     }
 
-    static let bindingDataTypes: [PostgresDataType] = [.xid8, .int8, .textArray, .textArray, .int8, .bool]
-    typealias Row = (String, String, Int64, Int64, TransactionID, String, String, String, String, Int32, Date)
+    static let bindingDataTypes: [PostgresDataType] = [.int8, .int4Array, .int8Array, .textArray, .textArray, .int8, .bool]
 
-    var transactionId: TransactionID
-    var globalPosition: Int64
+    enum Row: Sendable {
+        case horizon(LogHorizon)
+        case message(RecordedMessage)
+    }
+
+    var checkpoint: GlobalCheckpoint
     var partitions: [String]?
     var types: [String]?
     var limit: Int64
     var includePayload: Bool
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 6)
-        bindings.append(transactionId)
-        bindings.append(globalPosition)
+        var bindings = PostgresBindings(capacity: 7)
+        bindings.append(checkpoint.position)
+        bindings.append(checkpoint.held.map(\.key))
+        bindings.append(checkpoint.held.map(\.position))
         if let partitions { bindings.append(partitions) } else { bindings.appendNull() }
         if let types { bindings.append(types) } else { bindings.appendNull() }
         bindings.append(limit)
@@ -88,10 +95,30 @@ struct ReadAllStatement: Statement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
-        var cells = RowCells(row, statement: "ReadAllStatement")
-        return (
-            try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next(),
-            try cells.next(), try cells.next(), try cells.next(), try cells.next(), try cells.next()
+        var cells = RowCells(row, statement: "ReadLogStatement")
+        guard let partition = try cells.next(String?.self) else {
+            for _ in 0..<10 { _ = try cells.next(String?.self) }
+            let bound: Int64 = try cells.next()
+            let keys: [Int32] = try cells.next()
+            let bounds: [Int64] = try cells.next()
+            return .horizon(LogHorizon(bound: bound, marked: Dictionary(zip(keys, bounds)) { min($0, $1) }))
+        }
+        let streamId: String = try cells.next()
+        let streamPosition: Int64 = try cells.next()
+        let globalPosition: Int64 = try cells.next()
+        let transaction: TransactionID = try cells.next()
+        let messageId: String = try cells.next()
+        let type: String = try cells.next()
+        let data: String = try cells.next()
+        let metadata: String = try cells.next()
+        let schemaVersion: Int32 = try cells.next()
+        let created: Date = try cells.next()
+        return .message(
+            RecordedMessage(
+                streamId: streamId, partition: partition, streamPosition: streamPosition, globalPosition: globalPosition,
+                transactionId: transaction.value, messageId: messageId, type: type, data: Data(data.utf8), metadata: Data(metadata.utf8),
+                schemaVersion: schemaVersion, created: created
+            )
         )
     }
 }

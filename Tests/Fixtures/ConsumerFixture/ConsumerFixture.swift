@@ -61,7 +61,7 @@ enum ConsumerFixture {
         consumerConfiguration.leaseDuration = .seconds(1)
         consumerConfiguration.batchSize = 3
         consumerConfiguration.onCommit = { checkpoint, _ in
-            die("after-commit", checkpoint.globalPosition)
+            die("after-commit", checkpoint.position)
         }
         let consumer = EventConsumer(configuration: consumerConfiguration, store: store, registry: registry, logger: logger)
 
