@@ -57,6 +57,7 @@ RETURNS TABLE (id bigint, projection text, partition text, stream_id text, lane 
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 SET enable_seqscan = off
 AS $$
 #variable_conflict use_column

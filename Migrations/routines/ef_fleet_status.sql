@@ -108,7 +108,7 @@ BEGIN
                'partition', h.partition, 'partitionKey', h.partition_key, 'pid', h.pid, 'ageSeconds', h.transaction_seconds,
                'state', h.state, 'applicationName', h.application_name, 'clientAddress', h.client_addr)), '[]')
       INTO v_holds
-      FROM ef_log_holds() h;
+      FROM ef_log_holds(NULL) h;
 
     RETURN jsonb_build_object(
         'lanes', v_lanes,

@@ -29,6 +29,7 @@ RETURNS TABLE (partition text, stream_id text, stream_position bigint, global_po
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 SET enable_seqscan = off
 SET enable_bitmapscan = off
 SET enable_sort = off

@@ -6,6 +6,7 @@ RETURNS bigint
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 SET enable_seqscan = off
 AS $$
 DECLARE

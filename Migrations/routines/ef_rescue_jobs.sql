@@ -22,6 +22,7 @@ CREATE OR REPLACE FUNCTION ef_rescue_jobs(p_heartbeat_timeout_ms bigint, OUT wor
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 SET enable_seqscan = off
 AS $$
 DECLARE

@@ -8,6 +8,7 @@ RETURNS TABLE (id bigint, state text, run_at timestamptz)
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 SET enable_seqscan = off
 AS $$
 #variable_conflict use_column

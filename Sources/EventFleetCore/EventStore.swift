@@ -33,8 +33,8 @@ public protocol EventStore: Sendable {
     /// > that hold partitions back.
     func readAll(after checkpoint: GlobalCheckpoint, options: ReadAllOptions) async throws -> GlobalLogBatch
 
-    /// The appends in flight, with the partitions they hold back, oldest first.
-    func logHolds() async throws -> [LogHold]
+    /// The appends in flight, with the partitions of `scope` they hold back, oldest first.
+    func logHolds(scope: PartitionScope) async throws -> [LogHold]
 
     /// Runs `body` with exclusive access to one stream: other callers of this method for the same
     /// stream wait until `body` has returned or thrown. ``DeciderCommandHandler`` reads, decides
@@ -68,6 +68,11 @@ public protocol EventStore: Sendable {
 }
 
 extension EventStore {
+    /// The appends in flight, with the partitions they hold back, oldest first.
+    public func logHolds() async throws -> [LogHold] {
+        try await logHolds(scope: .all)
+    }
+
     /// Throws ``EventStoreError/exclusiveAccessUnsupported(store:)``: a store has to implement
     /// exclusive access itself, since only it knows how to make its writers take turns.
     ///

@@ -184,6 +184,10 @@ public struct LogHold: Sendable, Hashable, Codable {
     /// The session's state (`active`, `idle in transaction`, ...).
     public var state: String?
 
+    /// The partition's name, or `key N` while it has no committed event: how reports, logs and
+    /// metrics label it.
+    public var partitionLabel: String { partition ?? "key \(partitionKey)" }
+
     public init(
         partition: String?, partitionKey: Int32, age: Duration, pid: Int32, applicationName: String?, clientAddress: String?,
         state: String?

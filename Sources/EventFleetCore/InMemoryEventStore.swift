@@ -173,7 +173,8 @@ public actor InMemoryEventStore: EventStore {
         )
     }
 
-    public func logHolds() -> [LogHold] { [] }
+    /// None: an in-memory append is never in flight where a reader can see it.
+    public func logHolds(scope: PartitionScope) -> [LogHold] { [] }
 }
 
 /// Turns at keys: one holder per key at a time, the others waiting first come first served.

@@ -1,3 +1,4 @@
+import EventFleetCore
 import Metrics
 
 /// The fleet's metrics, labelled in snake_case; exported by whatever `MetricsSystem` the process
@@ -28,5 +29,22 @@ struct JobMetrics: Sendable {
             Gauge(label: "eventfleet_jobs_ready", dimensions: [("partition", key[0]), ("lane", key[1])]).record(0)
         }
         return seen.union(now)
+    }
+
+    /// How long an append in flight has held each partition of the log back
+    /// (`eventfleet_log_held_back_seconds{partition}`, the oldest append's age when several hold
+    /// one). Partitions held before and released now are set to 0, as drained queues are.
+    func recordHeldBack(_ holds: [LogHold], previously seen: Set<String>) -> Set<String> {
+        var ages: [String: Double] = [:]
+        for hold in holds {
+            ages[hold.partitionLabel, default: 0] = max(ages[hold.partitionLabel, default: 0], hold.age.seconds)
+        }
+        for (partition, age) in ages {
+            Gauge(label: "eventfleet_log_held_back_seconds", dimensions: [("partition", partition)]).record(age)
+        }
+        for partition in seen.subtracting(ages.keys) {
+            Gauge(label: "eventfleet_log_held_back_seconds", dimensions: [("partition", partition)]).record(0)
+        }
+        return seen.union(ages.keys)
     }
 }

@@ -9,7 +9,6 @@ extension EventConsumer {
     func loop() async throws {
         var lease: ConsumerLease?
         var idleWait = configuration.pollInterval
-        var heldBackWait = Duration.milliseconds(5)
         var backoff = Backoff()
         defer {
             progress.withLock {
@@ -39,26 +38,21 @@ extension EventConsumer {
                     )
                     logger.trace("polled", metadata: ["eventfleet.events": "\(batch.messages.count)", "eventfleet.held_back": "\(batch.isHeldBack)"])
                     step = batch.messages.isEmpty
-                        ? .empty(isHeldBack: batch.isHeldBack, position: batch.checkpoint)
+                        ? .empty(position: batch.checkpoint)
                         : .committed(try await process(batch, lease: current))
                 }
                 backoff.reset()
                 switch step {
-                case .empty(let isHeldBack, let position):
+                case .empty(let position):
                     lease?.position = position
                     progress.withLock { $0.checkpoint = position }
-                    if isHeldBack {
-                        // Events wait behind an append in flight, which may end without a notification
-                        // (a rollback, or a store that does not notify).
-                        heldBackWait = min(heldBackWait * 2, .seconds(1))
-                        await wakeup.wait(timeout: min(heldBackWait, idleWait))
-                    } else {
-                        heldBackWait = .milliseconds(5)
-                        await wakeup.wait(timeout: idleWait)
-                        idleWait = min(idleWait * 2, configuration.maxPollInterval)
-                    }
+                    // Events held back by an append in flight follow its commit, whose notification
+                    // wakes the loop; a rollback wakes nobody and the poll finds them. The wait
+                    // grows alike either way: a long hold (a tenant's slow import) must not keep the
+                    // loop reading the log at the shortest interval.
+                    await wakeup.wait(timeout: idleWait)
+                    idleWait = min(idleWait * 2, configuration.maxPollInterval)
                 case .committed(let checkpoint):
-                    heldBackWait = .milliseconds(5)
                     idleWait = configuration.pollInterval
                     lease?.checkpoint = checkpoint
                     lease?.position = checkpoint
@@ -92,7 +86,7 @@ extension EventConsumer {
     private enum Step {
         /// Nothing to handle: the log is read to its end, or held back by an append in flight. The
         /// next read starts at `position`, which no row records.
-        case empty(isHeldBack: Bool, position: GlobalCheckpoint)
+        case empty(position: GlobalCheckpoint)
         /// A batch committed, up to this checkpoint.
         case committed(GlobalCheckpoint)
     }
@@ -108,7 +102,7 @@ extension EventConsumer {
             return page
         }
         logger.trace("handled a page on the server", metadata: ["eventfleet.events": "\(page.events)", "eventfleet.held_back": "\(page.isHeldBack)"])
-        guard page.events > 0 else { return .empty(isHeldBack: page.isHeldBack, position: page.checkpoint) }
+        guard page.events > 0 else { return .empty(position: page.checkpoint) }
         await configuration.onCommit?(page.checkpoint, page.events)
         return .committed(page.checkpoint)
     }

@@ -276,4 +276,51 @@ struct LaunchAndMetricsTests {
             #expect(try await worker.exit() == .exited(0))
         }
     }
+
+    @Test("a scheduler's /metrics and log name the partition an open append holds back, and the gauge reads 0 once it commits")
+    func metricsShowHeldBackPartition() async throws {
+        try await withCartsSchema { schema in
+            // A committed event names the partition (ef_log_holds); the next append stays open.
+            try await schema.store.appendToStream("earlier", messages: [message("Imported")], options: AppendOptions(partition: "tenant-slow"))
+            let connection = try await schema.connect()
+            do {
+                try await connection.query("BEGIN", logger: TestDatabase.logger)
+                try await schema.store.appendToStream(
+                    "slow-import", messages: [message("Imported")], options: AppendOptions(partition: "tenant-slow"), connection: connection
+                )
+                let port = try Self.freePort()
+                // The log goes to a file, read while the scheduler runs.
+                let log = FileManager.default.temporaryDirectory.appendingPathComponent("held-back-\(UUID().uuidString).log").path
+                defer { try? FileManager.default.removeItem(atPath: log) }
+                let scheduler = try ChildProcess(
+                    try builtProduct("eventfleet"),
+                    arguments: ["scheduler", "--metrics-port", "\(port)", "--held-back-warning-seconds", "0"],
+                    environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .file(log)
+                )
+                let gauge = { @Sendable (value: @escaping @Sendable (Double) -> Bool) async throws -> Bool in
+                    let output = try await ChildProcess.run(
+                        "/usr/bin/curl", arguments: ["-s", "http://127.0.0.1:\(port)/metrics"], environment: ProcessInfo.processInfo.environment
+                    )
+                    return output.stdout.split(separator: "\n").contains { line in
+                        guard line.hasPrefix("eventfleet_log_held_back_seconds{"), line.contains("partition=\"tenant-slow\""),
+                              let figure = line.split(separator: " ").last.flatMap({ Double($0) }) else { return false }
+                        return value(figure)
+                    }
+                }
+                try await waitUntil(timeout: .seconds(30), "the gauge shows tenant-slow held back") { try await gauge { $0 > 0 } }
+                try await waitUntil(timeout: .seconds(30), "the scheduler warns about the hold") {
+                    let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                    return text.contains("holds a partition of the log back") && text.contains("tenant-slow")
+                }
+                try await connection.query("COMMIT", logger: TestDatabase.logger)
+                try await waitUntil(timeout: .seconds(30), "the gauge reads 0 once the append commits") { try await gauge { $0 == 0 } }
+                scheduler.signal(SIGTERM)
+                #expect(try await scheduler.exit() == .exited(0))
+                try await connection.close()
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+        }
+    }
 }

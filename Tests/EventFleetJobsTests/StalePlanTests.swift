@@ -147,4 +147,25 @@ struct StalePlanTests {
         for try await fetched in try await connection.query(query, logger: TestDatabase.logger).decode(Int64.self) { return fetched }
         return 0
     }
+
+    @Test("every routine that disables a plan node also disables JIT, which that node's cost would trigger at every call")
+    func pinnedRoutinesNeverCompile() async throws {
+        try await TestDatabase.withSchema { schema in
+            let pinned = try await schema.rows("""
+                SELECT p.proname::text FROM pg_proc p
+                 WHERE p.pronamespace = current_schema()::regnamespace
+                   AND EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'enable\\_%=off')
+                 ORDER BY 1
+                """, as: String.self)
+            let compiling = try await schema.rows("""
+                SELECT p.proname::text FROM pg_proc p
+                 WHERE p.pronamespace = current_schema()::regnamespace
+                   AND EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'enable\\_%=off')
+                   AND NOT ('jit=off' = ANY (p.proconfig))
+                 ORDER BY 1
+                """, as: String.self)
+            #expect(pinned.contains("ef_read_log") && pinned.contains("ef_claim_jobs"), "\(pinned)")
+            #expect(compiling.isEmpty, "routines that pin plans but may JIT-compile them: \(compiling)")
+        }
+    }
 }

@@ -132,5 +132,5 @@ final class RacingStore: EventStore {
         try await base.readAll(after: checkpoint, options: options)
     }
 
-    func logHolds() async throws -> [LogHold] { try await base.logHolds() }
+    func logHolds(scope: PartitionScope) async throws -> [LogHold] { try await base.logHolds(scope: scope) }
 }

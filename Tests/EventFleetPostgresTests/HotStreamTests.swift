@@ -234,7 +234,7 @@ struct YieldingStore: EventStore {
         try await base.readAll(after: checkpoint, options: options)
     }
 
-    func logHolds() async throws -> [LogHold] { try await base.logHolds() }
+    func logHolds(scope: PartitionScope) async throws -> [LogHold] { try await base.logHolds(scope: scope) }
 
     func withExclusiveAccess<T: Sendable>(
         toStream streamId: String, partition: String, _ body: (any EventStore) async throws -> T
@@ -271,7 +271,7 @@ final class LockstepReadStore: EventStore {
         try await base.readAll(after: checkpoint, options: options)
     }
 
-    func logHolds() async throws -> [LogHold] { try await base.logHolds() }
+    func logHolds(scope: PartitionScope) async throws -> [LogHold] { try await base.logHolds(scope: scope) }
 }
 
 /// Lets arrivals through a round at a time, once the round is full.

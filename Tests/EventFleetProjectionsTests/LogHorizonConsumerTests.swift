@@ -5,6 +5,7 @@ import EventFleetTestSupport
 import Foundation
 import PostgresNIO
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// Consumers follow the log by its horizon (docs/DESIGN.md, "The log horizon"): an open append
@@ -115,6 +116,33 @@ struct LogHorizonConsumerTests {
                  WHERE subscription_id = 'upgraded' AND log_position IS NOT NULL
                    AND (log_base_transaction_id, log_base_global_position) = (last_transaction_id, last_global_position)
                 """) == 1)
+        }
+    }
+
+    @Test("while an append holds a partition back, the consumer's empty reads back off as idle ones do, not at the shortest poll interval")
+    func heldBackReadsBackOff() async throws {
+        try await TestDatabase.withSchema { schema in
+            let reads = Mutex(0)
+            var configuration = consumerConfiguration("held-back-polls")
+            configuration.pollInterval = .milliseconds(20)
+            configuration.maxPollInterval = .milliseconds(500)
+            configuration.notifyChannel = nil
+            // Every page: nothing readable, a partition held back (a tenant's import that stays open).
+            configuration.serverSidePages = EventConsumer.ServerSidePages { after, _, _ in
+                reads.withLock { $0 += 1 }
+                return EventConsumer.ServerSidePages.Page(events: 0, checkpoint: after, isHeldBack: true)
+            }
+            let consumer = EventConsumer(configuration: configuration, store: schema.store, registry: ProjectionRegistry())
+            try await whileRunning(consumer) {
+                try await waitUntil("the consumer leads") { consumer.isActive }
+                let before = reads.withLock { $0 }
+                // The window observed, not a wait for a condition: backing off from 20 ms to 500 ms
+                // reads about 9 times in 2 s; polling at 20 ms throughout would read about 100 times.
+                // A slower machine reads fewer times, never more.
+                try await Task.sleep(for: .seconds(2))
+                let during = reads.withLock { $0 } - before
+                #expect(during <= 15, "\(during) reads in 2 s")
+            }
         }
     }
 }

@@ -22,6 +22,10 @@ public struct SchedulerCommand: AsyncParsableCommand {
         name: .customLong("vacuum-dead-jobs"),
         help: "The leader vacuums the job table once finished jobs have left this many dead rows (0: leave it to autovacuum)."
     ) public var vacuumDeadJobs: Int = 20_000
+    @Option(
+        name: .customLong("held-back-warning-seconds"),
+        help: "Warn once an append in flight has held a partition of the log back this long (0: at once; -1: never)."
+    ) public var heldBackWarningSeconds: Int = 30
 
     public init() {}
 
@@ -32,6 +36,9 @@ public struct SchedulerCommand: AsyncParsableCommand {
         guard vacuumDeadJobs >= 0 else {
             throw ValidationError("--vacuum-dead-jobs must be 0 (off) or positive (got \(vacuumDeadJobs))")
         }
+        guard heldBackWarningSeconds >= -1 else {
+            throw ValidationError("--held-back-warning-seconds must be -1 (never), 0 (at once) or positive (got \(heldBackWarningSeconds))")
+        }
     }
 
     public func run() async throws {
@@ -40,6 +47,7 @@ public struct SchedulerCommand: AsyncParsableCommand {
         configuration.heartbeatTimeout = .seconds(heartbeatTimeout)
         configuration.maxAttempts = maxAttempts
         configuration.vacuumDeadJobs = vacuumDeadJobs > 0 ? vacuumDeadJobs : nil
+        configuration.heldBackWarning = heldBackWarningSeconds >= 0 ? .seconds(heldBackWarningSeconds) : nil
         let settings = configuration
         try await FleetProcess.run(database: database, service: service, poolSize: 6, label: "eventfleet.scheduler") { store in
             FleetScheduler(configuration: settings, store: store, logger: Logger(label: "eventfleet.scheduler"))

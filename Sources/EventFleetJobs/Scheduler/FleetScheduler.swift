@@ -44,6 +44,11 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
         public var vacuumDeadJobs: Int? = 20_000
         /// Jobs enqueued by the scheduler get this many attempts.
         public var maxAttempts: Int32 = 10
+        /// The leader logs a warning, once per append, when an append in flight has held a
+        /// partition of its scope back this long, naming the partition and the appender (the
+        /// gauge `eventfleet_log_held_back_seconds{partition}` shows every hold each maintenance
+        /// round); `nil` leaves the warning out.
+        public var heldBackWarning: Duration? = .seconds(30)
 
         public init() {}
     }
@@ -109,6 +114,7 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
         var lastPrune = ContinuousClock.now - .seconds(3600)
         // A role that may not vacuum is reported once (and counted every time), not every second.
         var reportedVacuumSkip = false
+        var holds = HoldsReported()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown {
                 try await Task.sleep(for: self.configuration.maintenanceInterval)
@@ -147,6 +153,7 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
                         break
                     }
                 }
+                holds = try await reportHolds(holds)
                 if ContinuousClock.now - lastPrune > .seconds(60) {
                     try await queue.prune(statisticsOlderThan: configuration.statisticsRetention)
                     lastPrune = .now
@@ -161,6 +168,43 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
 }
 
 extension FleetScheduler {
+    /// What the leader reported of the appends in flight that hold partitions back: the gauges it
+    /// set, and the appends (pid and partition key) it warned about.
+    struct HoldsReported {
+        var gauges: Set<String> = []
+        var warned: Set<[Int32]> = []
+    }
+
+    /// Sets `eventfleet_log_held_back_seconds{partition}` for the partitions of the scope that
+    /// appends in flight hold back, warns once about each append that has held one longer than
+    /// ``Configuration/heldBackWarning``, and notes when it lets go.
+    func reportHolds(_ reported: HoldsReported) async throws -> HoldsReported {
+        let holds = try await store.logHolds(scope: configuration.scope)
+        var next = HoldsReported(gauges: metrics.recordHeldBack(holds, previously: reported.gauges))
+        for hold in holds {
+            let key = [hold.pid, hold.partitionKey]
+            guard let threshold = configuration.heldBackWarning, hold.age >= threshold || reported.warned.contains(key) else { continue }
+            next.warned.insert(key)
+            if !reported.warned.contains(key) {
+                logger.warning(
+                    "an append in flight holds a partition of the log back: its later events wait until it commits or rolls back",
+                    metadata: [
+                        "eventfleet.partition": "\(hold.partitionLabel)", "eventfleet.held_seconds": "\(Int(hold.age.seconds))",
+                        "eventfleet.pid": "\(hold.pid)", "eventfleet.application_name": "\(hold.applicationName ?? "")",
+                        "eventfleet.client_address": "\(hold.clientAddress ?? "local")", "eventfleet.state": "\(hold.state ?? "")",
+                    ]
+                )
+            }
+        }
+        for key in reported.warned.subtracting(next.warned) {
+            logger.info(
+                "the append in flight no longer holds its partition back",
+                metadata: ["eventfleet.pid": "\(key[0])", "eventfleet.partition_key": "\(key[1])"]
+            )
+        }
+        return next
+    }
+
     /// Turns each page of the log into jobs on the server, in one statement (`ef_schedule_log`): it
     /// reads the page by the global log's rule, joins its events' types with `ef_projections` and
     /// enqueues one live job per (projection, partition, stream) through `ef_enqueue_jobs`,

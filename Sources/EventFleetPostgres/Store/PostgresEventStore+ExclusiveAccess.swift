@@ -91,8 +91,8 @@ struct ExclusiveStreamStore: EventStore {
         try await store.readAll(after: checkpoint, options: options)
     }
 
-    func logHolds() async throws -> [LogHold] {
-        try await store.logHolds()
+    func logHolds(scope: PartitionScope) async throws -> [LogHold] {
+        try await store.logHolds(scope: scope)
     }
 
     /// Takes another stream's lock in the same transaction (the same stream's again is a no-op).

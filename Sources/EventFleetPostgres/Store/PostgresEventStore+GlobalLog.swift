@@ -27,11 +27,13 @@ extension PostgresEventStore {
         return GlobalLogBatch(messages: messages, from: checkpoint, horizon: horizon, limit: readOptions.batchSize)
     }
 
-    /// The appends in flight and the partitions they hold back (`ef_log_holds`), oldest first.
-    public func logHolds() async throws -> [LogHold] {
+    /// The appends in flight and the partitions of `scope` they hold back (`ef_log_holds`), oldest
+    /// first.
+    public func logHolds(scope: PartitionScope) async throws -> [LogHold] {
+        let partitions = scope.partitions
         let rows = try await database.query("report log holds", """
             SELECT h.partition, h.partition_key, h.transaction_seconds, h.pid, h.application_name, h.client_addr, h.state
-              FROM \(database.schema.ef_log_holds)() h
+              FROM \(database.schema.ef_log_holds)(\(partitions)::text[]) h
             """)
         return try rows.map { row in
             let (partition, key, age, pid, applicationName, address, state) = try row.decode(
