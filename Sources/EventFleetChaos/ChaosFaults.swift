@@ -20,7 +20,8 @@ enum ChaosFault: String, CaseIterable, Sendable {
     case killWriter = "kill -9 of a command writer"
     case freezeWorker = "SIGSTOP of a worker past its heartbeat timeout, then SIGCONT"
     case restartDatabase = "pg_ctl restart -m immediate"
-    case longTransaction = "an append held open (holds back its tenant only)"
+    case unrelatedTransaction = "a long transaction that does not append (holds nothing back)"
+    case heldAppend = "an append held open (holds back its tenant only)"
     case backfillBurst = "a burst of backfills for one tenant"
     case poisonStream = "a poison stream"
     case terminateSession = "pg_terminate_backend of a fleet session"
@@ -33,10 +34,22 @@ enum ChaosFault: String, CaseIterable, Sendable {
 /// What the faults measured, for the invariants.
 final class FaultRecord: Sendable {
     private let takeovers = Mutex<[Duration]>([])
+    private let probes = Mutex<[Probe]>([])
+
+    /// A cart created while a transaction was held open, in a tenant the hold must not hold back,
+    /// and how long its row took to show (`nil`: not within ``ChaosInjector/probeTimeout``).
+    struct Probe: Sendable {
+        var fault: ChaosFault
+        var tenant: String
+        var shownAfter: Duration?
+    }
 
     /// How long a standby took to lead after the leader froze.
     func recordTakeover(_ duration: Duration) { takeovers.withLock { $0.append(duration) } }
     var takeoverTimes: [Duration] { takeovers.withLock { $0 } }
+
+    func recordProbe(_ probe: Probe) { probes.withLock { $0.append(probe) } }
+    var probeResults: [Probe] { probes.withLock { $0 } }
 }
 
 /// Injects faults into a running soak.
@@ -106,11 +119,26 @@ struct ChaosInjector: Sendable {
                 let termination = try await ChildProcess.runShell(restartPoolerCommand, log: "\(directory)/restart-pooler.log")
                 say("       pooler restarted (\(termination))")
                 if termination != .exited(0) { return false }
-            case .longTransaction:
+            case .unrelatedTransaction:
+                let holdFor = Duration.seconds(Int64.random(in: 3...8, using: &random))
+                let probed = tenants.randomElement(using: &random) ?? tenants[0]
+                say("fault: \(fault.rawValue): for at least \(holdFor), a new cart in \(probed) meanwhile")
+                try await holdOpen(fault, for: holdFor, probing: probed) { connection in
+                    try await connection.execute("INSERT INTO \(store.database.schema.chaos_unrelated) (at) VALUES (now())")
+                }
+            case .heldAppend:
                 let holdFor = Duration.seconds(Int64.random(in: 3...8, using: &random))
                 let tenant = tenants.randomElement(using: &random) ?? tenants[0]
-                say("fault: \(fault.rawValue): \(tenant) for \(holdFor)")
-                try await holdAppend(in: tenant, for: holdFor)
+                let others = tenants.filter { $0 != tenant }
+                let probed = others.randomElement(using: &random)
+                say("fault: \(fault.rawValue): \(tenant) for at least \(holdFor)\(probed.map { ", a new cart in \($0) meanwhile" } ?? "")")
+                try await holdOpen(fault, for: holdFor, probing: probed) { connection in
+                    let cart = "held-\(UUID().uuidString.prefix(8).lowercased())"
+                    try await store.appendToStream(
+                        cartStreamId(cart), messages: [try ProposedMessage(CartEvent.created(CartCreated(tenantId: tenant, cartId: cart, currency: "EUR")))],
+                        options: AppendOptions(partition: tenant), connection: connection.connection
+                    )
+                }
             case .backfillBurst:
                 let tenant = tenants.randomElement(using: &random) ?? tenants[0]
                 let result = try await JobQueue(store: store).backfill(projections: ["carts", "chaos_applications"], partition: tenant)
@@ -184,25 +212,56 @@ struct ChaosInjector: Sendable {
         }
     }
 
-    /// Opens a transaction that takes an xid first (as an application's own transaction does), then
-    /// appends a new cart in `tenant`, keeps it open, and commits: the tenant's later events wait
-    /// for it, the other tenants' do not, and the cart is projected like any other.
-    private func holdAppend(in tenant: String, for duration: Duration) async throws {
-        try await store.database.withConnection("hold an append") { connection in
+    /// How long a probe cart may take to show while a transaction is held open.
+    static let probeTimeout = Duration.seconds(60)
+
+    /// Opens a transaction that takes an xid first (as an application's own transaction does), runs
+    /// `body` in it (an append, or a write elsewhere), keeps it open for `duration` and until a new
+    /// cart created meanwhile in `probed` shows in the carts read model (at most
+    /// ``probeTimeout``), records how long that took, and commits. What the hold holds back waits
+    /// for the commit; the probe proves that the tenant probed was not held back.
+    private func holdOpen(
+        _ fault: ChaosFault, for duration: Duration, probing probed: String?,
+        _ body: @Sendable (Database.Connection) async throws -> Void
+    ) async throws {
+        try await store.database.withConnection("hold a transaction open") { connection in
             try await connection.execute("BEGIN")
             do {
                 try await connection.execute("SELECT pg_current_xact_id()")
-                let cart = "held-\(UUID().uuidString.prefix(8).lowercased())"
-                try await store.appendToStream(
-                    cartStreamId(cart), messages: [try ProposedMessage(CartEvent.created(CartCreated(tenantId: tenant, cartId: cart, currency: "EUR")))],
-                    options: AppendOptions(partition: tenant), connection: connection.connection
-                )
-                try await Task.sleep(for: duration)
+                try await body(connection)
+                let opened = ContinuousClock.now
+                if let probed {
+                    let shownAfter = try await probe(in: probed)
+                    record.recordProbe(FaultRecord.Probe(fault: fault, tenant: probed, shownAfter: shownAfter))
+                    say("       the cart in \(probed) " + (shownAfter.map { "showed after \($0) while the transaction was open" } ?? "did not show within \(Self.probeTimeout)"))
+                }
+                let remaining = duration - (ContinuousClock.now - opened)
+                if remaining > .zero { try await Task.sleep(for: remaining) }
                 try await connection.execute("COMMIT")
             } catch {
                 try? await connection.execute("ROLLBACK")
                 throw error
             }
         }
+    }
+
+    /// Creates a cart in `tenant` and waits for its carts row: how long it took, or `nil` after
+    /// ``probeTimeout``.
+    private func probe(in tenant: String) async throws -> Duration? {
+        let cart = "probe-\(UUID().uuidString.prefix(8).lowercased())"
+        let stream = cartStreamId(cart)
+        let started = ContinuousClock.now
+        try await store.appendToStream(
+            stream, messages: [try ProposedMessage(CartEvent.created(CartCreated(tenantId: tenant, cartId: cart, currency: "EUR")))],
+            options: AppendOptions(partition: tenant)
+        )
+        while ContinuousClock.now - started < Self.probeTimeout {
+            let rows = try await store.database.query(
+                "read a probe's carts row", "SELECT 1 FROM \(store.database.schema.carts) WHERE partition = \(tenant) AND stream_id = \(stream)"
+            )
+            if !rows.isEmpty { return ContinuousClock.now - started }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
     }
 }

@@ -194,6 +194,21 @@ struct ChaosSoak: Sendable {
             held: slowest <= Self.leaseDuration + .seconds(5),
             detail: takeovers.isEmpty ? "the leader never froze" : "\(takeovers.count) freezes; slowest takeover \(slowest)"
         ))
+        for fault in [ChaosFault.unrelatedTransaction, .heldAppend] {
+            let probes = record.probeResults.filter { $0.fault == fault }
+            let missed = probes.filter { $0.shownAfter == nil }
+            let slowest = probes.compactMap(\.shownAfter).max()
+            results.append(InvariantResult(
+                name: fault == .heldAppend
+                    ? "while a tenant's append was held open, a new cart of another tenant was projected"
+                    : "while a transaction that does not append was held open, a new cart was projected",
+                held: missed.isEmpty,
+                detail: probes.isEmpty
+                    ? "not injected"
+                    : "\(probes.count) holds" + (slowest.map { "; slowest \($0)" } ?? "")
+                        + (missed.isEmpty ? "" : "; not within \(ChaosInjector.probeTimeout) in \(missed.map(\.tenant).joined(separator: ", "))")
+            ))
+        }
         let crashes = deaths.filter { $0.termination != .signalled(SIGKILL) && $0.termination != .exited(0) }
         results.append(InvariantResult(
             name: "no process crashed while the faults ran: every one that ended was the soak's kill -9",
@@ -230,6 +245,8 @@ struct ChaosSoak: Sendable {
         for statement in EventApplications.tables(in: database.schema).components(separatedBy: ";") {
             try await database.query("create the soak's tables", PostgresQuery(unsafeSQL: statement))
         }
+        // What an unrelated long transaction writes: a table no projection reads.
+        try await database.query("create the unrelated table", "CREATE TABLE IF NOT EXISTS \(database.schema.chaos_unrelated) (at timestamptz NOT NULL)")
         let queue = JobQueue(store: store)
         for tenant in tenants {
             try await queue.setQuota(partition: tenant, lane: .live, maxRunning: 2, weight: nil, paused: nil)

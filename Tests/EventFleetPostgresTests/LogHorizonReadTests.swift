@@ -10,24 +10,6 @@ import Testing
 /// Each test holds a transaction open on purpose at one side of a race.
 @Suite("Log horizon: readers")
 struct LogHorizonReadTests {
-    /// Runs `body` with a connection inside an open transaction, committed when `body` returns and
-    /// closed in every case.
-    private func withOpenTransaction<T: Sendable>(
-        _ schema: TestSchema, _ body: @Sendable (PostgresConnection) async throws -> T
-    ) async throws -> T {
-        let connection = try await schema.connect()
-        do {
-            try await connection.query("BEGIN", logger: TestDatabase.logger)
-            let value = try await body(connection)
-            try await connection.query("COMMIT", logger: TestDatabase.logger)
-            try await connection.close()
-            return value
-        } catch {
-            try? await connection.close()
-            throw error
-        }
-    }
-
     private func append(_ store: PostgresEventStore, _ type: String, partition: String, stream: String? = nil) async throws {
         try await store.appendToStream(stream ?? "s-\(type)", messages: [message(type)], options: AppendOptions(partition: partition))
     }
@@ -53,7 +35,7 @@ struct LogHorizonReadTests {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
             try await append(store, "E0", partition: "a")
-            try await withOpenTransaction(schema) { connection in
+            try await schema.withOpenTransaction { connection in
                 // An xid older than every event that follows, and an open write elsewhere.
                 try await connection.query("SELECT pg_current_xact_id()", logger: TestDatabase.logger)
                 try await connection.query("CREATE TABLE unrelated_import (n int)", logger: TestDatabase.logger)
@@ -72,7 +54,7 @@ struct LogHorizonReadTests {
     func earlyTransactionLateAppend() async throws {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
-            let (read, checkpoint) = try await withOpenTransaction(schema) { connection in
+            let (read, checkpoint) = try await schema.withOpenTransaction { connection in
                 try await connection.query("SELECT pg_current_xact_id()", logger: TestDatabase.logger)
                 try await append(store, "A1", partition: "a")
                 try await append(store, "B1", partition: "b")
@@ -99,7 +81,7 @@ struct LogHorizonReadTests {
     func oneTenantHeldOthersFresh() async throws {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
-            let (read, checkpoint) = try await withOpenTransaction(schema) { connection in
+            let (read, checkpoint) = try await schema.withOpenTransaction { connection in
                 try await store.appendToStream("open", messages: [message("A0")], options: AppendOptions(partition: "a"), connection: connection)
                 for index in 1...5 {
                     for tenant in ["a", "b", "c", "d"] {
@@ -124,7 +106,7 @@ struct LogHorizonReadTests {
     func scopedReaderIgnoresOtherMarks() async throws {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
-            try await withOpenTransaction(schema) { connection in
+            try await schema.withOpenTransaction { connection in
                 try await store.appendToStream("open", messages: [message("A0")], options: AppendOptions(partition: "a"), connection: connection)
                 try await append(store, "B1", partition: "b")
                 let batch = try await store.readAll(after: .start, options: ReadAllOptions(scope: .partition("b")))

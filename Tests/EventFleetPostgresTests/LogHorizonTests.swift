@@ -34,31 +34,13 @@ struct LogHorizonTests {
         throw TimedOut(description: "no backend pid")
     }
 
-    /// Runs `body` with a connection inside an open transaction, rolled back or committed as `body`
-    /// says, and closed in every case.
-    private func withOpenTransaction<T: Sendable>(
-        _ schema: TestSchema, _ body: @Sendable (PostgresConnection) async throws -> T
-    ) async throws -> T {
-        let connection = try await schema.connect()
-        do {
-            try await connection.query("BEGIN", logger: TestDatabase.logger)
-            let value = try await body(connection)
-            try await connection.query("COMMIT", logger: TestDatabase.logger)
-            try await connection.close()
-            return value
-        } catch {
-            try? await connection.close()
-            throw error
-        }
-    }
-
     @Test("an append in flight is marked before it commits, with a bound below every position it drew, and unmarked after")
     func appendInFlightIsMarked() async throws {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
             try await store.appendToStream("before", messages: [message("E0")], options: AppendOptions(partition: "a"))
             let keyA = try await key(schema, "a")
-            try await withOpenTransaction(schema) { connection in
+            try await schema.withOpenTransaction { connection in
                 let pid = try await backendPid(connection)
                 let open = try await store.appendToStream(
                     "open", messages: [message("E1"), message("E2")], options: AppendOptions(partition: "a"), connection: connection
@@ -79,7 +61,7 @@ struct LogHorizonTests {
     func nonAppendingTransactionIsNotAMark() async throws {
         try await TestDatabase.withSchema { schema in
             try await schema.execute("CREATE TABLE side_work (id int)")
-            try await withOpenTransaction(schema) { connection in
+            try await schema.withOpenTransaction { connection in
                 try await connection.query("INSERT INTO side_work VALUES (1)", logger: TestDatabase.logger)
                 let pid = try await backendPid(connection)
                 try await schema.store.appendToStream("s", messages: [message("E")], options: AppendOptions(partition: "a"))
@@ -95,7 +77,7 @@ struct LogHorizonTests {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
             try await schema.execute("CREATE TABLE side_work (id int)")
-            try await withOpenTransaction(schema) { connection in
+            try await schema.withOpenTransaction { connection in
                 try await connection.query("INSERT INTO side_work VALUES (1)", logger: TestDatabase.logger)
                 var committed: Int64 = 0
                 for index in 0..<3 {
@@ -118,7 +100,7 @@ struct LogHorizonTests {
     func marksArePerPartitionAndSchema() async throws {
         try await TestDatabase.withSchema { schema in
             try await TestDatabase.withSchema { other in
-                try await withOpenTransaction(other) { connection in
+                try await other.withOpenTransaction { connection in
                     let pid = try await backendPid(connection)
                     try await other.store.appendToStream("o", messages: [message("O")], options: AppendOptions(partition: "a"), connection: connection)
                     #expect(try await horizon(other, partitions: ["a"]).contains { $0.pid == pid })
@@ -134,7 +116,7 @@ struct LogHorizonTests {
         try await TestDatabase.withSchema { schema in
             let store = schema.store
             try await store.appendToStream("s", messages: [message("E")], options: AppendOptions(partition: "a"))
-            try await withOpenTransaction(schema) { connection in
+            try await schema.withOpenTransaction { connection in
                 let pid = try await backendPid(connection)
                 await #expect(throws: EventStoreError.self) {
                     try await store.appendToStream(
@@ -150,7 +132,7 @@ struct LogHorizonTests {
     func repeatableReadIsRefused() async throws {
         try await TestDatabase.withSchema { schema in
             let error = await #expect(throws: (any Error).self) {
-                try await withOpenTransaction(schema) { connection in
+                try await schema.withOpenTransaction { connection in
                     try await connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", logger: TestDatabase.logger)
                     // A row sequence reports the server's error when it is read.
                     for try await _ in try await connection.query("SELECT * FROM ef_log_horizon(NULL)", logger: TestDatabase.logger) {}

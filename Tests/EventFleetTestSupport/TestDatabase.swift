@@ -14,6 +14,22 @@ extension SchemaSandbox {
         try await TestDatabase.connect(configuration)
     }
 
+    /// Runs `body` on a connection of its own inside a transaction held open meanwhile (the other
+    /// side of a race), committed when `body` returns; the connection is closed in every case.
+    package func withOpenTransaction<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await connect()
+        do {
+            try await connection.query("BEGIN", logger: TestDatabase.logger)
+            let value = try await body(connection)
+            try await connection.query("COMMIT", logger: TestDatabase.logger)
+            try await connection.close()
+            return value
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
     /// Runs a statement of the test's own to its end, with this schema as the `search_path`.
     package func execute(_ query: PostgresQuery) async throws {
         try await self.query(query)
