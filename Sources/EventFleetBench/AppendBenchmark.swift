@@ -32,6 +32,14 @@ struct AppendBenchmark: Sendable {
                     baselineP99Milliseconds: baseline.latency.milliseconds(atPercentile: 99),
                     target: "ratio >= 0.8", targetMet: ratio >= 0.8
                 ))
+                if let pooled = database.pooled {
+                    let (direct, throughPooler) = try await singleThroughPooler(pooled.store, writers: writers, hot: hot)
+                    report.add(.pooler(
+                        workload: "1 append", variant: "\(hot ? "hot stream" : "new streams"), \(writers) writer\(writers == 1 ? "" : "s")",
+                        unit: "events/s", pooled: throughPooler.itemsPerSecond, direct: direct.itemsPerSecond,
+                        latency: (throughPooler.latency, direct.latency), note: Self.poolerNote
+                    ))
+                }
                 if hot {
                     try await gaplessReference(writers: writers, plain: baseline, into: &report)
                 }
@@ -48,8 +56,18 @@ struct AppendBenchmark: Sendable {
                 baselineP99Milliseconds: baseline.latency.milliseconds(atPercentile: 99),
                 target: size >= 100 ? ">= 50000 events/s" : nil, targetMet: size >= 100 ? library.itemsPerSecond >= 50_000 : nil
             ))
+            if let pooled = database.pooled {
+                let (direct, throughPooler) = try await batchesThroughPooler(pooled.store, of: size, writers: settings.batchWriters)
+                report.add(.pooler(
+                    workload: "2 batch", variant: "\(size) events per append, \(settings.batchWriters) writers",
+                    unit: "events/s", pooled: throughPooler.itemsPerSecond, direct: direct.itemsPerSecond,
+                    latency: (throughPooler.latency, direct.latency), note: Self.poolerNote
+                ))
+            }
         }
     }
+
+    static let poolerNote = "baseline: the same appends on direct connections"
 
     /// One event per append (and per transaction), from `writers` concurrent writers.
     private func single(writers: Int, hot: Bool) async throws -> (LoadResult, LoadResult) {
@@ -59,13 +77,7 @@ struct AppendBenchmark: Sendable {
         let hotPosition = Locked<Int64>(0)
         let duration = settings.runDuration / 2
         return try await measurePair { half in
-            try await runLoad(workers: writers, duration: duration) { worker, iteration in
-                let stream = hot ? "hot-\(run)" : "new-\(run)-\(half)-\(worker)-\(iteration)"
-                try await store.appendToStream(
-                    stream, events: [Self.event], options: AppendOptions(partition: Self.partition, streamType: "cart")
-                )
-                return 1
-            }
+            try await Self.appendSingle(store: store, run: String(run), writers: writers, hot: hot, half: half, duration: duration)
         } baseline: { half in
             try await runLoad(workers: writers, duration: duration) { worker, iteration in
                 let stream = hot ? "hot-\(run)" : "new-\(run)-\(half)-\(worker)-\(iteration)"
@@ -80,6 +92,32 @@ struct AppendBenchmark: Sendable {
                 try await database.execute(query)
                 return 1
             }
+        }
+    }
+
+    /// Workload 1 on direct connections and through the pooler: the same appends on each side, to
+    /// streams of its own.
+    private func singleThroughPooler(_ pooled: PostgresEventStore, writers: Int, hot: Bool) async throws -> (direct: LoadResult, pooled: LoadResult) {
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let direct = database.store
+        let duration = settings.runDuration / 2
+        return try await measureDirectAndPooled { half in
+            try await Self.appendSingle(store: direct, run: "\(run)-direct", writers: writers, hot: hot, half: half, duration: duration)
+        } pooled: { half in
+            try await Self.appendSingle(store: pooled, run: "\(run)-pooled", writers: writers, hot: hot, half: half, duration: duration)
+        }
+    }
+
+    /// One event per append to a new stream each time, or to the hot stream of `run`.
+    private static func appendSingle(
+        store: PostgresEventStore, run: String, writers: Int, hot: Bool, half: Int, duration: Duration
+    ) async throws -> LoadResult {
+        try await runLoad(workers: writers, duration: duration) { worker, iteration in
+            let stream = hot ? "hot-\(run)" : "new-\(run)-\(half)-\(worker)-\(iteration)"
+            try await store.appendToStream(
+                stream, events: [event], options: AppendOptions(partition: partition, streamType: "cart")
+            )
+            return 1
         }
     }
 
@@ -137,19 +175,12 @@ struct AppendBenchmark: Sendable {
         let run = UUID().uuidString.prefix(8).lowercased()
         let store = database.store
         let database = self.database
-        let events = Array(repeating: Self.event, count: size)
         let positions = (1...Int64(size)).map { $0 }
         let types = Array(repeating: Self.eventType, count: size)
         let data = Array(repeating: Self.eventData, count: size)
         let duration = settings.runDuration / 2
         return try await measurePair { half in
-            try await runLoad(workers: writers, duration: duration) { worker, iteration in
-                try await store.appendToStream(
-                    "batch-\(run)-\(half)-\(worker)-\(iteration)", events: events,
-                    options: AppendOptions(partition: Self.partition, streamType: "cart")
-                )
-                return size
-            }
+            try await Self.appendBatches(store: store, run: String(run), of: size, writers: writers, half: half, duration: duration)
         } baseline: { half in
             try await runLoad(workers: writers, duration: duration) { worker, iteration in
                 let ids = (0..<size).map { _ in UUID().uuidString.lowercased() }
@@ -161,6 +192,33 @@ struct AppendBenchmark: Sendable {
                 try await database.execute(query)
                 return size
             }
+        }
+    }
+
+    /// Workload 2 on direct connections and through the pooler: the same batches on each side, to
+    /// streams of its own.
+    private func batchesThroughPooler(_ pooled: PostgresEventStore, of size: Int, writers: Int) async throws -> (direct: LoadResult, pooled: LoadResult) {
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let direct = database.store
+        let duration = settings.runDuration / 2
+        return try await measureDirectAndPooled { half in
+            try await Self.appendBatches(store: direct, run: "\(run)-direct", of: size, writers: writers, half: half, duration: duration)
+        } pooled: { half in
+            try await Self.appendBatches(store: pooled, run: "\(run)-pooled", of: size, writers: writers, half: half, duration: duration)
+        }
+    }
+
+    /// `size` events per append, each append to a new stream.
+    private static func appendBatches(
+        store: PostgresEventStore, run: String, of size: Int, writers: Int, half: Int, duration: Duration
+    ) async throws -> LoadResult {
+        let events = Array(repeating: event, count: size)
+        return try await runLoad(workers: writers, duration: duration) { worker, iteration in
+            try await store.appendToStream(
+                "batch-\(run)-\(half)-\(worker)-\(iteration)", events: events,
+                options: AppendOptions(partition: partition, streamType: "cart")
+            )
+            return size
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CartsExample
 import EventFleetCLI
+import EventFleetPostgres
 import Foundation
 import Logging
 
@@ -51,6 +52,17 @@ struct BenchRunCommand: AsyncParsableCommand {
     var catchUpWorkers: String?
     @Option(name: .customLong("freshness-rate"), help: "Events per second of workload 6's steady write load (default 500).")
     var freshnessRate: Int?
+    @Option(
+        name: .customLong("pooler-url"),
+        help: ArgumentHelp(
+            "Also run the append, burn, catchup and freshness workloads through this pooler, and report pooled / direct.",
+            discussion: "A postgres:// URL of a pooler in front of the same database, such as scripts/postgres start --pooler's "
+                + "with pooler=transaction&listen_url=(the direct URL, percent-encoded). Each configuration then also runs "
+                + "direct, pooled, pooled, direct, and its row of the pooler comparison follows its direct row.",
+            valueName: "url"
+        )
+    )
+    var poolerURL: String?
 
     func validate() throws {
         _ = try workloads()
@@ -58,6 +70,13 @@ struct BenchRunCommand: AsyncParsableCommand {
         if let jobsPerTransaction, jobsPerTransaction < 1 { throw ValidationError("--jobs-per-transaction must be positive") }
         if let freshnessRate, freshnessRate < 1 { throw ValidationError("--freshness-rate must be positive") }
         _ = try catchUpWorkerCounts()
+        if let poolerURL {
+            do {
+                _ = try DatabaseConfiguration(url: poolerURL)
+            } catch {
+                throw ValidationError("--pooler-url: \(error)")
+            }
+        }
     }
 
     private func catchUpWorkerCounts() throws -> [Int]? {
@@ -108,15 +127,21 @@ struct BenchRunCommand: AsyncParsableCommand {
         #if DEBUG
         print("warning: this is a debug build; benchmark figures come from release builds (swift build -c release)")
         #endif
+        // Only the workloads of the pooler comparison get the pooler.
+        let poolerURL = Set(workloads).isDisjoint(with: [.append, .burn, .catchup, .freshness]) ? nil : self.poolerURL
+        let pooler = try poolerURL.map { try DatabaseConfiguration(url: $0).description }
         let started = ContinuousClock.now
-        var report = try await BenchDatabase.with(baseURL: baseURL, poolSize: 24, logger: logger) { database in
+        var report = try await BenchDatabase.with(baseURL: baseURL, poolerURL: poolerURL, poolSize: 24, logger: logger) { database in
             var report = BenchReport(
                 mode: mode, started: Date(), host: ProcessInfo.processInfo.hostName,
                 processors: ProcessInfo.processInfo.activeProcessorCount,
                 memoryGiB: Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
-                serverVersion: try await database.serverVersion(), loadAverageStart: BenchReport.loadAverage()
+                serverVersion: try await database.serverVersion(), loadAverageStart: BenchReport.loadAverage(), pooler: pooler
             )
             print("EventFleet bench (\(report.mode)) on \(report.processors) cores, \(report.serverVersion); schema \(database.schema)")
+            if let pooler {
+                print("through the pooler as well: \(pooler)")
+            }
             print(BenchReport.header)
             if workloads.contains(.append) { try await AppendBenchmark(database: database, settings: settings).run(into: &report) }
             if workloads.contains(.read) { try await ReadBenchmark(database: database, settings: settings).run(into: &report) }
@@ -125,10 +150,10 @@ struct BenchRunCommand: AsyncParsableCommand {
             return report
         }
         if workloads.contains(.catchup) {
-            try await CatchUpBenchmark(baseURL: baseURL, settings: settings, logger: logger).run(into: &report)
+            try await CatchUpBenchmark(baseURL: baseURL, poolerURL: poolerURL, settings: settings, logger: logger).run(into: &report)
         }
         if workloads.contains(.freshness) {
-            try await FreshnessBenchmark(baseURL: baseURL, settings: settings, logger: logger).run(into: &report)
+            try await FreshnessBenchmark(baseURL: baseURL, poolerURL: poolerURL, settings: settings, logger: logger).run(into: &report)
         }
         if workloads.contains(.history) {
             report = try await BenchDatabase.with(baseURL: baseURL, poolSize: 8, logger: logger) { [report] database in
@@ -139,6 +164,7 @@ struct BenchRunCommand: AsyncParsableCommand {
         }
         report.finished = Date()
         report.loadAverageEnd = BenchReport.loadAverage()
+        report.summarizePooler()
         print("")
         print(report.table())
         print(String(format: "\nfinished in %.0f s", (ContinuousClock.now - started).seconds))

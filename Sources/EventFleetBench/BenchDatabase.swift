@@ -9,6 +9,18 @@ import PostgresNIO
 struct BenchDatabase: Sendable {
     let sandbox: SchemaSandbox
     let logger: Logger
+    /// The same schema through the pooler, when the run compares it with direct connections
+    /// (`--pooler-url`).
+    let pooled: Pooled?
+
+    /// The schema reached through the pooler: the other side of the pooler's rows.
+    struct Pooled: Sendable {
+        /// The URL of the schema through the pooler, for the processes the bench starts.
+        let url: String
+        /// A store on a client of its own whose connections go through the pooler. Its appends do
+        /// not `NOTIFY`.
+        let store: PostgresEventStore
+    }
 
     /// The schema's generated name.
     var schema: String { sandbox.name }
@@ -21,27 +33,29 @@ struct BenchDatabase: Sendable {
     /// A store whose appends do not `NOTIFY`.
     var store: PostgresEventStore { sandbox.store }
 
-    /// A store on the same client whose appends wake listeners with `NOTIFY`.
-    var notifyingStore: PostgresEventStore {
-        store.notifying(on: PostgresEventStore.Options.defaultNotifyChannel)
-    }
-
     /// Creates the schema, runs `body` with it, and drops it (also when `body` throws).
+    ///
+    /// - Parameter poolerURL: A pooler in front of the same database: `body` then also gets the
+    ///   schema through it, on a client of its own with `poolSize` connections. The schema is
+    ///   created and migrated on direct connections either way.
     static func with<T: Sendable>(
-        baseURL: String, poolSize: Int, logger: Logger, _ body: @Sendable (BenchDatabase) async throws -> T
+        baseURL: String, poolerURL: String? = nil, poolSize: Int, logger: Logger, _ body: @Sendable (BenchDatabase) async throws -> T
     ) async throws -> T {
         try await DatabaseConfiguration(url: baseURL).checkConnection(logger: logger)
         let result = try await SchemaSandbox.with(
             baseURL: baseURL, prefix: "bench_", poolSize: poolSize, applicationName: "eventfleet-bench", logger: logger
         ) { sandbox in
             BenchInterruption.created(schema: sandbox.name, baseURL: baseURL)
-            let database = BenchDatabase(sandbox: sandbox, logger: logger)
             do {
-                try await database.prepare()
-                let serverStarted = try await database.serverStarted()
-                let value = try await body(database)
-                if try await database.serverStarted() != serverStarted {
-                    print("warning: the server restarted during this part of the run; its figures are not comparable")
+                try await BenchDatabase(sandbox: sandbox, logger: logger, pooled: nil).prepare()
+                let value = try await withPooled(poolerURL: poolerURL, schema: sandbox.name, poolSize: poolSize, logger: logger) { pooled in
+                    let database = BenchDatabase(sandbox: sandbox, logger: logger, pooled: pooled)
+                    let serverStarted = try await database.serverStarted()
+                    let value = try await body(database)
+                    if try await database.serverStarted() != serverStarted {
+                        print("warning: the server restarted during this part of the run; its figures are not comparable")
+                    }
+                    return value
                 }
                 return (sandbox.name, value)
             } catch {
@@ -51,6 +65,33 @@ struct BenchDatabase: Sendable {
         }
         BenchInterruption.dropped(schema: result.0)
         return result.1
+    }
+
+    /// Runs `body` with the schema `schema` through the pooler at `poolerURL`, on a client that runs
+    /// meanwhile, or with `nil` without a pooler.
+    private static func withPooled<T: Sendable>(
+        poolerURL: String?, schema: String, poolSize: Int, logger: Logger, _ body: @Sendable (Pooled?) async throws -> T
+    ) async throws -> T {
+        guard let poolerURL else { return try await body(nil) }
+        let url = SchemaSandbox.url(poolerURL, schema: schema)
+        var configuration = try DatabaseConfiguration(url: url)
+        configuration.poolSize = poolSize
+        configuration.applicationName = "eventfleet-bench"
+        // Finding the schema just created on the direct connections proves that the pooler fronts
+        // the same database: otherwise the two sides would measure different servers.
+        try await configuration.checkConnection(requiringSchema: true, logger: logger)
+        var quiet = logger
+        quiet.logLevel = .error
+        let client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: quiet)
+        let pooled = Pooled(url: url, store: PostgresEventStore(client: client, configuration: configuration, logger: logger))
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await body(pooled)
+        }
     }
 
     /// Applies the carts example's migrations, then creates the baseline tables with exactly the

@@ -20,6 +20,42 @@ struct BenchRow: Codable, Sendable {
     var target: String?
     var targetMet: Bool?
     var note: String?
+    /// `true` on the rows of the pooler comparison (`--pooler-url`): `value` was measured through
+    /// the pooler and `baseline` is the same work on direct connections, so `ratio` is pooled /
+    /// direct.
+    var pooledAgainstDirect: Bool?
+}
+
+extension BenchRow {
+    /// A row of the pooler comparison: the same work through the pooler and on direct connections,
+    /// measured direct, pooled, pooled, direct.
+    ///
+    /// - Parameters:
+    ///   - variant: The configuration, as in the direct row it follows.
+    ///   - latency: The operations' latencies through the pooler and direct, when the workload
+    ///     times each operation.
+    static func pooler(
+        workload: String, variant: String, unit: String, pooled: Double, direct: Double,
+        latency: (pooled: LatencyHistogram, direct: LatencyHistogram)? = nil, note: String
+    ) -> BenchRow {
+        BenchRow(
+            workload: workload, variant: "\(variant): pooled / direct", unit: unit, value: pooled, baseline: direct,
+            ratio: pooled / direct,
+            p50Milliseconds: latency?.pooled.milliseconds(atPercentile: 50), p99Milliseconds: latency?.pooled.milliseconds(atPercentile: 99),
+            baselineP50Milliseconds: latency?.direct.milliseconds(atPercentile: 50),
+            baselineP99Milliseconds: latency?.direct.milliseconds(atPercentile: 99),
+            note: note, pooledAgainstDirect: true
+        )
+    }
+}
+
+/// One workload's pooled / direct ratios, summed up: their geometric mean and their range.
+struct PoolerRatio: Codable, Sendable {
+    var workload: String
+    var rows: Int
+    var geometricMean: Double
+    var lowest: Double
+    var highest: Double
 }
 
 /// The whole run: where it ran and every row.
@@ -34,7 +70,13 @@ struct BenchReport: Codable, Sendable {
     /// The 1-minute load average when the run started and ended: other work on the machine.
     var loadAverageStart: Double?
     var loadAverageEnd: Double?
+    /// The pooler of the pooled rows (`--pooler-url`, without the password); `nil` when the run
+    /// measured direct connections only.
+    var pooler: String?
     var rows: [BenchRow] = []
+    /// Each workload's pooled / direct ratios, set by `summarizePooler()` at the end of a run
+    /// through a pooler.
+    var poolerRatios: [PoolerRatio]?
 
     /// The machine's 1-minute load average.
     static func loadAverage() -> Double? {
@@ -57,7 +99,34 @@ struct BenchReport: Codable, Sendable {
             String(repeating: "-", count: Self.header.count),
         ]
         lines += rows.map(Self.format)
+        if let poolerRatios, !poolerRatios.isEmpty {
+            lines += [
+                "",
+                "Through the pooler, pooled / direct: each workload's geometric mean, lowest and highest row "
+                    + "(events/s and jobs/s: below 1 is slower through the pooler; freshness in ms: above 1 is slower)",
+            ]
+            lines += poolerRatios.map { ratio in
+                Self.pad(ratio.workload, 14)
+                    + String(format: "%.2f (%.2f to %.2f over %d rows)", ratio.geometricMean, ratio.lowest, ratio.highest, ratio.rows)
+            }
+            if let pooler { lines.append("pooler: \(pooler)") }
+        }
         return lines.joined(separator: "\n")
+    }
+
+    /// Sets `poolerRatios` from the rows of the pooler comparison, one per workload in the order
+    /// measured.
+    mutating func summarizePooler() {
+        let pooled = rows.filter { $0.pooledAgainstDirect == true }
+        guard !pooled.isEmpty else { return }
+        var workloads: [String] = []
+        for row in pooled where !workloads.contains(row.workload) { workloads.append(row.workload) }
+        poolerRatios = workloads.compactMap { workload in
+            let ratios = pooled.filter { $0.workload == workload }.compactMap(\.ratio).filter { $0 > 0 && $0.isFinite }
+            guard let lowest = ratios.min(), let highest = ratios.max() else { return nil }
+            let geometricMean = exp(ratios.map { log($0) }.reduce(0, +) / Double(ratios.count))
+            return PoolerRatio(workload: workload, rows: ratios.count, geometricMean: geometricMean, lowest: lowest, highest: highest)
+        }
     }
 
     static let header = pad("workload", 14) + pad("variant", 34) + pad("EventFleet", 18) + pad("baseline", 18) + pad("ratio", 7)

@@ -6,15 +6,16 @@ import Logging
 /// every `carts` row up to date; the workers' peak resident memory meanwhile.
 struct CatchUpBenchmark: Sendable {
     let baseURL: String
+    /// With a pooler (`--pooler-url`), each worker count also catches up four more times, direct,
+    /// pooled, pooled, direct, for the pooler's rows.
+    let poolerURL: String?
     let settings: BenchSettings
     let logger: Logger
 
     func run(into report: inout BenchReport) async throws {
         var footprints: [(workers: Int, bytes: Int)] = []
         for workers in settings.catchUpWorkers {
-            let result = try await BenchDatabase.with(baseURL: baseURL, poolSize: 12, logger: logger) { database in
-                try await catchUp(database: database, workers: workers)
-            }
+            let result = try await catchUp(workers: workers, poolerURL: nil)
             let perStream = settings.catchUpEvents / settings.catchUpStreams
             report.add(BenchRow(
                 workload: "5 catch-up",
@@ -28,6 +29,20 @@ struct CatchUpBenchmark: Sendable {
                 )
             ))
             footprints.append((workers, result.peakWorkerBytes))
+            if let poolerURL {
+                let (direct, pooled) = try await measureDirectAndPooled { _ in
+                    try await catchUp(workers: workers, poolerURL: nil).throughput
+                } pooled: { _ in
+                    try await catchUp(workers: workers, poolerURL: poolerURL).throughput
+                }
+                report.add(.pooler(
+                    workload: "5 catch-up",
+                    variant: "\(settings.catchUpEvents) ev, \(settings.catchUpStreams) streams, \(workers) worker\(workers == 1 ? "" : "s")",
+                    unit: "events/s", pooled: pooled.itemsPerSecond, direct: direct.itemsPerSecond,
+                    note: "baseline: the same scheduler and workers on direct connections; each side catches up twice, "
+                        + "from a schema of its own each time, preloaded directly"
+                ))
+            }
         }
         for (workers, bytes) in footprints {
             let mebibytes = Double(bytes) / 1_048_576
@@ -44,9 +59,19 @@ struct CatchUpBenchmark: Sendable {
         var jobsPerSecond: Double
         var preloadEventsPerSecond: Double
         var peakWorkerBytes: Int
+        /// The events and the time the fleet took to bring every row up to date.
+        var throughput: Throughput
     }
 
-    private func catchUp(database: BenchDatabase, workers: Int) async throws -> Result {
+    /// One catch-up in a schema of its own; with `poolerURL` the scheduler and the workers connect
+    /// through the pooler, while the preload and the checks stay on direct connections.
+    private func catchUp(workers: Int, poolerURL: String?) async throws -> Result {
+        try await BenchDatabase.with(baseURL: baseURL, poolerURL: poolerURL, poolSize: 12, logger: logger) { database in
+            try await catchUp(database: database, workers: workers, fleetURL: database.pooled?.url ?? database.url)
+        }
+    }
+
+    private func catchUp(database: BenchDatabase, workers: Int, fleetURL: String) async throws -> Result {
         let preload = CartsPreload(database: database)
         try await preload.registerCartsProjection()
         let tenants = (1...settings.catchUpTenants).map { "tenant-\($0)" }
@@ -57,11 +82,11 @@ struct CatchUpBenchmark: Sendable {
         var children: [ChildProcess] = []
         do {
             let started = ContinuousClock.now
-            children.append(try BenchInterruption.start(["scheduler"], databaseURL: database.url))
+            children.append(try BenchInterruption.start(["scheduler"], databaseURL: fleetURL))
             for _ in 0..<workers {
                 children.append(try BenchInterruption.start(
                     ["worker", "--concurrency", "\(settings.workerConcurrency)", "--jobs-per-transaction", "\(settings.jobsPerTransaction)"],
-                    databaseURL: database.url
+                    databaseURL: fleetURL
                 ))
             }
             let deadline = started + .seconds(600)
@@ -85,7 +110,8 @@ struct CatchUpBenchmark: Sendable {
             }
             return Result(
                 eventsPerSecond: Double(events) / elapsed.seconds, jobsPerSecond: Double(jobs) / elapsed.seconds,
-                preloadEventsPerSecond: loaded.eventsPerSecond, peakWorkerBytes: peak
+                preloadEventsPerSecond: loaded.eventsPerSecond, peakWorkerBytes: peak,
+                throughput: Throughput(items: events, elapsed: elapsed)
             )
         } catch {
             for child in children { await BenchInterruption.stop(child) }

@@ -11,13 +11,30 @@ import ServiceLifecycle
 /// showing it, with the scheduler and 2 workers woken by `NOTIFY`, and with polling alone.
 struct FreshnessBenchmark: Sendable {
     let baseURL: String
+    /// With a pooler (`--pooler-url`), each variant is also measured four more times, direct,
+    /// pooled, pooled, direct, each for half the duration, for the pooler's rows.
+    let poolerURL: String?
     let settings: BenchSettings
     let logger: Logger
+
+    /// What one measurement saw: the latencies of the timed events, the events appended, and how
+    /// many of them never showed in time.
+    struct Outcome: Mergeable {
+        var latency: LatencyHistogram
+        var appended: Int
+        var unshown: Int
+
+        mutating func merge(_ other: Outcome) {
+            latency.merge(other.latency)
+            appended += other.appended
+            unshown += other.unshown
+        }
+    }
 
     func run(into report: inout BenchReport) async throws {
         for notify in [true, false] {
             let (latency, appended, unshown) = try await BenchDatabase.with(baseURL: baseURL, poolSize: 32, logger: logger) { database in
-                try await measure(database: database, notify: notify)
+                try await measure(database: database, store: database.store, notify: notify, duration: settings.freshnessDuration)
             }
             let p50 = latency.milliseconds(atPercentile: 50) ?? .infinity
             let p99 = latency.milliseconds(atPercentile: 99) ?? .infinity
@@ -30,7 +47,51 @@ struct FreshnessBenchmark: Sendable {
                     + (notify ? "" : "; polls at the defaults: scheduler 20-500 ms, worker 1 s")
                     + (unshown > 0 ? "; \(unshown) events not shown 30 s after the load stopped, timed as waited so far (a lower bound): the fleet fell behind" : "")
             ))
+            if let poolerURL {
+                try await compareThroughPooler(poolerURL, notify: notify, into: &report)
+            }
         }
+    }
+
+    /// The same variant with the fleet and the writers on direct connections and through the pooler,
+    /// each side twice for half the duration, each time in a schema of its own. The watcher reads the
+    /// rows on direct connections on both sides: it observes, it is not measured.
+    private func compareThroughPooler(_ poolerURL: String, notify: Bool, into report: inout BenchReport) async throws {
+        let duration = settings.freshnessDuration / 2
+        let (direct, pooled) = try await measureDirectAndPooled { _ in
+            try await outcome(poolerURL: nil, notify: notify, duration: duration)
+        } pooled: { _ in
+            try await outcome(poolerURL: poolerURL, notify: notify, duration: duration)
+        }
+        let pooledP50 = pooled.latency.milliseconds(atPercentile: 50) ?? .infinity
+        let directP50 = direct.latency.milliseconds(atPercentile: 50) ?? .infinity
+        let unshown = direct.unshown + pooled.unshown
+        let wakeUps = try Self.wakeUps(poolerURL)
+        report.add(.pooler(
+            workload: "6 freshness",
+            variant: notify ? "\(settings.freshnessRate) ev/s, NOTIFY wake-ups" : "\(settings.freshnessRate) ev/s, polling only",
+            unit: "ms p50", pooled: pooledP50, direct: directP50, latency: (pooled.latency, direct.latency),
+            note: "baseline: the same fleet and writers on direct connections"
+                + (notify ? "; through the pooler \(wakeUps)" : "")
+                + "; \(pooled.latency.count) and \(direct.latency.count) events timed"
+                + (unshown > 0 ? "; \(pooled.unshown) and \(direct.unshown) events not shown 30 s after the load stopped (the fleet fell behind)" : "")
+        ))
+    }
+
+    /// How the fleet is woken through the pooler at `poolerURL`, for the note of the `NOTIFY` row.
+    private static func wakeUps(_ poolerURL: String) throws -> String {
+        let configuration = try DatabaseConfiguration(url: poolerURL)
+        guard configuration.pooler == .transaction else { return "the fleet LISTENs on a pooled connection" }
+        guard configuration.listenURL != nil else { return "the fleet polls (no listen_url)" }
+        return "the fleet LISTENs on the direct listen_url; the appends NOTIFY through the pooler"
+    }
+
+    private func outcome(poolerURL: String?, notify: Bool, duration: Duration) async throws -> Outcome {
+        let (latency, appended, unshown) = try await BenchDatabase.with(baseURL: baseURL, poolerURL: poolerURL, poolSize: 32, logger: logger) { database in
+            // With a pooler URL the database has its pooled side.
+            try await measure(database: database, store: database.pooled?.store ?? database.store, notify: notify, duration: duration)
+        }
+        return Outcome(latency: latency, appended: appended, unshown: unshown)
     }
 
     /// One event appended, waiting to show in its row.
@@ -42,9 +103,13 @@ struct FreshnessBenchmark: Sendable {
         var timed: Bool
     }
 
-    private func measure(database: BenchDatabase, notify: Bool) async throws -> (LatencyHistogram, Int, Int) {
+    /// - Parameter store: The store of the fleet and the writers: the database's direct one, or its
+    ///   pooled one.
+    private func measure(
+        database: BenchDatabase, store chosen: PostgresEventStore, notify: Bool, duration: Duration
+    ) async throws -> (LatencyHistogram, Int, Int) {
         try await CartsPreload(database: database).registerCartsProjection()
-        let store = notify ? database.notifyingStore : database.store
+        let store = chosen.notifying(on: notify ? PostgresEventStore.Options.defaultNotifyChannel : nil)
         var schedulerConfiguration = FleetScheduler.Configuration()
         schedulerConfiguration.notifyChannel = notify ? PostgresEventStore.Options.defaultNotifyChannel : nil
         var quiet = logger
@@ -62,13 +127,13 @@ struct FreshnessBenchmark: Sendable {
             services.append(.init(service: ProjectionWorker(configuration: configuration, store: store, registry: registry, logger: quiet)))
         }
         return try await withInProcessFleet(scheduler: scheduler, services: services, logger: quiet) {
-            try await load(store: store, database: database)
+            try await load(store: store, database: database, duration: duration)
         }
     }
 
     /// Appends at the configured rate over many streams while timing when each append shows.
     /// - Returns: The latencies, the events appended, and how many never showed in time.
-    private func load(store: PostgresEventStore, database: BenchDatabase) async throws -> (LatencyHistogram, Int, Int) {
+    private func load(store: PostgresEventStore, database: BenchDatabase, duration: Duration) async throws -> (LatencyHistogram, Int, Int) {
         let pending = Locked<[Pending]>([])
         let appended = Locked(0)
         let latency = Locked(LatencyHistogram())
@@ -84,7 +149,7 @@ struct FreshnessBenchmark: Sendable {
                 let clock = ContinuousClock()
                 let started = clock.now
                 let timedFrom = started + settings.freshnessWarmup
-                let end = timedFrom + settings.freshnessDuration
+                let end = timedFrom + duration
                 let tick = Duration.milliseconds(10)
                 let perTick = max(1, settings.freshnessRate / 100)
                 var sequence = 0

@@ -54,7 +54,14 @@ func runLoad(
     return total
 }
 
-extension LoadResult {
+/// A measurement that two runs of the same work add up to, so that a pair measured A B B A reports
+/// each side once.
+protocol Mergeable: Sendable {
+    /// Adds another run's figures to this one (the runs were one after the other).
+    mutating func merge(_ other: Self)
+}
+
+extension LoadResult: Mergeable {
     /// Adds another run's figures to this one (wall times add up: the runs were one after the other).
     mutating func merge(_ other: LoadResult) {
         operations += other.operations
@@ -64,15 +71,40 @@ extension LoadResult {
     }
 }
 
+/// Items (jobs, events) done in a wall time: the figure of the workloads timed from start to finish
+/// rather than by a load of fixed duration.
+struct Throughput: Mergeable {
+    var items: Int
+    var elapsed: Duration
+
+    var itemsPerSecond: Double { Double(items) / max(elapsed.seconds, 1e-9) }
+
+    mutating func merge(_ other: Throughput) {
+        items += other.items
+        elapsed += other.elapsed
+    }
+}
+
 /// Measures EventFleet and its baseline in the order A B B A (each closure runs for half of the
 /// run's duration and is told which half), so that a machine that gets busier or quieter during the run does not favour either side.
-func measurePair(
-    library: @Sendable (_ half: Int) async throws -> LoadResult,
-    baseline: @Sendable (_ half: Int) async throws -> LoadResult
-) async throws -> (library: LoadResult, baseline: LoadResult) {
+func measurePair<Result: Mergeable>(
+    library: @Sendable (_ half: Int) async throws -> Result,
+    baseline: @Sendable (_ half: Int) async throws -> Result
+) async throws -> (library: Result, baseline: Result) {
     var first = try await library(0)
     var second = try await baseline(0)
     second.merge(try await baseline(1))
     first.merge(try await library(1))
     return (first, second)
+}
+
+/// Measures the same work on direct connections and through the pooler (`--pooler-url`), in the
+/// order direct, pooled, pooled, direct, as `measurePair` does: the pooler's rows compare two runs
+/// of EventFleet that the machine's noise treats alike.
+func measureDirectAndPooled<Result: Mergeable>(
+    direct: @Sendable (_ half: Int) async throws -> Result,
+    pooled: @Sendable (_ half: Int) async throws -> Result
+) async throws -> (direct: Result, pooled: Result) {
+    let (direct, pooled) = try await measurePair(library: direct, baseline: pooled)
+    return (direct, pooled)
 }

@@ -14,10 +14,10 @@ struct QueueBenchmark: Sendable {
 
     func runBurnDown(into report: inout BenchReport) async throws {
         for processes in settings.burnProcesses {
-            let baseline = try await burn(mode: .baseline, batch: 1, processes: processes)
+            let baseline = try await burn(mode: .baseline, batch: 1, processes: processes).itemsPerSecond
             let label = "\(processes) process\(processes == 1 ? "" : "es") × \(settings.burnLoopsPerProcess) loops"
             for batch in settings.burnBatchSizes {
-                let library = try await burn(mode: .library, batch: batch, processes: processes)
+                let library = try await burn(mode: .library, batch: batch, processes: processes).itemsPerSecond
                 let ratio = library / baseline
                 let targeted = batch >= 10
                 report.add(BenchRow(
@@ -26,9 +26,21 @@ struct QueueBenchmark: Sendable {
                     target: targeted ? ">= 10000 jobs/s and >= 5x" : nil,
                     targetMet: targeted ? library >= 10_000 && ratio >= 5 : nil
                 ))
+                if let pooled = database.pooled {
+                    let (direct, throughPooler) = try await measureDirectAndPooled { _ in
+                        try await burn(mode: .library, batch: batch, processes: processes, databaseURL: database.url)
+                    } pooled: { _ in
+                        try await burn(mode: .library, batch: batch, processes: processes, databaseURL: pooled.url)
+                    }
+                    report.add(.pooler(
+                        workload: "4 burn-down", variant: "claim \(batch), \(label)", unit: "jobs/s",
+                        pooled: throughPooler.itemsPerSecond, direct: direct.itemsPerSecond,
+                        note: "baseline: the same burn-worker processes on direct connections; each side burns down the queue twice"
+                    ))
+                }
             }
             if settings.burnCompletingEach, let largest = settings.burnBatchSizes.max() {
-                let each = try await burn(mode: .libraryEach, batch: largest, processes: processes)
+                let each = try await burn(mode: .libraryEach, batch: largest, processes: processes).itemsPerSecond
                 report.add(BenchRow(
                     workload: "4 burn-down", variant: "claim \(largest), complete each, \(label)", unit: "jobs/s",
                     value: each, baseline: baseline, ratio: each / baseline,
@@ -39,23 +51,26 @@ struct QueueBenchmark: Sendable {
     }
 
     /// Fills the queue with the run's jobs, lets `processes` burn-worker processes empty it, and
-    /// returns jobs per second from the start signal to the last process's report.
-    private func burn(mode: BurnWorkerCommand.Mode, batch: Int, processes: Int) async throws -> Double {
+    /// returns the jobs and the time from the start signal to the last process's report.
+    ///
+    /// - Parameter databaseURL: Where the processes connect: the schema's URL by default, or its
+    ///   URL through the pooler.
+    private func burn(mode: BurnWorkerCommand.Mode, batch: Int, processes: Int, databaseURL: String? = nil) async throws -> Throughput {
         try await fill(count: settings.burnJobs, baseline: mode == .baseline)
         let arguments = ["burn-worker", "--mode", mode.rawValue, "--batch", "\(batch)", "--loops", "\(settings.burnLoopsPerProcess)"]
         var children: [ChildProcess] = []
         do {
-            return try await burn(children: &children, processes: processes, arguments: arguments)
+            return try await burn(children: &children, processes: processes, arguments: arguments, databaseURL: databaseURL ?? database.url)
         } catch {
             for child in children { await BenchInterruption.stop(child) }
             throw error
         }
     }
 
-    private func burn(children: inout [ChildProcess], processes: Int, arguments: [String]) async throws -> Double {
+    private func burn(children: inout [ChildProcess], processes: Int, arguments: [String], databaseURL: String) async throws -> Throughput {
         let command = arguments.joined(separator: " ")
         for _ in 0..<processes {
-            children.append(try BenchInterruption.start(arguments, databaseURL: database.url, interactive: true))
+            children.append(try BenchInterruption.start(arguments, databaseURL: databaseURL, interactive: true))
         }
         for child in children {
             let line = await child.readLine()
@@ -92,7 +107,7 @@ struct QueueBenchmark: Sendable {
         guard done == settings.burnJobs else {
             throw BenchError.verificationFailed(workload: "4 burn-down", reason: "\(done) of \(settings.burnJobs) jobs completed (\(command))")
         }
-        return Double(done) / elapsed.seconds
+        return Throughput(items: done, elapsed: elapsed)
     }
 
     /// Enqueues `count` no-op jobs over the burn-down tenants (library) or inserts them into the
