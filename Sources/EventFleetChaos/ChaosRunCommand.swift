@@ -294,21 +294,22 @@ struct ChaosSoak: Sendable {
             let schema = database.schema
             let busy: Bool
             do {
-                let rows = try await database.query("check the drain", """
-                    SELECT (SELECT count(*) FROM \(schema.ef_jobs) WHERE state IN ('ready', 'running')
-                               AND NOT (projection = 'carts' AND stream_id = \(ChaosInjector.poisonStream) AND state = 'ready')),
-                           -- Caught up in the log's order, (transaction id, global position): transactions
-                           -- commit out of position order, so the newest position can come before the
-                           -- checkpoint's.
-                           coalesce((SELECT (s.last_transaction_id, s.last_global_position) >= (h.transaction_id, h.global_position)
-                                       FROM \(schema.ef_subscriptions) s,
-                                            LATERAL (SELECT m.transaction_id, m.global_position FROM \(schema.ef_messages) m
-                                                      ORDER BY m.transaction_id DESC, m.global_position DESC LIMIT 1) h
-                                      WHERE s.subscription_id = \(FleetScheduler.Configuration().name)
-                                      ORDER BY s.updated DESC LIMIT 1), false)
-                    """)
-                guard let row = rows.first else { continue }
-                let (pending, caughtUp) = try row.decode((Int64, Bool).self)
+                let pending = try await database.value("check the drain", """
+                    SELECT count(*) FROM \(schema.ef_jobs) WHERE state IN ('ready', 'running')
+                       AND NOT (projection = 'carts' AND stream_id = \(ChaosInjector.poisonStream) AND state = 'ready')
+                    """, as: Int64.self)
+                // Caught up: the scheduler's stored checkpoint covers the log's head, its held
+                // partitions included.
+                let stored = try await database.query("read the scheduler's checkpoint", """
+                    SELECT log_position, log_held_keys, log_held_positions FROM \(schema.ef_subscriptions)
+                     WHERE subscription_id = \(FleetScheduler.Configuration().name) AND log_position IS NOT NULL
+                     ORDER BY updated DESC LIMIT 1
+                    """).first?.decode((Int64, [Int32], [Int64]).self)
+                var caughtUp = false
+                if let (position, keys, positions) = stored {
+                    let checkpoint = GlobalCheckpoint(position: position, held: zip(keys, positions).map { GlobalCheckpoint.HeldPartition(key: $0, position: $1) })
+                    caughtUp = try await store.covers(checkpoint, head: store.globalLogHead() ?? 0, scope: .all, types: nil)
+                }
                 busy = pending > 0 || !caughtUp
             } catch {
                 continue
