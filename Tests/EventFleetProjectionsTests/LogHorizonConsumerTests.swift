@@ -12,7 +12,7 @@ import Testing
 /// holds back its own partition only, the held partitions are part of the stored checkpoint, and a
 /// checkpoint of the previous release's (transaction id, global position) order is taken over
 /// without skipping.
-@Suite("Log horizon: consumers", .timeLimit(.minutes(2)))
+@Suite("Log horizon: consumers", .exclusive, .timeLimit(.minutes(2)))
 struct LogHorizonConsumerTests {
     /// A consumer that counts each event it applies in `applied`, in its own transaction: an event
     /// applied twice shows as a count of 2.

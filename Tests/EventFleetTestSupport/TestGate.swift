@@ -3,9 +3,8 @@ import Testing
 /// Runs the tests that start real fleets, processes and long-lived consumers, or restart the server,
 /// one at a time and alone; every other database test runs in parallel with the rest.
 ///
-/// On two cores, fleet processes that run beside other tests starve their heartbeats and leases,
-/// and the global log waits for every transaction on the server that holds an xid, so a test that
-/// reads it cannot share the server with the schema migrations of parallel tests. Swift Testing's
+/// On two cores, fleet processes and consumers that run beside other tests starve their heartbeats
+/// and leases, and tests that time the server or restart it must have it to themselves. Swift Testing's
 /// `.serialized` orders the tests of one suite only; this gate holds across suites and test
 /// targets, so a plain `swift test` runs them as they need.
 ///

@@ -49,8 +49,9 @@ extension PostgresEventStore {
     /// The global position of the newest committed event (in `scope`, of `types`), or `nil` when
     /// there is none.
     ///
-    /// A reader whose checkpoint covers it (``covers(_:head:scope:types:)``) has processed every
-    /// event committed before the call. The monitor uses it to show a consumer's lag.
+    /// A reader whose checkpoint has reached it, with no event of its held partitions left at or
+    /// below it, has processed every event committed before the call. The monitor uses it to show
+    /// a consumer's lag.
     public func globalLogHead(scope: PartitionScope = .all, types: [String]? = nil) async throws -> Int64? {
         let partitions = scope.partitions
         return try await database.query("read global log head", """
