@@ -97,7 +97,7 @@ public struct FleetStatus: Codable, Sendable {
         public var heldBack: [Hold]
     }
 
-    /// An append in flight that holds a partition of the log back (``PostgresEventStore/logHolds()``).
+    /// An append in flight that holds a partition of the log back (`PostgresEventStore.logHolds(scope:)`).
     public struct Hold: Codable, Sendable {
         /// The partition, as its newest committed event names it; `nil` while it has none.
         public var partition: String?
