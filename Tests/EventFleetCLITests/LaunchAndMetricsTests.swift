@@ -282,20 +282,20 @@ struct LaunchAndMetricsTests {
         try await withCartsSchema { schema in
             // A committed event names the partition (ef_log_holds); the next append stays open.
             try await schema.store.appendToStream("earlier", messages: [message("Imported")], options: AppendOptions(partition: "tenant-slow"))
+            let port = try Self.freePort()
+            // The log goes to a file, read while the scheduler runs.
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("held-back-\(UUID().uuidString).log").path
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            let scheduler = try ChildProcess(
+                try builtProduct("eventfleet"),
+                arguments: ["scheduler", "--metrics-port", "\(port)", "--held-back-warning-seconds", "0"],
+                environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .file(log)
+            )
             let connection = try await schema.connect()
             do {
                 try await connection.query("BEGIN", logger: TestDatabase.logger)
                 try await schema.store.appendToStream(
                     "slow-import", messages: [message("Imported")], options: AppendOptions(partition: "tenant-slow"), connection: connection
-                )
-                let port = try Self.freePort()
-                // The log goes to a file, read while the scheduler runs.
-                let log = FileManager.default.temporaryDirectory.appendingPathComponent("held-back-\(UUID().uuidString).log").path
-                defer { try? FileManager.default.removeItem(atPath: log) }
-                let scheduler = try ChildProcess(
-                    try builtProduct("eventfleet"),
-                    arguments: ["scheduler", "--metrics-port", "\(port)", "--held-back-warning-seconds", "0"],
-                    environment: childEnvironment(url: schema.url, ["LOG_LEVEL": "info"]), error: .file(log)
                 )
                 let gauge = { @Sendable (value: @escaping @Sendable (Double) -> Bool) async throws -> Bool in
                     let output = try await ChildProcess.run(
@@ -319,6 +319,7 @@ struct LaunchAndMetricsTests {
                 try await connection.close()
             } catch {
                 try? await connection.close()
+                scheduler.signal(SIGKILL)
                 throw error
             }
         }
