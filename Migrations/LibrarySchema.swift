@@ -13,6 +13,7 @@ package enum LibrarySchema {
         (5, "worker_projections", PackageResources._005_worker_projections_sql),
         (6, "job_timeouts", PackageResources._006_job_timeouts_sql),
         (7, "log_horizon", PackageResources._007_log_horizon_sql),
+        (8, "projection_rows", PackageResources._008_projection_rows_sql),
     ]
 
     /// The routines, by name: (name, SQL).
@@ -32,6 +33,7 @@ package enum LibrarySchema {
         ("ef_log_position_after", PackageResources.ef_log_position_after_sql),
         ("ef_mark_append", PackageResources.ef_mark_append_sql),
         ("ef_pool_demand", PackageResources.ef_pool_demand_sql),
+        ("ef_projection_progress", PackageResources.ef_projection_progress_sql),
         ("ef_purge_dead_jobs", PackageResources.ef_purge_dead_jobs_sql),
         ("ef_read_global_log", PackageResources.ef_read_global_log_sql),
         ("ef_read_log", PackageResources.ef_read_log_sql),

@@ -32,11 +32,41 @@ public struct AppendResult: Sendable, Hashable, Codable {
     public var lastGlobalPosition: Int64
     /// Whether this append created the stream.
     public var createdNewStream: Bool
+    /// Where the append's last event is, to wait for a projection to show it
+    /// (``EventStore/waitForProjection(_:token:timeout:)``).
+    public var token: PositionToken
 
-    public init(nextExpectedVersion: Int64, lastGlobalPosition: Int64, createdNewStream: Bool) {
+    public init(nextExpectedVersion: Int64, lastGlobalPosition: Int64, createdNewStream: Bool, token: PositionToken) {
         self.nextExpectedVersion = nextExpectedVersion
         self.lastGlobalPosition = lastGlobalPosition
         self.createdNewStream = createdNewStream
+        self.token = token
+    }
+}
+
+/// Where an appended event is: its stream, partition and positions. An append returns one
+/// (``AppendResult/token``); a caller that must read its own write passes it to
+/// ``EventStore/waitForProjection(_:token:timeout:)``. It is `Codable`, so it can travel to a
+/// client and back with the next request.
+public struct PositionToken: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The partition (tenant) of the stream.
+    public var partition: String
+    /// The stream.
+    public var streamId: String
+    /// The event's position in its stream (the stream's version after the append).
+    public var streamPosition: Int64
+    /// The event's position in the global log.
+    public var globalPosition: Int64
+
+    public init(partition: String, streamId: String, streamPosition: Int64, globalPosition: Int64) {
+        self.partition = partition
+        self.streamId = streamId
+        self.streamPosition = streamPosition
+        self.globalPosition = globalPosition
+    }
+
+    public var description: String {
+        "\(streamId)@\(streamPosition) in partition \(partition) (global position \(globalPosition))"
     }
 }
 

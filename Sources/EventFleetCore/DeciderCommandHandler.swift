@@ -26,6 +26,11 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
         public var unknownTypes: UnknownEventTypePolicy
         /// Optimistic (the default) or pessimistic handling of concurrent commands on one stream.
         public var concurrency: CommandConcurrency
+        /// Projections that must show the command's events before ``DeciderCommandHandler/handle(_:streamId:in:partition:expectedVersion:metadata:messageIds:)``
+        /// returns (read-your-writes), waited for in turn with ``EventStore/waitForProjection(_:token:timeout:)``.
+        public var waitForProjections: [String]
+        /// How long to wait for all of ``waitForProjections`` together.
+        public var projectionTimeout: Duration
 
         /// Settings of a handler.
         ///
@@ -34,14 +39,18 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
         ///   - streamType: The stream type recorded when a command creates a stream.
         ///   - unknownTypes: Unknown stored event types: fail or skip while folding.
         ///   - concurrency: Optimistic, or pessimistic for streams that many writers contend for.
+        ///   - waitForProjections: Projections that must show the command's events before `handle` returns.
+        ///   - projectionTimeout: How long to wait for them together.
         public init(
             retry: RetryPolicy = RetryPolicy(), streamType: String? = nil, unknownTypes: UnknownEventTypePolicy = .fail,
-            concurrency: CommandConcurrency = .optimistic
+            concurrency: CommandConcurrency = .optimistic, waitForProjections: [String] = [], projectionTimeout: Duration = .seconds(5)
         ) {
             self.retry = retry
             self.streamType = streamType
             self.unknownTypes = unknownTypes
             self.concurrency = concurrency
+            self.waitForProjections = waitForProjections
+            self.projectionTimeout = projectionTimeout
         }
     }
 
@@ -55,6 +64,9 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
         public var nextExpectedVersion: Int64
         /// The global position of the last appended event, `nil` when nothing was appended.
         public var lastGlobalPosition: Int64?
+        /// Where the last appended event is, `nil` when nothing was appended
+        /// (for ``EventStore/waitForProjection(_:token:timeout:)``).
+        public var token: PositionToken?
         public var createdNewStream: Bool
         /// How many attempts it took (1 when there was no conflict).
         public var attempts: Int
@@ -85,8 +97,9 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
     ///   every attempt of a command without `expectedVersion` lost a version conflict;
     ///   ``EventStoreError/versionConflict(streamId:partition:expected:actual:)`` when the stream is
     ///   not at the given `expectedVersion`; ``EventStoreError/exclusiveAccessUnsupported(store:)``
-    ///   in pessimistic mode with a store that cannot lock a stream; and other ``EventStoreError``s
-    ///   from the store.
+    ///   in pessimistic mode with a store that cannot lock a stream; with
+    ///   ``Options/waitForProjections``, the errors of ``EventStore/waitForProjection(_:token:timeout:)``
+    ///   (the events are appended then); and other ``EventStoreError``s from the store.
     @discardableResult
     public func handle(
         _ command: Command,
@@ -96,6 +109,23 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
         expectedVersion: ExpectedVersion? = nil,
         metadata: [String: JSONValue]? = nil,
         messageIds: (@Sendable ([E]) -> [String])? = nil
+    ) async throws -> Result {
+        let result = try await decideAndAppend(
+            command, streamId: streamId, in: store, partition: partition, expectedVersion: expectedVersion, metadata: metadata,
+            messageIds: messageIds
+        )
+        if let token = result.token, !options.waitForProjections.isEmpty {
+            let deadline = ContinuousClock.now + options.projectionTimeout
+            for projection in options.waitForProjections {
+                try await store.waitForProjection(projection, token: token, timeout: max(.zero, deadline - ContinuousClock.now))
+            }
+        }
+        return result
+    }
+
+    private func decideAndAppend(
+        _ command: Command, streamId: String, in store: some EventStore, partition: String, expectedVersion: ExpectedVersion?,
+        metadata: [String: JSONValue]?, messageIds: (@Sendable ([E]) -> [String])?
     ) async throws -> Result {
         let retries = expectedVersion == nil ? options.retry.maxRetries : 0
         var attempt = 0
@@ -154,7 +184,7 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
         guard !events.isEmpty else {
             return Result(
                 newState: aggregate.state, newEvents: [], nextExpectedVersion: aggregate.currentStreamVersion,
-                lastGlobalPosition: nil, createdNewStream: false, attempts: attempt
+                lastGlobalPosition: nil, token: nil, createdNewStream: false, attempts: attempt
             )
         }
         let ids = messageIds?(events)
@@ -178,6 +208,7 @@ public struct DeciderCommandHandler<State: Sendable, Command: Sendable, E: Event
             newEvents: events,
             nextExpectedVersion: appended.nextExpectedVersion,
             lastGlobalPosition: appended.lastGlobalPosition,
+            token: appended.token,
             createdNewStream: appended.createdNewStream,
             attempts: attempt
         )

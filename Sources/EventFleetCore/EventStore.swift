@@ -65,9 +65,38 @@ public protocol EventStore: Sendable {
         partition: String,
         _ body: (any EventStore) async throws -> T
     ) async throws -> T
+
+    /// Returns once the projection named `projection` shows the append of `token`: its row for the
+    /// token's stream reflects every event up to the token that the projection handles (an append
+    /// of types it does not handle is shown at once). A caller that must read its own write, in
+    /// the same request or the next, waits for it after appending.
+    ///
+    /// The default implementation, for stores that run no projections, throws
+    /// ``EventStoreError/projectionNotAwaitable(projection:reason:)``.
+    ///
+    /// - Parameters:
+    ///   - projection: The name of a projection of the fleet.
+    ///   - token: An append's ``AppendResult/token``.
+    ///   - timeout: How long to wait at most.
+    /// - Throws: ``EventStoreError/projectionTimedOut(projection:token:projectedPosition:timeout:job:)``
+    ///   naming how far the row is; ``EventStoreError/projectionFailed(projection:token:attempts:error:)``
+    ///   as soon as the stream's job is dead; ``EventStoreError/projectionNotAwaitable(projection:reason:)``
+    ///   for an unknown projection or one that keeps no row per stream; `CancellationError`.
+    func waitForProjection(_ projection: String, token: PositionToken, timeout: Duration) async throws
 }
 
 extension EventStore {
+    /// Throws ``EventStoreError/projectionNotAwaitable(projection:reason:)``: this store runs no
+    /// projections.
+    ///
+    /// - Parameters:
+    ///   - projection: The projection's name.
+    ///   - token: An append's token.
+    ///   - timeout: Unused.
+    public func waitForProjection(_ projection: String, token: PositionToken, timeout: Duration) async throws {
+        throw EventStoreError.projectionNotAwaitable(projection: projection, reason: "\(type(of: self)) runs no projections")
+    }
+
     /// The appends in flight, with the partitions they hold back, oldest first.
     public func logHolds() async throws -> [LogHold] {
         try await logHolds(scope: .all)

@@ -29,6 +29,19 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
     case connectionFailed(target: String, reason: String)
     /// The database rejected an operation. `sqlState` is PostgreSQL's error code when one was given.
     case database(operation: String, sqlState: String?, message: String)
+    /// ``EventStore/waitForProjection(_:token:timeout:)`` waited `timeout` and the projection's row
+    /// for the token's stream still did not show it. `projectedPosition` is the last event of the
+    /// stream the row has moved past (`nil`: no row yet); `job` says what the fleet is doing about
+    /// it (`ready`, `running`, or `nil` for no job: no worker has picked the append up yet, or no
+    /// scheduler runs). The append itself is committed.
+    case projectionTimedOut(projection: String, token: PositionToken, projectedPosition: Int64?, timeout: Duration, job: String?)
+    /// ``EventStore/waitForProjection(_:token:timeout:)`` found the projection's job for the token's
+    /// stream dead after `attempts`: it will not show the append until the job is retried
+    /// (`eventfleet jobs retry`). `error` is the last attempt's.
+    case projectionFailed(projection: String, token: PositionToken, attempts: Int, error: String)
+    /// The projection cannot be waited for: it is not registered (no worker has run it), it keeps
+    /// no row per stream, or the store runs no projections.
+    case projectionNotAwaitable(projection: String, reason: String)
 
     public var description: String {
         switch self {
@@ -55,6 +68,15 @@ public enum EventStoreError: Error, Sendable, Equatable, CustomStringConvertible
             "cannot connect to the database at \(target): \(reason)"
         case .database(let operation, let sqlState, let message):
             "database error during \(operation)\(sqlState.map { " (SQLSTATE \($0))" } ?? ""): \(message)"
+        case .projectionTimedOut(let projection, let token, let projected, let timeout, let job):
+            "projection '\(projection)' did not show \(token) within \(timeout): its row is "
+                + (projected.map { "at stream position \($0) of \(token.streamPosition)" } ?? "not there yet")
+                + (job.map { "; the stream's job is \($0)" } ?? "; the stream has no job (is a scheduler running?)")
+        case .projectionFailed(let projection, let token, let attempts, let error):
+            "projection '\(projection)' cannot show \(token): the stream's job is dead after \(attempts) attempt\(attempts == 1 ? "" : "s") "
+                + "(last error: \(error)); retry it with 'eventfleet jobs retry'"
+        case .projectionNotAwaitable(let projection, let reason):
+            "cannot wait for projection '\(projection)': \(reason)"
         }
     }
 }

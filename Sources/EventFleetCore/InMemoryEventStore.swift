@@ -68,10 +68,12 @@ public actor InMemoryEventStore: EventStore {
             messageIds[options.partition, default: [:]][recorded.messageId] = (streamId, recorded.streamPosition, recorded.globalPosition)
         }
         streams[key] = stream
+        let version = Int64(stream.messages.count)
         return AppendResult(
-            nextExpectedVersion: Int64(stream.messages.count),
+            nextExpectedVersion: version,
             lastGlobalPosition: nextGlobalPosition - 1,
-            createdNewStream: current == 0
+            createdNewStream: current == 0,
+            token: PositionToken(partition: options.partition, streamId: streamId, streamPosition: version, globalPosition: nextGlobalPosition - 1)
         )
     }
 
@@ -112,10 +114,12 @@ public actor InMemoryEventStore: EventStore {
                 reason: "the ids were already used for other events"
             )
         }
+        let global = known.map(\.global).max()!
         return AppendResult(
             nextExpectedVersion: positions.last!,
-            lastGlobalPosition: known.map(\.global).max()!,
-            createdNewStream: positions[0] == 1
+            lastGlobalPosition: global,
+            createdNewStream: positions[0] == 1,
+            token: PositionToken(partition: partition, streamId: streamId, streamPosition: positions.last!, globalPosition: global)
         )
     }
 

@@ -111,10 +111,18 @@ public protocol StreamProjection: Projection {
     /// keeps committing batches runs as long as it needs. Five minutes unless a projection says
     /// otherwise.
     var jobTimeout: Duration { get }
+
+    /// The table holding the projection's row per stream, with the columns `partition`,
+    /// `stream_id` and `last_stream_position` (the last event of the stream the row has moved
+    /// past), or `nil` when it keeps no such row. The fleet records it, so that a caller can wait
+    /// for the projection to show an append (`PostgresEventStore.waitForProjection`); a
+    /// projection without it cannot be waited for. A name without a schema is in the store's.
+    var rowTable: SQLIdentifier? { get }
 }
 
 extension StreamProjection {
     public var jobTimeout: Duration { .seconds(300) }
+    public var rowTable: SQLIdentifier? { nil }
 
     public func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
         var outcomes: [StreamOutcome] = []

@@ -19,6 +19,8 @@ import PostgresNIO
 public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamProjection {
     public let name: String
     public let table: SQLIdentifier
+    /// The projection's row per stream is in ``table``.
+    public var rowTable: SQLIdentifier? { table }
     public let keyColumns: [SQLIdentifier]
     public let columns: [SQLIdentifier]
     public let eventTypes: Set<String>?

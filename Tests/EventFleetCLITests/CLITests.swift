@@ -1,5 +1,7 @@
+import CartsExample
 import EventFleetCLI
 import EventFleetCore
+import EventFleetJobs
 import EventFleetPostgres
 import EventFleetTestSupport
 import Foundation
@@ -171,6 +173,51 @@ struct CLITests {
         }
         try await SchemaSandbox.drop(name, baseURL: baseURL, logger: TestDatabase.logger)
         try await admin.close()
+    }
+
+    @Test("append --wait-for returns once the carts row shows the event; a typed timeout (exit 4) when no worker runs; an unknown projection writes nothing (exit 2)")
+    func appendWaitFor() async throws {
+        try await withCartsSchema { schema in
+            let created = #"{"tenantId":"acme","cartId":"1","currency":"EUR"}"#
+            let unknown = try await eventfleet(
+                ["append", "--stream", "cart-1", "--partition", "acme", "--type", "CartCreated", "--data", created, "--wait-for", "nope"],
+                url: schema.url
+            )
+            #expect(unknown.status == 2, "\(unknown.stderr)")
+            #expect(unknown.stderr.contains("cannot wait for projection 'nope'"), "\(unknown.stderr)")
+            #expect(try await schema.count("SELECT count(*) FROM ef_messages") == 0, "nothing was appended")
+
+            // Registered by a worker that ran before; none runs now.
+            try await JobQueue(store: schema.store).registerProjections([ProjectionRegistration(try CartsReadModel.projection())])
+            let unseen = try await eventfleet(
+                ["append", "--stream", "cart-1", "--partition", "acme", "--type", "CartCreated", "--data", created,
+                 "--wait-for", "carts", "--wait-timeout", "0.5"],
+                url: schema.url
+            )
+            #expect(unseen.status == 4, "\(unseen.stderr)")
+            #expect(unseen.stderr.contains("projection 'carts' did not show cart-1@1 in partition acme"), "\(unseen.stderr)")
+            #expect(try await schema.count("SELECT count(*) FROM ef_messages") == 1, "the append itself committed")
+
+            let scheduler = FleetScheduler(store: schema.store)
+            let worker = ProjectionWorker(configuration: ProjectionWorker.Configuration(), store: schema.store, registry: try CartsReadModel.registry())
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await scheduler.run() }
+                group.addTask { try await worker.run() }
+                defer { group.cancelAll() }
+                let shown = try await eventfleet(
+                    ["append", "--stream", "cart-1", "--partition", "acme", "--type", "ItemAddedToCart",
+                     "--data", #"{"sku":"A","name":"a","unitPrice":4,"quantity":3}"#, "--wait-for", "carts"],
+                    url: schema.url
+                )
+                #expect(shown.status == 0, "\(shown.stderr)")
+                let result = try JSONDecoder().decode(AppendResult.self, from: Data(shown.stdout.utf8))
+                #expect(result.token == PositionToken(partition: "acme", streamId: "cart-1", streamPosition: 2, globalPosition: result.lastGlobalPosition))
+                #expect(shown.stdout.contains(#""shownBy":["carts"]"#), "\(shown.stdout)")
+                // The row shows it the moment the command returns.
+                #expect(try await schema.count("SELECT last_stream_position FROM carts WHERE partition = 'acme' AND stream_id = 'cart-1'") == 2)
+                #expect(try await schema.count("SELECT total FROM carts WHERE partition = 'acme' AND stream_id = 'cart-1'") == 12)
+            }
+        }
     }
 
     @Test("project runs the carts projection for one stream and reports what it did")

@@ -222,18 +222,20 @@ func fastWorker() -> ProjectionWorker.Configuration {
     return configuration
 }
 
-/// Runs schedulers and `workers` workers for the duration of `body`.
+/// Runs schedulers and `workers` workers (on `store`, by default the schema's) for the duration of `body`.
 func withFleet<T: Sendable>(
     _ schema: TestSchema,
     workers: Int,
     registry: ProjectionRegistry? = nil,
     scheduler: FleetScheduler.Configuration = fastScheduler(),
     schedulers explicit: [FleetScheduler]? = nil,
+    store: PostgresEventStore? = nil,
     _ body: @Sendable (FleetScheduler?, [ProjectionWorker]) async throws -> T
 ) async throws -> T {
     let registry = try registry ?? CartsReadModel.registry()
-    let schedulers = explicit ?? [FleetScheduler(configuration: scheduler, store: schema.store)]
-    let workerList = (0..<workers).map { _ in ProjectionWorker(configuration: fastWorker(), store: schema.store, registry: registry) }
+    let store = store ?? schema.store
+    let schedulers = explicit ?? [FleetScheduler(configuration: scheduler, store: store)]
+    let workerList = (0..<workers).map { _ in ProjectionWorker(configuration: fastWorker(), store: store, registry: registry) }
     return try await withThrowingTaskGroup(of: T?.self) { group in
         for service in schedulers { group.addTask { try await service.run(); return nil } }
         for worker in workerList { group.addTask { try await worker.run(); return nil } }

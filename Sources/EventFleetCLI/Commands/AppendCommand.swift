@@ -1,6 +1,7 @@
 import ArgumentParser
 import EventFleetCore
 import Foundation
+import EventFleetPostgres
 import Logging
 
 /// `eventfleet append`: appends one event and prints the result as one JSON object.
@@ -8,7 +9,12 @@ public struct AppendCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "append",
         abstract: "Append one event to a stream and print the result as JSON.",
-        discussion: "Exit codes: 0 success, 2 invalid input, 3 version conflict, 1 anything else."
+        discussion: """
+            With --wait-for, it returns once each named projection's row shows the event (read-your-writes).
+
+            Exit codes: 0 success, 2 invalid input, 3 version conflict, 4 appended but a projection \
+            did not show it within --wait-timeout, 1 anything else.
+            """
     )
 
     @OptionGroup public var database: DatabaseOptions
@@ -23,6 +29,13 @@ public struct AppendCommand: AsyncParsableCommand {
     public var messageId: String?
     @Option(name: .customLong("stream-type"), help: "The stream type, recorded when the append creates the stream.")
     public var streamType: String?
+    @Option(
+        name: .customLong("wait-for"),
+        help: "A projection that must show the event before the command returns (repeatable)."
+    )
+    public var waitFor: [String] = []
+    @Option(name: .customLong("wait-timeout"), help: "Seconds to wait for the --wait-for projections together.")
+    public var waitTimeout: Double = 10
 
     public init() {}
 
@@ -37,10 +50,31 @@ public struct AppendCommand: AsyncParsableCommand {
         )
         let options = AppendOptions(partition: partition, expectedVersion: expected, streamType: streamType)
         try options.validate(streamId: stream, messages: [message])
+        for projection in waitFor { try IdentifierValidation.validate(projection, field: "wait-for") }
+        guard waitTimeout.isFinite, waitTimeout >= 0 else {
+            throw EventStoreError.invalidArgument(field: "wait-timeout", reason: "must be a number of seconds, at least 0 (got \(waitTimeout))")
+        }
         let database = self.database
         let stream = self.stream
-        let result = try await database.withStore(logger: Logger(label: "eventfleet.append")) { store in
-            try await store.appendToStream(stream, messages: [message], options: options)
+        let waitFor = self.waitFor
+        let timeout = Duration.milliseconds(Int64(waitTimeout * 1000))
+        // The fleet is woken at once, and a waiting append listens for the workers' commits.
+        let result = try await database.withStore(
+            notifyChannel: PostgresEventStore.Options.defaultNotifyChannel, logger: Logger(label: "eventfleet.append")
+        ) { store in
+            // A projection that cannot be waited for is refused before anything is written.
+            for projection in waitFor { try await store.checkAwaitable(projection) }
+            let result = try await store.appendToStream(stream, messages: [message], options: options)
+            guard !waitFor.isEmpty else { return result }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await ProjectionWaitListener(store: store).run() }
+                defer { group.cancelAll() }
+                let deadline = ContinuousClock.now + timeout
+                for projection in waitFor {
+                    try await store.waitForProjection(projection, token: result.token, timeout: max(.zero, deadline - ContinuousClock.now))
+                }
+            }
+            return result
         }
         var line = JSONLine()
         line.add("streamId", string: stream)
@@ -48,6 +82,8 @@ public struct AppendCommand: AsyncParsableCommand {
         line.add("nextExpectedVersion", number: result.nextExpectedVersion)
         line.add("lastGlobalPosition", number: result.lastGlobalPosition)
         line.add("createdNewStream", bool: result.createdNewStream)
+        line.add("token", rawJSON: try JSONEncoder().encode(result.token))
+        if !waitFor.isEmpty { line.add("shownBy", rawJSON: Data("[\(waitFor.map(JSONLine.quote).joined(separator: ","))]".utf8)) }
         print(line.text)
     }
 }

@@ -15,6 +15,9 @@ public enum EventFleetExitCode {
     /// A version conflict, or a command whose every retry lost one; the message gives the expected
     /// and actual versions.
     public static let versionConflict: Int32 = 3
+    /// The append committed, but a projection it waited for did not show it in time (or its job
+    /// is dead); the message says how far the projection is.
+    public static let projectionNotShown: Int32 = 4
 }
 
 /// Runs a root command with EventFleet's exit codes: 0 success, 2 invalid input, 3 version conflict,
@@ -95,11 +98,13 @@ public enum CommandLineRunner {
     }
 
     /// The exit code of a store error: invalid input, a version conflict (also one that a command's
-    /// every retry lost), or a failure.
+    /// every retry lost), an append a projection did not show in time, or a failure.
     static func exitCode(for error: EventStoreError) -> Int32 {
         switch error {
         case .invalidArgument, .invalidJSON, .messageIdConflict: EventFleetExitCode.invalidInput
         case .versionConflict, .retriesExhausted: EventFleetExitCode.versionConflict
+        case .projectionNotAwaitable: EventFleetExitCode.invalidInput
+        case .projectionTimedOut, .projectionFailed: EventFleetExitCode.projectionNotShown
         default: EventFleetExitCode.failure
         }
     }

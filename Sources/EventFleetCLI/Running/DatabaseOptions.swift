@@ -37,10 +37,11 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
     ///   and whatever `body` throws.
     @discardableResult
     public func withStore<T: Sendable>(
-        poolSize: Int? = nil, requiringSchema: Bool = true, logger: Logger = Logger(label: "eventfleet.command"),
+        poolSize: Int? = nil, notifyChannel: String? = nil, requiringSchema: Bool = true,
+        logger: Logger = Logger(label: "eventfleet.command"),
         _ body: @Sendable (PostgresEventStore) async throws -> T
     ) async throws -> T {
-        let store = try await connectedStore(poolSize: poolSize, requiringSchema: requiringSchema, logger: logger)
+        let store = try await connectedStore(poolSize: poolSize, notifyChannel: notifyChannel, requiringSchema: requiringSchema, logger: logger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 await store.client.run()

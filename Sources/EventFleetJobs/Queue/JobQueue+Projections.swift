@@ -13,17 +13,24 @@ public struct ProjectionRegistration: Sendable, Hashable {
     /// A running job of it without a committed batch for this long is rescued; `nil` for never
     /// (see `StreamProjection.jobTimeout`).
     public var jobTimeout: Duration?
+    /// The table of its row per stream (see `StreamProjection.rowTable`); `nil` for none. A name
+    /// without a schema is recorded in the store's schema.
+    public var rowTable: SQLIdentifier?
 
-    public init(name: String, version: Int32 = 1, eventTypes: [String]?, jobTimeout: Duration? = nil) {
+    public init(name: String, version: Int32 = 1, eventTypes: [String]?, jobTimeout: Duration? = nil, rowTable: SQLIdentifier? = nil) {
         self.name = name
         self.version = version
         self.eventTypes = eventTypes
         self.jobTimeout = jobTimeout
+        self.rowTable = rowTable
     }
 
-    /// A stream projection's registration: its name, event types and job timeout.
+    /// A stream projection's registration: its name, event types, job timeout and row table.
     public init(_ projection: any StreamProjection, version: Int32 = 1) {
-        self.init(name: projection.name, version: version, eventTypes: projection.eventTypes?.sorted(), jobTimeout: projection.jobTimeout)
+        self.init(
+            name: projection.name, version: version, eventTypes: projection.eventTypes?.sorted(), jobTimeout: projection.jobTimeout,
+            rowTable: projection.rowTable
+        )
     }
 }
 
@@ -51,12 +58,15 @@ extension JobQueue {
             // same order, so they cannot deadlock.
             for projection in projections.sorted(by: { $0.name < $1.name }) {
                 let rows = try await connection.query("""
-                    INSERT INTO \(schema.ef_projections) AS p (name, version, event_types, job_timeout)
+                    INSERT INTO \(schema.ef_projections) AS p (name, version, event_types, job_timeout, row_schema, row_table)
                     VALUES (\(projection.name), \(projection.version), \(projection.eventTypes)::text[],
-                            \(projection.jobTimeout?.milliseconds)::bigint * interval '1 millisecond')
+                            \(projection.jobTimeout?.milliseconds)::bigint * interval '1 millisecond',
+                            \(projection.rowTable.flatMap { $0.schema ?? schema.name }), \(projection.rowTable?.name))
                     ON CONFLICT (name) DO UPDATE
                        SET version = EXCLUDED.version, event_types = EXCLUDED.event_types, job_timeout = EXCLUDED.job_timeout,
-                           updated = now()
+                           -- A previous release's worker records no row table: the one recorded stays.
+                           row_schema = CASE WHEN EXCLUDED.row_table IS NULL THEN p.row_schema ELSE EXCLUDED.row_schema END,
+                           row_table = coalesce(EXCLUDED.row_table, p.row_table), updated = now()
                      WHERE p.version <= EXCLUDED.version
                     RETURNING (xmax = 0)
                     """)

@@ -3,7 +3,9 @@ import PostgresNIO
 import Synchronization
 
 /// Sends a store's append notifications after the appends commit, outside their transactions, and
-/// coalesced: one `pg_notify` statement per partition for all the appends of a burst.
+/// coalesced: one `pg_notify` statement per partition for all the appends of a burst. The fleet's
+/// workers send theirs the same way after committing projected rows
+/// (`PostgresEventStore.projectedChannel`).
 ///
 /// A transaction that calls `NOTIFY` holds a cluster-wide lock from just before its commit until the
 /// commit is flushed, so appends that notified inside their own transactions would commit one at a
@@ -34,12 +36,16 @@ final class AppendNotifier: Sendable {
         self.database = database
     }
 
-    /// Has `partition` notified, sending the statement itself when it is this append's turn.
-    func notify(partition: String) async {
+    /// Has `partitions` notified, sending the statement itself when it is this caller's turn.
+    func notify(partitions: some Sequence<String> & Sendable) async {
+        await notify(Set(partitions))
+    }
+
+    private func notify(_ partitions: Set<String>) async {
         let sends = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             enum Turn { case send, wait, done }
             let turn = state.withLock { state -> Turn in
-                state.pending.insert(partition)
+                state.pending.formUnion(partitions)
                 if !state.sending {
                     state.sending = true
                     return .send
@@ -66,11 +72,11 @@ final class AppendNotifier: Sendable {
         if !partitions.isEmpty {
             do {
                 try await database.query(
-                    "notify appends", "SELECT pg_notify(\(channel), p) FROM unnest(\(partitions)::text[]) AS p"
+                    "notify \(channel)", "SELECT pg_notify(\(channel), p) FROM unnest(\(partitions)::text[]) AS p"
                 )
             } catch {
                 database.logger.debug(
-                    "could not notify listeners of appends; they find the events when they poll",
+                    "could not notify listeners; they find out when they poll",
                     metadata: ["eventfleet.channel": "\(channel)", "eventfleet.error": "\(String(reflecting: error))"]
                 )
             }

@@ -65,10 +65,14 @@ extension PostgresEventStore {
             throw mapAppendError(error, streamId: streamId, partition: partition, ids: ids)
         }
         let (outcome, current, next, lastGlobal, created) = row
-        if connection == nil, outcome == "appended" { await notifier?.notify(partition: partition) }
+        if connection == nil, outcome == "appended" { await notifier?.notify(partitions: CollectionOfOne(partition)) }
         switch outcome {
         case "appended", "duplicate":
-            return AppendResult(nextExpectedVersion: next ?? current, lastGlobalPosition: lastGlobal ?? 0, createdNewStream: created ?? false)
+            let version = next ?? current
+            return AppendResult(
+                nextExpectedVersion: version, lastGlobalPosition: lastGlobal ?? 0, createdNewStream: created ?? false,
+                token: PositionToken(partition: partition, streamId: streamId, streamPosition: version, globalPosition: lastGlobal ?? 0)
+            )
         case "conflict":
             throw EventStoreError.versionConflict(
                 streamId: streamId, partition: partition, expected: appendOptions.expectedVersion, actual: current

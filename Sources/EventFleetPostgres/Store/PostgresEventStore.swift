@@ -42,6 +42,10 @@ public struct PostgresEventStore: EventStore {
     /// The database seam every statement goes through; the fleet's components share it.
     package let database: Database
     let notifier: AppendNotifier?
+    /// Says that projected rows were committed, for ``ProjectionWaitListener``s.
+    let projectedNotifier: AppendNotifier?
+    /// The calls of this store (and of the stores made from it) waiting for projections.
+    let projectionWaits: ProjectionWaits
     var logger: Logger { database.logger }
 
     /// A store in the server's default schema, with named statements.
@@ -64,13 +68,19 @@ public struct PostgresEventStore: EventStore {
     }
 
     package init(database: Database, notifyChannel: String?) {
+        self.init(database: database, notifyChannel: notifyChannel, projectionWaits: ProjectionWaits())
+    }
+
+    private init(database: Database, notifyChannel: String?, projectionWaits: ProjectionWaits) {
         self.database = database
         self.options = Options(databaseTarget: database.target, notifyChannel: notifyChannel)
         self.notifier = notifyChannel.map { AppendNotifier(channel: $0, database: database) }
+        self.projectedNotifier = notifyChannel.map { _ in AppendNotifier(channel: Self.projectedChannel, database: database) }
+        self.projectionWaits = projectionWaits
     }
 
     /// The same store, notifying on `channel` after each append (or not, for `nil`).
     package func notifying(on channel: String?) -> PostgresEventStore {
-        PostgresEventStore(database: database, notifyChannel: channel)
+        PostgresEventStore(database: database, notifyChannel: channel, projectionWaits: projectionWaits)
     }
 }

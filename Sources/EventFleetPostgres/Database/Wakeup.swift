@@ -1,5 +1,4 @@
 import EventFleetCore
-import EventFleetPostgres
 import PostgresNIO
 import Synchronization
 
@@ -66,6 +65,18 @@ extension Wakeup {
     /// since what was notified before LISTEN took effect was not seen. Behind a transaction-mode
     /// pooler without a direct URL it does nothing until cancelled: the loops poll.
     package func listen(on channel: String, database: Database) async {
+        await database.listen(on: channel) { _ in self.signal() }
+    }
+}
+
+extension Database {
+    /// Hands `received` the payload of every `NOTIFY` on `channel` until cancelled, and `nil` each
+    /// time it starts listening (what was notified before was not seen): LISTEN on a pooled
+    /// connection (or, behind a transaction-mode pooler, on a direct connection of its own),
+    /// reconnecting with backoff when it drops. Behind a transaction-mode pooler without a direct
+    /// URL it does nothing until cancelled.
+    package func listen(on channel: String, received: @escaping @Sendable (String?) -> Void) async {
+        let database = self
         let connect: (@Sendable (@Sendable (PostgresConnection) async throws -> Void) async throws -> Void)
         switch database.notifications {
         case .pooled:
@@ -95,12 +106,12 @@ extension Wakeup {
         while !Task.isCancelled {
             let attempt = ContinuousClock.now
             do {
-                try await connect { [self] connection in
+                try await connect { connection in
                     try await connection.listen(on: channel) { notifications in
-                        signal()
+                        received(nil)
                         database.logger.trace("listening", metadata: ["eventfleet.channel": "\(channel)"])
-                        for try await _ in notifications {
-                            signal()
+                        for try await notification in notifications {
+                            received(notification.payload)
                         }
                     }
                 }
