@@ -80,13 +80,8 @@ extension EventConsumer {
             return ConsumerLease(fencingToken: token, checkpoint: GlobalCheckpoint(position: position, held: held))
         }
         let start = try await connection.value("start a consumer's checkpoint from its transaction-order pair", """
-            UPDATE \(subscriptions)
-               SET log_position = \(store.database.schema.ef_log_position_after)(last_transaction_id, last_global_position),
-                   log_held_keys = '{}', log_held_positions = '{}',
-                   log_base_transaction_id = last_transaction_id, log_base_global_position = last_global_position
-             WHERE subscription_id = \(configuration.name) AND partition = \(configuration.scopeKey)
-               AND version = \(configuration.version)
-            RETURNING log_position
+            SELECT c.log_position
+              FROM \(store.database.schema.ef_convert_checkpoints)(\(configuration.name), \(configuration.scopeKey), \(configuration.version)) c
             """, as: Int64.self)
         logger.info("started the checkpoint in position order from the transaction-order one", metadata: ["eventfleet.checkpoint": "\(start)"])
         return ConsumerLease(fencingToken: token, checkpoint: GlobalCheckpoint(position: start))

@@ -138,6 +138,9 @@ public enum CommandLineRunner {
         case let error as MetricsServerError:
             message = "error: \(error)"
             code = EventFleetExitCode.failure
+        case let error as LogRebaseError:
+            message = "error: \(error)"
+            code = EventFleetExitCode.failure
         case let error as ExitCode:
             return error.rawValue
         default:

@@ -79,14 +79,14 @@ public struct FleetApplication: Sendable {
 public enum FleetCommands {
     /// Every command of a fleet binary, with `App`'s projections and migrations: `migrate`,
     /// `append`, `read`, `project`, `scheduler`, `worker`, `launch`, `backfill`, `monitor`,
-    /// `scale` and `jobs`.
+    /// `scale`, `jobs` and `rebase-log`.
     ///
     /// - Parameter app: The application's projections and migrations.
     public static func all<App: ProjectionsProvider & MigrationsProvider>(_ app: App.Type) -> [any ParsableCommand.Type] {
         [
             MigrateCommand<App>.self, AppendCommand.self, ReadCommand.self, ProjectCommand<App>.self,
             SchedulerCommand.self, WorkerCommand<App>.self, LaunchCommand.self, BackfillCommand<App>.self,
-            MonitorCommand.self, ScaleCommand.self, JobsCommand.self,
+            MonitorCommand.self, ScaleCommand.self, JobsCommand.self, RebaseLogCommand.self,
         ]
     }
 }
