@@ -113,4 +113,67 @@ struct DatabaseRestartTests {
             }
         }
     }
+
+    @Test("an append held open in tenant a when the server crashes: b-d were projected meanwhile; the append never committed, and its retry with the same message ids is projected once")
+    func heldAppendAcrossRestart() async throws {
+        try await withCartsSchema(poolSize: 20) { schema in
+            // Registered and backfilled before (as in a running system): jobs come from the scheduler only.
+            let queue = JobQueue(store: schema.store)
+            try await queue.registerProjections([ProjectionRegistration(try CartsReadModel.projection())])
+            try await queue.advanceBackfills()
+            let environment = childEnvironment(url: schema.url, ["LOG_LEVEL": "info"])
+            let eventfleet = try builtProduct("eventfleet")
+            let fleet = try [
+                ChildProcess(eventfleet, arguments: ["scheduler", "--lease-seconds", "3", "--heartbeat-timeout", "5"], environment: environment, error: .capture),
+                ChildProcess(
+                    eventfleet, arguments: ["worker", "--heartbeat-interval-ms", "500", "--poll-interval-ms", "200", "--drain-timeout", "5"],
+                    environment: environment, error: .capture
+                ),
+            ]
+            let heldEvents = try [
+                CartEvent.created(CartCreated(tenantId: "a", cartId: "held", currency: "EUR")),
+                CartEvent.itemAdded(ItemAddedToCart(sku: "H", name: "held", unitPrice: 5, quantity: 1)),
+            ].enumerated().map { try ProposedMessage($1, messageId: "held-\($0)") }
+            let open = try await schema.connect()
+            try await open.query("BEGIN", logger: TestDatabase.logger)
+            try await schema.store.appendToStream(cartStreamId("held"), messages: heldEvents, options: AppendOptions(partition: "a"), connection: open)
+            var streams = [("a", cartStreamId("held"))]
+            var waiting: PositionToken?
+            for tenant in ["a", "b", "c", "d"] {
+                let result = try await schema.store.appendToStream(cartStreamId("\(tenant)-1"), events: [
+                    CartEvent.created(CartCreated(tenantId: tenant, cartId: "\(tenant)-1", currency: "EUR")),
+                ], options: AppendOptions(partition: tenant))
+                streams.append((tenant, cartStreamId("\(tenant)-1")))
+                if tenant == "a" {
+                    waiting = result.token
+                } else {
+                    try await schema.store.waitForProjection("carts", token: result.token, timeout: .seconds(60))
+                }
+            }
+            let behind = try #require(waiting)
+            await #expect(throws: EventStoreError.self, "a's committed event waits behind the open append") {
+                try await schema.store.waitForProjection("carts", token: behind, timeout: .milliseconds(500))
+            }
+
+            Self.trace("restarting with an append open")
+            try await Self.restartDatabase()
+            try? await open.close()
+            // The open append was never acknowledged; the application retries it with its ids.
+            let retried = try await Self.retrying("retrying the held append") {
+                try await schema.store.appendToStream(cartStreamId("held"), messages: heldEvents, options: AppendOptions(partition: "a"))
+            }
+            #expect(retried.nextExpectedVersion == 2)
+            try await Self.eventually("every cart is projected after the restart") {
+                try await cartRowsNotMatchingStreams(schema, streams: streams).isEmpty
+            }
+            #expect(try await schema.count("SELECT total FROM carts WHERE partition = 'a' AND stream_id = \(cartStreamId("held"))") == 5)
+            #expect(try await schema.count("SELECT count(*) FROM ef_messages WHERE partition = 'a' AND stream_id = \(cartStreamId("held"))") == 2)
+            for process in fleet { process.signal(SIGTERM) }
+            for process in fleet {
+                let status = try await process.exit(within: .seconds(30))
+                let log = await process.capturedError()
+                #expect(status == .exited(0), "pid \(process.pid) \(status): \(log.suffix(40_000))")
+            }
+        }
+    }
 }
