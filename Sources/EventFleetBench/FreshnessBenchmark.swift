@@ -8,8 +8,31 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Workload 6: under a steady write load, the time from an append's commit to the `carts` row
-/// showing it, with the scheduler and 2 workers woken by `NOTIFY`, and with polling alone.
+/// showing it, with the scheduler and 2 workers woken by `NOTIFY`, and with polling alone; with
+/// `NOTIFY`, also while a transaction that does not append, or one tenant's append, stays open
+/// for the whole run, and the append plus `waitForProjection` of writers that read their writes.
 struct FreshnessBenchmark: Sendable {
+    /// What else goes on while the load runs.
+    enum Disturbance: Sendable, CaseIterable {
+        case none
+        /// A transaction holding an xid on a table of its own stays open for the whole run.
+        case unrelatedTransaction
+        /// An append in the first tenant stays open for the whole run; the other tenants are timed.
+        case heldTenantAppend
+        /// Each writer waits for its event's row (`waitForProjection`, woken through a
+        /// `ProjectionWaitListener`); the append and the wait together are timed.
+        case readYourWrites
+
+        var variant: String {
+            switch self {
+            case .none: "NOTIFY wake-ups"
+            case .unrelatedTransaction: "NOTIFY, an unrelated transaction open throughout"
+            case .heldTenantAppend: "NOTIFY, one tenant's append open throughout (the other tenants timed)"
+            case .readYourWrites: "NOTIFY, append + waitForProjection timed"
+            }
+        }
+    }
+
     let baseURL: String
     /// With a pooler (`--pooler-url`), each variant is also measured four more times, direct,
     /// pooled, pooled, direct, each for half the duration, for the pooler's rows.
@@ -47,10 +70,35 @@ struct FreshnessBenchmark: Sendable {
                     + (notify ? "" : "; polls at the defaults: scheduler 20-500 ms, worker 1 s")
                     + (unshown > 0 ? "; \(unshown) events not shown 30 s after the load stopped, timed as waited so far (a lower bound): the fleet fell behind" : "")
             ))
+            if notify {
+                for disturbance in Disturbance.allCases where disturbance != .none {
+                    try await measureDisturbed(disturbance, against: latency, into: &report)
+                }
+            }
             if let poolerURL {
                 try await compareThroughPooler(poolerURL, notify: notify, into: &report)
             }
         }
+    }
+
+    /// The `NOTIFY` variant again with `disturbance`, against the undisturbed run's latencies.
+    private func measureDisturbed(_ disturbance: Disturbance, against undisturbed: LatencyHistogram, into report: inout BenchReport) async throws {
+        let (latency, appended, unshown) = try await BenchDatabase.with(baseURL: baseURL, poolSize: 32, logger: logger) { database in
+            try await measure(database: database, store: database.store, notify: true, duration: settings.freshnessDuration, disturbance: disturbance)
+        }
+        let p50 = latency.milliseconds(atPercentile: 50) ?? .infinity
+        let p99 = latency.milliseconds(atPercentile: 99) ?? .infinity
+        let baseP50 = undisturbed.milliseconds(atPercentile: 50) ?? .infinity
+        let baseP99 = undisturbed.milliseconds(atPercentile: 99) ?? .infinity
+        report.add(BenchRow(
+            workload: "6 freshness", variant: "\(settings.freshnessRate) ev/s, \(disturbance.variant)", unit: "ms p50",
+            value: p50, baseline: baseP50, ratio: p50 / baseP50, p50Milliseconds: p50, p99Milliseconds: p99,
+            baselineP50Milliseconds: baseP50, baselineP99Milliseconds: baseP99,
+            target: "p50 and p99 <= 1.2x the NOTIFY run without it", targetMet: p50 <= 1.2 * baseP50 && p99 <= 1.2 * baseP99,
+            note: "baseline: the NOTIFY row above (commit to row shown); \(latency.count) events timed of \(appended) appended"
+                + (disturbance == .readYourWrites ? "; timed from the start of the append to the wait's return" : "")
+                + (unshown > 0 ? "; \(unshown) events not shown 30 s after the load stopped" : "")
+        ))
     }
 
     /// The same variant with the fleet and the writers on direct connections and through the pooler,
@@ -106,7 +154,7 @@ struct FreshnessBenchmark: Sendable {
     /// - Parameter store: The store of the fleet and the writers: the database's direct one, or its
     ///   pooled one.
     private func measure(
-        database: BenchDatabase, store chosen: PostgresEventStore, notify: Bool, duration: Duration
+        database: BenchDatabase, store chosen: PostgresEventStore, notify: Bool, duration: Duration, disturbance: Disturbance = .none
     ) async throws -> (LatencyHistogram, Int, Int) {
         try await CartsPreload(database: database).registerCartsProjection()
         let store = chosen.notifying(on: notify ? PostgresEventStore.Options.defaultNotifyChannel : nil)
@@ -126,14 +174,17 @@ struct FreshnessBenchmark: Sendable {
             configuration.workerId = "bench-\(UUID().uuidString.prefix(8).lowercased())"
             services.append(.init(service: ProjectionWorker(configuration: configuration, store: store, registry: registry, logger: quiet)))
         }
+        if disturbance == .readYourWrites { services.append(.init(service: ProjectionWaitListener(store: store))) }
         return try await withInProcessFleet(scheduler: scheduler, services: services, logger: quiet) {
-            try await load(store: store, database: database, duration: duration)
+            try await load(store: store, database: database, duration: duration, disturbance: disturbance)
         }
     }
 
     /// Appends at the configured rate over many streams while timing when each append shows.
     /// - Returns: The latencies, the events appended, and how many never showed in time.
-    private func load(store: PostgresEventStore, database: BenchDatabase, duration: Duration) async throws -> (LatencyHistogram, Int, Int) {
+    private func load(
+        store: PostgresEventStore, database: BenchDatabase, duration: Duration, disturbance: Disturbance
+    ) async throws -> (LatencyHistogram, Int, Int) {
         let pending = Locked<[Pending]>([])
         let appended = Locked(0)
         let latency = Locked(LatencyHistogram())
@@ -141,55 +192,71 @@ struct FreshnessBenchmark: Sendable {
         let settings = self.settings
         let tenants = (1...4).map { "tenant-\($0)" }
         let run = UUID().uuidString.prefix(6).lowercased()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                try await Self.watch(pending: pending, latency: latency, finished: finished, database: database)
-            }
-            try await withThrowingTaskGroup(of: Void.self) { writers in
-                let clock = ContinuousClock()
-                let started = clock.now
-                let timedFrom = started + settings.freshnessWarmup
-                let end = timedFrom + duration
-                let tick = Duration.milliseconds(10)
-                let perTick = max(1, settings.freshnessRate / 100)
-                var sequence = 0
-                var next = started
-                while next < end {
-                    try await clock.sleep(until: next)
-                    for _ in 0..<perTick {
-                        let index = sequence
-                        sequence += 1
-                        writers.addTask {
-                            let streamNumber = index % settings.freshnessStreams
-                            let tenant = tenants[streamNumber % tenants.count]
-                            let cartId = "\(run)-\(streamNumber)"
-                            let event: CartEvent = index < settings.freshnessStreams
-                                ? .created(CartCreated(tenantId: tenant, cartId: cartId, currency: "EUR"))
-                                : .itemAdded(ItemAddedToCart(sku: "SKU-\(index % 5)", name: "Item", unitPrice: 100, quantity: 1))
-                            let result = try await store.appendToStream(
-                                "cart-\(cartId)", events: [event], options: AppendOptions(partition: tenant, streamType: "cart")
-                            )
-                            let now = clock.now
-                            appended.withLock { $0 += 1 }
-                            pending.withLock {
-                                $0.append(Pending(
-                                    partition: tenant, streamId: "cart-\(cartId)", version: result.nextExpectedVersion,
-                                    committed: now, timed: now >= timedFrom
-                                ))
+        let untimed = disturbance == .heldTenantAppend ? tenants[0] : nil
+        let hold = try await HeldTransaction.begin(disturbance, database: database, store: store, tenant: tenants[0], logger: logger)
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await Self.watch(pending: pending, latency: latency, finished: finished, database: database)
+                }
+                try await withThrowingTaskGroup(of: Void.self) { writers in
+                    let clock = ContinuousClock()
+                    let started = clock.now
+                    let timedFrom = started + settings.freshnessWarmup
+                    let end = timedFrom + duration
+                    let tick = Duration.milliseconds(10)
+                    let perTick = max(1, settings.freshnessRate / 100)
+                    var sequence = 0
+                    var next = started
+                    while next < end {
+                        try await clock.sleep(until: next)
+                        for _ in 0..<perTick {
+                            let index = sequence
+                            sequence += 1
+                            writers.addTask {
+                                let streamNumber = index % settings.freshnessStreams
+                                let tenant = tenants[streamNumber % tenants.count]
+                                let cartId = "\(run)-\(streamNumber)"
+                                let event: CartEvent = index < settings.freshnessStreams
+                                    ? .created(CartCreated(tenantId: tenant, cartId: cartId, currency: "EUR"))
+                                    : .itemAdded(ItemAddedToCart(sku: "SKU-\(index % 5)", name: "Item", unitPrice: 100, quantity: 1))
+                                let started = clock.now
+                                let result = try await store.appendToStream(
+                                    "cart-\(cartId)", events: [event], options: AppendOptions(partition: tenant, streamType: "cart")
+                                )
+                                appended.withLock { $0 += 1 }
+                                if disturbance == .readYourWrites {
+                                    try await store.waitForProjection("carts", token: result.token, timeout: .seconds(30))
+                                    let shown = clock.now
+                                    if started >= timedFrom { latency.withLock { $0.record(shown - started) } }
+                                    return
+                                }
+                                let now = clock.now
+                                pending.withLock {
+                                    $0.append(Pending(
+                                        partition: tenant, streamId: "cart-\(cartId)", version: result.nextExpectedVersion,
+                                        committed: now, timed: now >= timedFrom && tenant != untimed
+                                    ))
+                                }
                             }
                         }
+                        next += tick
                     }
-                    next += tick
+                    try await writers.waitForAll()
                 }
-                try await writers.waitForAll()
+                // The held append commits now, and its tenant's events show after it.
+                try await hold?.end()
+                // Let the last appends show, then stop watching.
+                let deadline = ContinuousClock.now + .seconds(30)
+                while pending.withLock({ !$0.isEmpty }), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                finished.withLock { $0 = true }
+                try await group.waitForAll()
             }
-            // Let the last appends show, then stop watching.
-            let deadline = ContinuousClock.now + .seconds(30)
-            while pending.withLock({ !$0.isEmpty }), ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            finished.withLock { $0 = true }
-            try await group.waitForAll()
+        } catch {
+            await hold?.abandon()
+            throw error
         }
         let now = ContinuousClock.now
         let unshown = pending.value
@@ -237,5 +304,56 @@ struct FreshnessBenchmark: Sendable {
                 for item in shown where item.timed { histogram.record(seen - item.committed) }
             }
         }
+    }
+}
+
+/// A transaction of workload 6's disturbances, open on a connection of its own while the load runs.
+struct HeldTransaction: Sendable {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    /// Opens the transaction `disturbance` holds (`nil` for none): one that holds an xid on a table
+    /// of its own, or one that has appended to `tenant` and not committed.
+    static func begin(
+        _ disturbance: FreshnessBenchmark.Disturbance, database: BenchDatabase, store: PostgresEventStore, tenant: String, logger: Logger
+    ) async throws -> HeldTransaction? {
+        guard disturbance == .unrelatedTransaction || disturbance == .heldTenantAppend else { return nil }
+        if disturbance == .unrelatedTransaction {
+            try await database.execute("CREATE TABLE \(database.names.bench_unrelated) (id integer)")
+        }
+        let connection = try await PostgresConnection.connect(
+            configuration: try database.sandbox.configuration.connectionConfiguration(), id: 1, logger: logger
+        )
+        do {
+            try await connection.query("BEGIN", logger: logger)
+            if disturbance == .unrelatedTransaction {
+                try await connection.query("INSERT INTO \(database.names.bench_unrelated) VALUES (1)", logger: logger)
+            } else {
+                try await store.appendToStream(
+                    "cart-held", messages: [try ProposedMessage(CartEvent.created(CartCreated(tenantId: tenant, cartId: "held", currency: "EUR")))],
+                    options: AppendOptions(partition: tenant, streamType: "cart"), connection: connection
+                )
+            }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        return HeldTransaction(connection: connection, logger: logger)
+    }
+
+    /// Commits and closes.
+    func end() async throws {
+        do {
+            try await connection.query("COMMIT", logger: logger)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+    }
+
+    /// Closes without committing, after a failure.
+    func abandon() async {
+        try? await connection.close()
     }
 }

@@ -48,7 +48,7 @@ extension ProjectionWorker {
                 let batch = try await runBatch(remaining, projection: projection, logger: logger)
                 metrics.eventsProjected.increment(by: batch.applied)
                 if batch.applied > 0 {
-                    await store.notifyProjected(partitions: Set((batch.finished + batch.unfinished).map(\.partition)))
+                    await store.notifyProjected(streams: (batch.finished + batch.unfinished).map { ($0.partition, $0.streamId) })
                 }
                 if !batch.lost.isEmpty {
                     logger.info("claim lost (rescued or finished elsewhere); nothing committed", metadata: ["eventfleet.lost_job_ids": "\(batch.lost.map(\.id))"])

@@ -36,16 +36,17 @@ final class AppendNotifier: Sendable {
         self.database = database
     }
 
-    /// Has `partitions` notified, sending the statement itself when it is this caller's turn.
-    func notify(partitions: some Sequence<String> & Sendable) async {
-        await notify(Set(partitions))
+    /// Has `payloads` notified (each once), sending the statement itself when it is this caller's
+    /// turn.
+    func notify(payloads: some Sequence<String> & Sendable) async {
+        await notify(Set(payloads))
     }
 
-    private func notify(_ partitions: Set<String>) async {
+    private func notify(_ payloads: Set<String>) async {
         let sends = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             enum Turn { case send, wait, done }
             let turn = state.withLock { state -> Turn in
-                state.pending.formUnion(partitions)
+                state.pending.formUnion(payloads)
                 if !state.sending {
                     state.sending = true
                     return .send

@@ -65,7 +65,7 @@ extension PostgresEventStore {
             throw mapAppendError(error, streamId: streamId, partition: partition, ids: ids)
         }
         let (outcome, current, next, lastGlobal, created) = row
-        if connection == nil, outcome == "appended" { await notifier?.notify(partitions: CollectionOfOne(partition)) }
+        if connection == nil, outcome == "appended" { await notifier?.notify(payloads: CollectionOfOne(partition)) }
         switch outcome {
         case "appended", "duplicate":
             let version = next ?? current

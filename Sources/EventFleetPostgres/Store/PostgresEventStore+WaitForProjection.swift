@@ -2,15 +2,17 @@ import EventFleetCore
 import PostgresNIO
 
 extension PostgresEventStore {
-    /// The channel on which the fleet's workers say that they committed projected rows (the
-    /// payload is the partition), for ``ProjectionWaitListener``.
+    /// The channel on which the fleet's workers say that they committed projected rows, one
+    /// notification per stream, for ``ProjectionWaitListener``.
     public static let projectedChannel = "eventfleet_projected"
 
-    /// Wakes the ``ProjectionWaitListener``s of `partitions` after projected rows of theirs were
-    /// committed, when this store notifies (coalesced, like the appends' notifications).
-    package func notifyProjected(partitions: Set<String>) async {
-        guard !partitions.isEmpty else { return }
-        await projectedNotifier?.notify(partitions: partitions)
+    /// Says that rows of `streams` (partition, stream id) were committed, when this store notifies:
+    /// after the commit, coalesced like the appends' notifications.
+    package func notifyProjected(streams: some Sequence<(partition: String, streamId: String)>) async {
+        guard let projectedNotifier else { return }
+        let payloads = Set(streams.map { ProjectionWaits.payload(partition: $0.partition, streamId: $0.streamId) })
+        guard !payloads.isEmpty else { return }
+        await projectedNotifier.notify(payloads: payloads)
     }
 
     /// Returns once the fleet projection named `projection` shows the append of `token` in its row
@@ -41,8 +43,8 @@ extension PostgresEventStore {
         let clock = ContinuousClock()
         let started = clock.now
         let deadline = started + timeout
-        try await projectionWaits.waiting(in: token.partition) { wakeup in
-            var pollInterval = Duration.milliseconds(5)
+        try await projectionWaits.waiting(for: token) { wakeup in
+            var polls = PollSchedule()
             while true {
                 let progress = try await projectionProgress(projection, token: token)
                 if progress.shown { return }
@@ -58,13 +60,9 @@ extension PostgresEventStore {
                         job: progress.jobState
                     )
                 }
-                let interval: Duration
-                if projectionWaits.isListening {
-                    interval = .milliseconds(250)
-                } else {
-                    interval = pollInterval
-                    if now - started >= .milliseconds(100) { pollInterval = min(pollInterval * 2, .milliseconds(200)) }
-                }
+                // Listening, the polls only cover a lost notification, and back off so that many
+                // waits behind a slow fleet do not slow it further.
+                let interval = polls.next(listening: projectionWaits.isListening, waited: now - started)
                 await wakeup.wait(timeout: min(interval, deadline - now))
                 try Task.checkCancellation()
             }
@@ -109,5 +107,23 @@ extension PostgresEventStore {
             )
         }
         return ProjectionProgress(shown: shown, projectedPosition: projected, jobState: state, jobAttempt: attempt.map(Int.init), jobError: error)
+    }
+}
+
+/// How long a wait for a projection sleeps before it looks again: polling, every 5 ms for its first
+/// 100 ms, then doubling up to 200 ms; woken by a listener, after 250 ms, doubling up to 2 s.
+private struct PollSchedule {
+    var last: Duration?
+
+    mutating func next(listening: Bool, waited: Duration) -> Duration {
+        let (first, cap) = listening ? (Duration.milliseconds(250), Duration.seconds(2)) : (Duration.milliseconds(5), Duration.milliseconds(200))
+        let next: Duration
+        if let last, last >= first, listening || waited >= .milliseconds(100) {
+            next = min(cap, last * 2)
+        } else {
+            next = first
+        }
+        last = next
+        return next
     }
 }

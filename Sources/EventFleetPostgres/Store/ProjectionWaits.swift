@@ -1,3 +1,4 @@
+import EventFleetCore
 import ServiceLifecycle
 import Synchronization
 
@@ -5,34 +6,42 @@ import Synchronization
 /// (`PostgresEventStore.waitForProjection`), and whether a ``ProjectionWaitListener`` wakes them.
 final class ProjectionWaits: Sendable {
     private struct State {
-        var waiters: [Int: (partition: String, wakeup: Wakeup)] = [:]
+        var waiters: [Int: (stream: String, wakeup: Wakeup)] = [:]
         var nextId = 0
         var listeners = 0
     }
 
     private let state = Mutex(State())
 
-    /// Whether a listener runs: the waits then look again when the fleet says their partition moved,
+    /// Whether a listener runs: the waits then look again when the fleet says their stream moved,
     /// and poll only as a fallback.
     var isListening: Bool { state.withLock { $0.listeners > 0 } }
 
-    /// Runs `body` as a wait of `partition`, with the wake-up the listener signals.
-    func waiting<T>(in partition: String, _ body: (Wakeup) async throws -> T) async throws -> T {
+    /// The payload of a notification that rows of a stream were committed: the partition's length
+    /// in UTF-8 bytes, a colon, the partition, the stream id (either may hold any character but
+    /// NUL, so neither can be a separator).
+    static func payload(partition: String, streamId: String) -> String {
+        "\(partition.utf8.count):\(partition)\(streamId)"
+    }
+
+    /// Runs `body` as a wait for `token`'s stream, with the wake-up the listener signals.
+    func waiting<T>(for token: PositionToken, _ body: (Wakeup) async throws -> T) async throws -> T {
         let wakeup = Wakeup()
+        let stream = Self.payload(partition: token.partition, streamId: token.streamId)
         let id = state.withLock { state in
             defer { state.nextId += 1 }
-            state.waiters[state.nextId] = (partition, wakeup)
+            state.waiters[state.nextId] = (stream, wakeup)
             return state.nextId
         }
         defer { state.withLock { _ = $0.waiters.removeValue(forKey: id) } }
         return try await body(wakeup)
     }
 
-    /// Wakes the waits of `partition`, or all of them for `nil` (the listener has just started
-    /// listening and may have missed notifications).
-    func wake(partition: String?) {
+    /// Wakes the waits of the stream a notification's `payload` names, or all of them for `nil`
+    /// (the listener has just started listening and may have missed notifications).
+    func wake(payload: String?) {
         let wakeups = state.withLock { state in
-            state.waiters.values.filter { partition == nil || $0.partition == partition }.map(\.wakeup)
+            state.waiters.values.filter { payload == nil || $0.stream == payload }.map(\.wakeup)
         }
         for wakeup in wakeups { wakeup.signal() }
     }
@@ -46,11 +55,11 @@ final class ProjectionWaits: Sendable {
 }
 
 /// Wakes a process's `PostgresEventStore.waitForProjection` calls as soon as the fleet's workers
-/// commit projected rows in their partition, instead of polling.
+/// commit their streams' rows, instead of polling.
 ///
 /// Workers of a store that notifies (`PostgresEventStore.Options.notifyChannel`) send a
-/// notification on ``PostgresEventStore/projectedChannel`` after each committed batch, coalesced
-/// like the appends' (one statement per burst). Run one listener per process, beside the store,
+/// notification per stream on ``PostgresEventStore/projectedChannel`` after each committed batch,
+/// coalesced like the appends' (one statement per burst), so a wait wakes for its own stream only. Run one listener per process, beside the store,
 /// in the application's service group; it holds one connection for `LISTEN` (behind a
 /// transaction-mode pooler, one of its own through `listen_url`; without one, the waits poll).
 /// Without a listener, the waits poll: every 5 ms for their first 100 ms, then less often.
@@ -68,8 +77,8 @@ public struct ProjectionWaitListener: Service {
         let database = store.database
         await cancelWhenGracefulShutdown {
             await waits.listening {
-                await database.listen(on: PostgresEventStore.projectedChannel) { partition in
-                    waits.wake(partition: partition)
+                await database.listen(on: PostgresEventStore.projectedChannel) { payload in
+                    waits.wake(payload: payload)
                 }
             }
         }
