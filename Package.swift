@@ -187,6 +187,7 @@ let package = Package(
                 "CartsExample",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/EventFleetTestSupport",
             swiftSettings: swiftSettings

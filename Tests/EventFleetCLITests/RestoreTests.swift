@@ -126,20 +126,4 @@ struct RestoreTests {
             try await body()
         }
     }
-
-    /// Runs `services` during `body`, then shuts them down gracefully and waits for them.
-    static func withServices(_ services: [any Service], _ body: @Sendable () async throws -> Void) async throws {
-        let group = ServiceGroup(configuration: .init(services: services.map { .init(service: $0) }, logger: TestDatabase.logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            do {
-                try await body()
-            } catch {
-                await group.triggerGracefulShutdown()
-                throw error
-            }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
-    }
 }

@@ -34,19 +34,7 @@ struct LogHorizonConsumerTests {
 
     /// Runs `consumer` for `body`, then stops it gracefully (it gives its lease up).
     private func whileRunning(_ consumer: EventConsumer, _ body: @Sendable () async throws -> Void) async throws {
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [consumer], logger: TestDatabase.logger))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            do {
-                try await body()
-            } catch {
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-        }
+        try await withServices([consumer], body)
     }
 
     private func append(_ store: PostgresEventStore, _ type: String, partition: String, connection: PostgresConnection? = nil) async throws {

@@ -1,7 +1,7 @@
 import EventFleetCore
 import PostgresNIO
 
-/// What ``PostgresEventStore/rebaseLog()`` did to a restored database.
+/// What ``PostgresEventStore/rebaseLog(liveWithin:)`` did to a restored database.
 public struct LogRebase: Sendable, Hashable, Codable {
     /// The last global position the sequence had handed out before (`nil`: none).
     public var sequenceBefore: Int64?
@@ -17,7 +17,7 @@ public struct LogRebase: Sendable, Hashable, Codable {
     }
 }
 
-/// Why ``PostgresEventStore/rebaseLog()`` refused.
+/// Why ``PostgresEventStore/rebaseLog(liveWithin:)`` refused.
 public enum LogRebaseError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Consumers or schedulers hold unexpired leases, or workers heartbeat, on this database: the
     /// fleet must be stopped first. Each entry names one (`consumer carts-audit (all) owned by …

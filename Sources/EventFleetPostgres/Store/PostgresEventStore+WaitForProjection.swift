@@ -27,7 +27,7 @@ extension PostgresEventStore {
     ///
     /// - Parameters:
     ///   - projection: The name of a projection the fleet's workers run.
-    ///   - token: An append's ``EventFleetCore/AppendResult/token``.
+    ///   - token: An append's `AppendResult.token`.
     ///   - timeout: How long to wait at most.
     /// - Throws: `EventStoreError.projectionTimedOut(projection:token:projectedPosition:timeout:job:)`,
     ///   `EventStoreError.projectionFailed(projection:token:attempts:error:)` as soon as the stream's
