@@ -28,6 +28,8 @@ public struct DatabaseOptions: ParsableArguments, Sendable {
     ///
     /// - Parameters:
     ///   - poolSize: At least this many connections, whatever the URL says.
+    ///   - notifyChannel: The store's appends notify this channel (see
+    ///     `PostgresEventStore.Options.notifyChannel`); `nil` for none.
     ///   - requiringSchema: Whether the URL's `schema` must exist already: `true` for every command
     ///     but `migrate`, which creates it.
     ///   - logger: The client's and the store's logger.
