@@ -83,9 +83,19 @@ BEGIN
       FROM ef_backfills b
      WHERE b.finished IS NULL;
 
+    -- The oldest transaction of the database that has a snapshot or an xid: the row versions the
+    -- fleet deletes and updates since it began cannot be removed while it stays open, so claims
+    -- pass more of them the longer it does (it does not hold the log back: only appends do).
     SELECT jsonb_strip_nulls(jsonb_build_object(
                'liveRows', s.n_live_tup, 'deadRows', s.n_dead_tup,
-               'lastVacuumSeconds', extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8))
+               'lastVacuumSeconds', extract(epoch FROM now() - greatest(s.last_vacuum, s.last_autovacuum))::float8,
+               'oldestTransaction', (SELECT jsonb_build_object('pid', a.pid, 'applicationName', a.application_name, 'state', a.state,
+                                                               'ageSeconds', extract(epoch FROM now() - a.xact_start)::float8)
+                                       FROM pg_stat_activity a
+                                      WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+                                        AND (a.backend_xid IS NOT NULL OR a.backend_xmin IS NOT NULL) AND a.xact_start IS NOT NULL
+                                      ORDER BY a.xact_start
+                                      LIMIT 1)))
       INTO v_job_table
       FROM pg_stat_user_tables s
      WHERE s.relid = 'ef_jobs'::regclass;

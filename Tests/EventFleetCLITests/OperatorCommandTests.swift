@@ -4,6 +4,7 @@ import EventFleetJobs
 import EventFleetPostgres
 import EventFleetTestSupport
 import Foundation
+import PostgresNIO
 import Testing
 
 /// backfill, scale, jobs and monitor through the `eventfleet` binary.
@@ -21,6 +22,26 @@ struct OperatorCommandTests {
             #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE lane = 'backfill'") == 6)
             let both = try await eventfleet(["backfill", "--partition", "a", "--all-partitions"], url: schema.url)
             #expect(both.status == 2)
+        }
+    }
+
+    @Test("monitor names the database's oldest open transaction once it is 10 s old: it keeps the job table's dead rows")
+    func monitorNamesTheOldestTransaction() async throws {
+        try await withCartsSchema { schema in
+            try await schema.execute("CREATE TABLE unrelated (id integer)")
+            try await schema.withOpenTransaction { open in
+                try await open.query("INSERT INTO \(unescaped: schema.name).unrelated VALUES (1)", logger: TestDatabase.logger)
+                var pid: Int32 = 0
+                for try await value in try await open.query("SELECT pg_backend_pid()", logger: TestDatabase.logger).decode(Int32.self) { pid = value }
+                try await waitUntil(timeout: .seconds(60), "the transaction is 10 s old") {
+                    let oldest = try await FleetStatus.read(from: schema.store).jobTable.oldestTransaction
+                    return oldest?.pid == pid && oldest?.ageSeconds ?? 0 >= 10
+                }
+                let text = try await eventfleet(["monitor"], url: schema.url)
+                #expect(text.status == 0, "\(text.stderr)")
+                #expect(text.stdout.contains("pid \(pid) (idle in transaction), open for"), "\(text.stdout)")
+                #expect(text.stdout.contains("keeps the dead rows: claims slow down until it ends"), "\(text.stdout)")
+            }
         }
     }
 

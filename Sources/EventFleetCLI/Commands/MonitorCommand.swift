@@ -6,6 +6,9 @@ import Foundation
 import Logging
 
 extension FleetStatus {
+    /// From this age on, the monitor names the database's oldest transaction.
+    static let oldTransactionSeconds = 10.0
+
     /// The monitor's table.
     var text: String {
         var lines = ["PARTITION            LANE      READY  RUNNING/CAP  DEAD  OLDEST-READY  DONE/MIN"]
@@ -42,6 +45,12 @@ extension FleetStatus {
         lines.append("")
         let vacuumed = jobTable.lastVacuumSeconds.map { String(format: "%.0fs ago", $0) } ?? "never"
         lines.append("JOB TABLE live rows \(jobTable.liveRows), dead rows \(jobTable.deadRows), last vacuum \(vacuumed)")
+        if let oldest = jobTable.oldestTransaction, oldest.ageSeconds >= Self.oldTransactionSeconds {
+            lines.append(
+                "  the oldest transaction, \(oldest.applicationName.map { $0.isEmpty ? "(unnamed)" : $0 } ?? "?") pid \(oldest.pid) "
+                    + "(\(oldest.state ?? "?")), open for \(String(format: "%.0fs", oldest.ageSeconds)), keeps the dead rows: claims slow down until it ends"
+            )
+        }
         let total = connections.reduce(0) { $0 + $1.count }
         lines.append("CONNECTIONS \(total): " + connections.map { "\($0.applicationName.isEmpty ? "(unnamed)" : $0.applicationName) \($0.count)" }.joined(separator: ", "))
         let leader = scheduler.leader ?? "none"

@@ -55,6 +55,20 @@ public struct FleetStatus: Codable, Sendable {
         /// that grow while this does too mean that nothing vacuums the table: the leader's role may
         /// not (only the owner may), and autovacuum does not keep up.
         public var lastVacuumSeconds: Double?
+        /// The database's oldest open transaction (one with a snapshot or a transaction id), `nil`
+        /// when there is none. It holds back no read of the log, but PostgreSQL keeps every row
+        /// version the fleet deletes or updates after it began until it ends, so the job table's
+        /// claims pass more of them, and slow down, the longer it stays open.
+        public var oldestTransaction: Transaction?
+    }
+
+    /// An open transaction of the database, as `pg_stat_activity` reports it (behind a pooler the
+    /// pid is the pooler's server connection's).
+    public struct Transaction: Codable, Sendable {
+        public var pid: Int32
+        public var applicationName: String?
+        public var state: String?
+        public var ageSeconds: Double
     }
 
     /// The database's client connections with one application name: a fleet process's role
