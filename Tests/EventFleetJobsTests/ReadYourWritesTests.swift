@@ -46,6 +46,51 @@ struct ReadYourWritesTests {
         }
     }
 
+    @Test("workers of a notifying store say, on eventfleet_projected, each stream whose row they committed")
+    func workersNotifyProjectedStreams() async throws {
+        try await withCartsSchema(poolSize: 20) { schema in
+            let store = schema.store.notifying(on: PostgresEventStore.Options.defaultNotifyChannel)
+            let streams = [("a", cartStreamId("n-1")), ("weird:partition", cartStreamId("n:2"))]
+            let expected = Set(streams.map { "\($0.0.utf8.count):\($0.0)\($0.1)" })
+            let listener = try await schema.connect()
+            let (listening, started) = AsyncStream.makeStream(of: Void.self)
+            do {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await listener.listen(on: PostgresEventStore.projectedChannel) { notifications in
+                            started.yield()
+                            var seen = Set<String>()
+                            for try await notification in notifications {
+                                seen.insert(notification.payload)
+                                if seen.isSuperset(of: expected) { return }
+                            }
+                        }
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: .seconds(60))
+                        throw TimedOut(description: "no notification for each projected stream")
+                    }
+                    for await _ in listening { break }
+                    try await withFleet(schema, workers: 1, store: store) { _, _ in
+                        for (tenant, stream) in streams {
+                            let result = try await store.appendToStream(stream, events: [
+                                CartEvent.created(CartCreated(tenantId: tenant, cartId: stream, currency: "EUR")),
+                            ], options: AppendOptions(partition: tenant))
+                            try await store.waitForProjection("carts", token: result.token, timeout: .seconds(30))
+                        }
+                    }
+                    // The listener saw both streams (or the deadline threw).
+                    try await group.next()
+                    group.cancelAll()
+                }
+            } catch {
+                try? await listener.close()
+                throw error
+            }
+            try await listener.close()
+        }
+    }
+
     @Test("the command handler's option returns once the named projection shows the command's events")
     func commandHandlerWaits() async throws {
         try await withCartsSchema(poolSize: 20) { schema in

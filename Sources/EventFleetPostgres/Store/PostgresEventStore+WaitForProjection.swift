@@ -20,9 +20,9 @@ extension PostgresEventStore {
     ///
     /// Each look is one call of `ef_projection_progress`: a few reads by key (the row, the
     /// stream's events after it, the stream's job). With a ``ProjectionWaitListener`` running, the
-    /// wait looks again when a worker commits rows of the token's partition (and every 250 ms in
-    /// case a notification was lost); without one, it polls, every 5 ms for its first 100 ms, then
-    /// backing off to 200 ms. Projections that keep a row per stream can be waited for
+    /// wait looks again when a worker commits the token's stream (and, in case a notification was
+    /// lost, after 250 ms, backing off to 2 s); without one, it polls, every 5 ms for its first
+    /// 100 ms, then backing off to 200 ms. Projections that keep a row per stream can be waited for
     /// (`SnapshotProjection`; see `StreamProjection.rowTable`).
     ///
     /// - Parameters:

@@ -6,7 +6,8 @@ import Synchronization
 /// (`PostgresEventStore.waitForProjection`), and whether a ``ProjectionWaitListener`` wakes them.
 final class ProjectionWaits: Sendable {
     private struct State {
-        var waiters: [Int: (stream: String, wakeup: Wakeup)] = [:]
+        /// By notification payload (the stream), then by wait.
+        var waiters: [String: [Int: Wakeup]] = [:]
         var nextId = 0
         var listeners = 0
     }
@@ -30,18 +31,24 @@ final class ProjectionWaits: Sendable {
         let stream = Self.payload(partition: token.partition, streamId: token.streamId)
         let id = state.withLock { state in
             defer { state.nextId += 1 }
-            state.waiters[state.nextId] = (stream, wakeup)
+            state.waiters[stream, default: [:]][state.nextId] = wakeup
             return state.nextId
         }
-        defer { state.withLock { _ = $0.waiters.removeValue(forKey: id) } }
+        defer {
+            state.withLock { state in
+                state.waiters[stream]?[id] = nil
+                if state.waiters[stream]?.isEmpty == true { state.waiters[stream] = nil }
+            }
+        }
         return try await body(wakeup)
     }
 
     /// Wakes the waits of the stream a notification's `payload` names, or all of them for `nil`
     /// (the listener has just started listening and may have missed notifications).
     func wake(payload: String?) {
-        let wakeups = state.withLock { state in
-            state.waiters.values.filter { payload == nil || $0.stream == payload }.map(\.wakeup)
+        let wakeups = state.withLock { state -> [Wakeup] in
+            guard let payload else { return state.waiters.values.flatMap(\.values) }
+            return state.waiters[payload].map { Array($0.values) } ?? []
         }
         for wakeup in wakeups { wakeup.signal() }
     }
