@@ -78,11 +78,16 @@ public struct ProjectionWaitListener: Service {
         self.store = store
     }
 
-    /// Listens until cancelled or the service group shuts down.
+    /// Listens until cancelled or the service group shuts down. Behind a transaction-mode pooler
+    /// without `listen_url` it cannot listen, and the waits go on polling as fast as without it.
     public func run() async throws {
         let waits = store.projectionWaits
         let database = store.database
         await cancelWhenGracefulShutdown {
+            if case .pollOnly = database.notifications {
+                await database.listen(on: PostgresEventStore.projectedChannel) { _ in }
+                return
+            }
             await waits.listening {
                 await database.listen(on: PostgresEventStore.projectedChannel) { payload in
                     waits.wake(payload: payload)
