@@ -1,7 +1,7 @@
 import ArgumentParser
 import EventFleetCore
-import Foundation
 import EventFleetPostgres
+import Foundation
 import Logging
 
 /// `eventfleet append`: appends one event and prints the result as one JSON object.
