@@ -33,11 +33,13 @@ struct AppendBenchmark: Sendable {
                     target: "ratio >= 0.8", targetMet: ratio >= 0.8
                 ))
                 if let pooled = database.pooled {
-                    let (direct, throughPooler) = try await singleThroughPooler(pooled.store, writers: writers, hot: hot)
+                    let (direct, pooledLoad) = try await throughPooler(pooled.store) { store, run, half, duration in
+                        try await Self.appendSingle(store: store, run: run, writers: writers, hot: hot, half: half, duration: duration)
+                    }
                     report.add(.pooler(
                         workload: "1 append", variant: "\(hot ? "hot stream" : "new streams"), \(writers) writer\(writers == 1 ? "" : "s")",
-                        unit: "events/s", pooled: throughPooler.itemsPerSecond, direct: direct.itemsPerSecond,
-                        latency: (throughPooler.latency, direct.latency), note: Self.poolerNote
+                        unit: "events/s", pooled: pooledLoad.itemsPerSecond, direct: direct.itemsPerSecond,
+                        latency: (pooledLoad.latency, direct.latency), note: Self.poolerNote
                     ))
                 }
                 if hot {
@@ -57,11 +59,13 @@ struct AppendBenchmark: Sendable {
                 target: size >= 100 ? ">= 50000 events/s" : nil, targetMet: size >= 100 ? library.itemsPerSecond >= 50_000 : nil
             ))
             if let pooled = database.pooled {
-                let (direct, throughPooler) = try await batchesThroughPooler(pooled.store, of: size, writers: settings.batchWriters)
+                let (direct, pooledLoad) = try await throughPooler(pooled.store) { [writers = settings.batchWriters] store, run, half, duration in
+                    try await Self.appendBatches(store: store, run: run, of: size, writers: writers, half: half, duration: duration)
+                }
                 report.add(.pooler(
                     workload: "2 batch", variant: "\(size) events per append, \(settings.batchWriters) writers",
-                    unit: "events/s", pooled: throughPooler.itemsPerSecond, direct: direct.itemsPerSecond,
-                    latency: (throughPooler.latency, direct.latency), note: Self.poolerNote
+                    unit: "events/s", pooled: pooledLoad.itemsPerSecond, direct: direct.itemsPerSecond,
+                    latency: (pooledLoad.latency, direct.latency), note: Self.poolerNote
                 ))
             }
         }
@@ -95,16 +99,19 @@ struct AppendBenchmark: Sendable {
         }
     }
 
-    /// Workload 1 on direct connections and through the pooler: the same appends on each side, to
-    /// streams of its own.
-    private func singleThroughPooler(_ pooled: PostgresEventStore, writers: Int, hot: Bool) async throws -> (direct: LoadResult, pooled: LoadResult) {
+    /// `load` on direct connections and through the pooler, each side on streams of its own
+    /// (`run` names them) for half the run duration.
+    private func throughPooler(
+        _ pooled: PostgresEventStore,
+        _ load: @escaping @Sendable (_ store: PostgresEventStore, _ run: String, _ half: Int, _ duration: Duration) async throws -> LoadResult
+    ) async throws -> (direct: LoadResult, pooled: LoadResult) {
         let run = UUID().uuidString.prefix(8).lowercased()
         let direct = database.store
         let duration = settings.runDuration / 2
         return try await measureDirectAndPooled { half in
-            try await Self.appendSingle(store: direct, run: "\(run)-direct", writers: writers, hot: hot, half: half, duration: duration)
+            try await load(direct, "\(run)-direct", half, duration)
         } pooled: { half in
-            try await Self.appendSingle(store: pooled, run: "\(run)-pooled", writers: writers, hot: hot, half: half, duration: duration)
+            try await load(pooled, "\(run)-pooled", half, duration)
         }
     }
 
@@ -192,19 +199,6 @@ struct AppendBenchmark: Sendable {
                 try await database.execute(query)
                 return size
             }
-        }
-    }
-
-    /// Workload 2 on direct connections and through the pooler: the same batches on each side, to
-    /// streams of its own.
-    private func batchesThroughPooler(_ pooled: PostgresEventStore, of size: Int, writers: Int) async throws -> (direct: LoadResult, pooled: LoadResult) {
-        let run = UUID().uuidString.prefix(8).lowercased()
-        let direct = database.store
-        let duration = settings.runDuration / 2
-        return try await measureDirectAndPooled { half in
-            try await Self.appendBatches(store: direct, run: "\(run)-direct", of: size, writers: writers, half: half, duration: duration)
-        } pooled: { half in
-            try await Self.appendBatches(store: pooled, run: "\(run)-pooled", of: size, writers: writers, half: half, duration: duration)
         }
     }
 

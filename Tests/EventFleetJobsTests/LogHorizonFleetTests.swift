@@ -33,6 +33,7 @@ struct LogHorizonFleetTests {
                             ], options: AppendOptions(partition: tenant))
                             try await schema.store.waitForProjection("carts", token: result.token, timeout: .seconds(10))
                         }
+                        // Paces the rounds over the 15 s; every wait above is on a condition.
                         try await Task.sleep(for: .milliseconds(500))
                     }
                     // The transaction was open all along, with its xid.

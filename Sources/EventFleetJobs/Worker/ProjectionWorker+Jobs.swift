@@ -47,9 +47,6 @@ extension ProjectionWorker {
             do {
                 let batch = try await runBatch(remaining, projection: projection, logger: logger)
                 metrics.eventsProjected.increment(by: batch.applied)
-                if batch.applied > 0 {
-                    await store.notifyProjected(streams: (batch.finished + batch.unfinished).map { ($0.partition, $0.streamId) })
-                }
                 if !batch.lost.isEmpty {
                     logger.info("claim lost (rescued or finished elsewhere); nothing committed", metadata: ["eventfleet.lost_job_ids": "\(batch.lost.map(\.id))"])
                 }
@@ -57,6 +54,10 @@ extension ProjectionWorker {
                     for job in batch.finished { state.counts.recordCompleted(job) }
                     // Their slots are free now, while the group's other streams go on.
                     for job in batch.finished + batch.lost { state.release(job) }
+                }
+                // After the slots are free: a claim need not wait for the notifying statement.
+                if batch.applied > 0 {
+                    await store.notifyProjected(streams: (batch.finished + batch.unfinished).map { ($0.partition, $0.streamId) })
                 }
                 metrics.completed.increment(by: batch.finished.count)
                 let duration = ContinuousClock.now - started
