@@ -14,6 +14,7 @@ package enum LibrarySchema {
         (6, "job_timeouts", PackageResources._006_job_timeouts_sql),
         (7, "log_horizon", PackageResources._007_log_horizon_sql),
         (8, "projection_rows", PackageResources._008_projection_rows_sql),
+        (9, "projection_versions", PackageResources._009_projection_versions_sql),
     ]
 
     /// The routines, by name: (name, SQL).
@@ -35,15 +36,18 @@ package enum LibrarySchema {
         ("ef_mark_append", PackageResources.ef_mark_append_sql),
         ("ef_pool_demand", PackageResources.ef_pool_demand_sql),
         ("ef_projection_progress", PackageResources.ef_projection_progress_sql),
+        ("ef_projection_versions", PackageResources.ef_projection_versions_sql),
         ("ef_purge_dead_jobs", PackageResources.ef_purge_dead_jobs_sql),
         ("ef_read_global_log", PackageResources.ef_read_global_log_sql),
         ("ef_read_log", PackageResources.ef_read_log_sql),
         ("ef_rebase_log", PackageResources.ef_rebase_log_sql),
         ("ef_release_jobs", PackageResources.ef_release_jobs_sql),
         ("ef_rescue_jobs", PackageResources.ef_rescue_jobs_sql),
+        ("ef_retire_projection_version", PackageResources.ef_retire_projection_version_sql),
         ("ef_retry_dead_jobs", PackageResources.ef_retry_dead_jobs_sql),
         ("ef_schedule_global_log", PackageResources.ef_schedule_global_log_sql),
         ("ef_schedule_log", PackageResources.ef_schedule_log_sql),
         ("ef_settle_failed_jobs", PackageResources.ef_settle_failed_jobs_sql),
+        ("ef_switch_projection_version", PackageResources.ef_switch_projection_version_sql),
     ]
 }

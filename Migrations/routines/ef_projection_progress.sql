@@ -1,6 +1,6 @@
 -- ef_projection_progress: how far projection p_projection has brought the row of one stream, for a
 -- caller waiting to read its own write (PostgresEventStore.waitForProjection). Every read is by a
--- key: the projection by name, its row by (partition, stream_id), the stream's events after the
+-- key: the projection's active version by name (or a version by its key, `name@version`), its row by (partition, stream_id), the stream's events after the
 -- row's position by the messages' primary key, the stream's live job by the one-live-job index and
 -- a dead one among its partition's dead jobs.
 --
@@ -22,7 +22,9 @@ DECLARE
     v_projection ef_projections%ROWTYPE;
     v_position bigint;
 BEGIN
-    SELECT * INTO v_projection FROM ef_projections p WHERE p.name = p_projection;
+    SELECT * INTO v_projection FROM ef_projections p
+     WHERE (p.projection = p_projection AND p.state = 'active')
+        OR (p.name = p_projection AND strpos(p_projection, '@') > 0 AND p.state <> 'retired');
     IF NOT FOUND THEN
         RETURN QUERY SELECT false, false, false, NULL::bigint, NULL::text, NULL::integer, NULL::text;
         RETURN;
@@ -47,11 +49,11 @@ BEGIN
       FROM (SELECT 1) one
       LEFT JOIN LATERAL ((SELECT d.state, d.attempt, d.errors FROM ef_jobs d
                            WHERE d.state = 'dead' AND d.partition = p_partition
-                             AND d.projection = p_projection AND d.stream_id = p_stream_id
+                             AND d.projection = v_projection.name AND d.stream_id = p_stream_id
                            ORDER BY d.id DESC LIMIT 1)
                          UNION ALL
                          (SELECT l.state, l.attempt, l.errors FROM ef_jobs l
-                           WHERE l.state IN ('ready', 'running') AND l.projection = p_projection
+                           WHERE l.state IN ('ready', 'running') AND l.projection = v_projection.name
                              AND l.partition = p_partition AND l.stream_id = p_stream_id)
                          LIMIT 1) j ON true;
 END;

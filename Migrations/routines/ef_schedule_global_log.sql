@@ -54,10 +54,12 @@ BEGIN
     END IF;
 
     SELECT ef_enqueue_jobs(array_agg(r.projection), array_agg(r.partition), array_agg(r.stream_id),
-                           array_agg('live'::text), array_agg(0), array_agg(p_max_attempts), p_notify_channel)
+                           array_agg(r.lane), array_agg(0), array_agg(p_max_attempts), p_notify_channel)
       INTO enqueued
-      FROM (SELECT DISTINCT p.name AS projection, e.partition, e.stream_id
+      FROM (SELECT DISTINCT p.name AS projection, e.partition, e.stream_id,
+                   CASE WHEN p.state = 'active' THEN 'live' ELSE 'backfill' END AS lane
               FROM unnest(v_partitions, v_streams, v_types) AS e(partition, stream_id, message_type)
-              JOIN ef_projections p ON p.event_types IS NULL OR e.message_type = ANY (p.event_types)) r;
+              JOIN ef_projections p ON p.state <> 'retired'
+                                   AND (p.event_types IS NULL OR e.message_type = ANY (p.event_types))) r;
 END;
 $$;

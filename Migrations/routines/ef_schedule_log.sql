@@ -3,9 +3,11 @@
 -- are (partition, stream, type) and send one job request per stream back.
 --
 -- It reads the page with ef_read_log (the same events in the same order, held back by the same
--- rule as any consumer's read) and enqueues, through ef_enqueue_jobs, one job in the live lane per
--- (projection, partition, stream) whose events include a type the projection handles (every type,
--- for a projection registered without event types). ef_projections is read by one statement, so a
+-- rule as any consumer's read) and enqueues, through ef_enqueue_jobs, one job per (projection
+-- version, partition, stream) whose events include a type the version handles (every type, for a
+-- version registered without event types), except for retired versions. Jobs of the active version
+-- go to the live lane; jobs of a version built or kept beside it go to the backfill lane, so a
+-- build never takes a tenant's live capacity from what its readers see. ef_projections is read by one statement, so a
 -- whole page is scheduled against one set of projections; the streams of a projection registered
 -- after their events are scheduled get the backfill recorded with its registration.
 --
@@ -52,10 +54,12 @@ BEGIN
     END IF;
 
     SELECT ef_enqueue_jobs(array_agg(r.projection), array_agg(r.partition), array_agg(r.stream_id),
-                           array_agg('live'::text), array_agg(0), array_agg(p_max_attempts), p_notify_channel)
+                           array_agg(r.lane), array_agg(0), array_agg(p_max_attempts), p_notify_channel)
       INTO enqueued
-      FROM (SELECT DISTINCT p.name AS projection, e.partition, e.stream_id
+      FROM (SELECT DISTINCT p.name AS projection, e.partition, e.stream_id,
+                   CASE WHEN p.state = 'active' THEN 'live' ELSE 'backfill' END AS lane
               FROM unnest(v_partitions, v_streams, v_types) AS e(partition, stream_id, message_type)
-              JOIN ef_projections p ON p.event_types IS NULL OR e.message_type = ANY (p.event_types)) r;
+              JOIN ef_projections p ON p.state <> 'retired'
+                                   AND (p.event_types IS NULL OR e.message_type = ANY (p.event_types))) r;
 END;
 $$;

@@ -118,11 +118,37 @@ public protocol StreamProjection: Projection {
     /// for the projection to show an append (`PostgresEventStore.waitForProjection`); a
     /// projection without it cannot be waited for. A name without a schema is in the store's.
     var rowTable: SQLIdentifier? { get }
+
+    /// The projection's version, from 1. Bump it when its rows change shape or meaning (a new
+    /// column, a fixed `evolve`, another key): the fleet builds the new version in its own table
+    /// beside the active one, and `eventfleet projections promote` switches readers to it. A
+    /// version's table must not be another version's.
+    var version: Int { get }
+
+    /// The view readers query (`name` or `schema.name`), which the fleet points at the active
+    /// version's ``rowTable`` when a version is promoted or rolled back; `nil` when readers name
+    /// the version's table themselves. Every version of a projection names the same view.
+    var view: SQLIdentifier? { get }
+
+    /// Whether the fleet's leading scheduler promotes this version once every row of it is at or
+    /// ahead of the active version's. `false` unless a projection says otherwise: an operator
+    /// promotes with `eventfleet projections promote`.
+    var promotesWhenCaughtUp: Bool { get }
+
+    /// Whether a new version is built by replaying every stream into it from the start. A replay
+    /// runs the projection's code again for every past event, side effects included, so it is
+    /// `false` unless a projection says otherwise; ``SnapshotProjection``, which only writes its
+    /// rows, says `true`. Version 1 of a projection new to the fleet is always backfilled.
+    var replaysHistoryOnNewVersion: Bool { get }
 }
 
 extension StreamProjection {
     public var jobTimeout: Duration { .seconds(300) }
     public var rowTable: SQLIdentifier? { nil }
+    public var version: Int { 1 }
+    public var view: SQLIdentifier? { nil }
+    public var promotesWhenCaughtUp: Bool { false }
+    public var replaysHistoryOnNewVersion: Bool { false }
 
     public func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
         var outcomes: [StreamOutcome] = []

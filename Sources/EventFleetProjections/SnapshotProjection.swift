@@ -18,9 +18,15 @@ import PostgresNIO
 /// > the caller's transaction.
 public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamProjection {
     public let name: String
+    public let version: Int
     public let table: SQLIdentifier
+    public let view: SQLIdentifier?
+    public let promotesWhenCaughtUp: Bool
     /// The projection's row per stream is in ``table``.
     public var rowTable: SQLIdentifier? { table }
+    /// A new version is built by folding every stream into its table: a snapshot projection only
+    /// writes its rows.
+    public var replaysHistoryOnNewVersion: Bool { true }
     public let keyColumns: [SQLIdentifier]
     public let columns: [SQLIdentifier]
     public let eventTypes: Set<String>?
@@ -37,7 +43,11 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     ///
     /// - Parameters:
     ///   - name: A stable name for logs, errors, jobs and the CLI.
-    ///   - table: The read-model table (`name` or `schema.name`).
+    ///   - version: The projection's version (see ``StreamProjection/version``).
+    ///   - table: The read-model table (`name` or `schema.name`); each version has its own.
+    ///   - view: The view readers query, pointed at the active version's table (see ``StreamProjection/view``).
+    ///   - promotesWhenCaughtUp: Whether the fleet promotes this version once it has caught up
+    ///     (see ``StreamProjection/promotesWhenCaughtUp``).
     ///   - keyColumns: The columns of the table's unique key.
     ///   - eventTypes: The handled types; all of `E`'s by default. Other events of the stream only
     ///     advance `last_stream_position`.
@@ -49,7 +59,10 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     /// - Throws: ``ProjectionError/invalidIdentifier(_:kind:reason:)`` for a bad table or column name.
     public init(
         name: String,
+        version: Int = 1,
         table: String,
+        view: String? = nil,
+        promotesWhenCaughtUp: Bool = false,
         keyColumns: [String],
         eventTypes: Set<String>? = nil,
         key: @escaping @Sendable (RecordedEvent<E>, String) -> [SQLValue],
@@ -58,7 +71,7 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
         columns: [SnapshotColumn<State>]
     ) throws {
         try self.init(
-            name: name, table: table, keyColumns: keyColumns, eventTypes: eventTypes, key: key, evolve: evolve,
+            name: name, version: version, table: table, view: view, promotesWhenCaughtUp: promotesWhenCaughtUp, keyColumns: keyColumns, eventTypes: eventTypes, key: key, evolve: evolve,
             initialState: initialState, columnNames: columns.map(\.name), columnValues: .each(columns)
         )
     }
@@ -68,8 +81,12 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     ///
     /// - Parameters:
     ///   - name: A stable name for logs, errors, jobs and the CLI.
-    ///   - table: The read-model table (`name` or `schema.name`); its unique key is
-    ///     `(partition, stream_id)`, which also serves as the index the projection needs.
+    ///   - version: The projection's version (see ``StreamProjection/version``).
+    ///   - table: The read-model table (`name` or `schema.name`); each version has its own. Its
+    ///     unique key is `(partition, stream_id)`, which also serves as the index the projection needs.
+    ///   - view: The view readers query, pointed at the active version's table (see ``StreamProjection/view``).
+    ///   - promotesWhenCaughtUp: Whether the fleet promotes this version once it has caught up
+    ///     (see ``StreamProjection/promotesWhenCaughtUp``).
     ///   - eventTypes: The handled types; all of `E`'s by default. Other events of the stream only
     ///     advance `last_stream_position`.
     ///   - evolve: The write model's evolve. If it throws, the batch rolls back and the error
@@ -79,14 +96,17 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     /// - Throws: ``ProjectionError/invalidIdentifier(_:kind:reason:)`` for a bad table or column name.
     public init(
         name: String,
+        version: Int = 1,
         table: String,
+        view: String? = nil,
+        promotesWhenCaughtUp: Bool = false,
         eventTypes: Set<String>? = nil,
         evolve: @escaping @Sendable (State, E) throws -> State,
         initialState: @escaping @Sendable () -> State,
         columns: [SnapshotColumn<State>] = []
     ) throws {
         try self.init(
-            name: name, table: table, keyColumns: ["partition", "stream_id"], eventTypes: eventTypes,
+            name: name, version: version, table: table, view: view, promotesWhenCaughtUp: promotesWhenCaughtUp, keyColumns: ["partition", "stream_id"], eventTypes: eventTypes,
             key: { recorded, partition in [.text(partition), .text(recorded.message.streamId)] },
             evolve: evolve, initialState: initialState, columnNames: columns.map(\.name), columnValues: .each(columns)
         )
@@ -96,7 +116,11 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     ///
     /// - Parameters:
     ///   - name: A stable name for logs, errors, jobs and the CLI.
-    ///   - table: The read-model table (`name` or `schema.name`).
+    ///   - version: The projection's version (see ``StreamProjection/version``).
+    ///   - table: The read-model table (`name` or `schema.name`); each version has its own.
+    ///   - view: The view readers query, pointed at the active version's table (see ``StreamProjection/view``).
+    ///   - promotesWhenCaughtUp: Whether the fleet promotes this version once it has caught up
+    ///     (see ``StreamProjection/promotesWhenCaughtUp``).
     ///   - keyColumns: The columns of the table's unique key.
     ///   - eventTypes: The handled types; all of `E`'s by default. Other events of the stream only
     ///     advance `last_stream_position`.
@@ -110,7 +134,10 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
     /// - Throws: ``ProjectionError/invalidIdentifier(_:kind:reason:)`` for a bad table or column name.
     public init(
         name: String,
+        version: Int = 1,
         table: String,
+        view: String? = nil,
+        promotesWhenCaughtUp: Bool = false,
         keyColumns: [String],
         eventTypes: Set<String>? = nil,
         key: @escaping @Sendable (RecordedEvent<E>, String) -> [SQLValue],
@@ -120,14 +147,17 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
         mapToColumns: (@Sendable (State) throws -> [String: SQLValue])? = nil
     ) throws {
         try self.init(
-            name: name, table: table, keyColumns: keyColumns, eventTypes: eventTypes, key: key, evolve: evolve,
+            name: name, version: version, table: table, view: view, promotesWhenCaughtUp: promotesWhenCaughtUp, keyColumns: keyColumns, eventTypes: eventTypes, key: key, evolve: evolve,
             initialState: initialState, columnNames: columns, columnValues: mapToColumns.map(ColumnValues.all) ?? .each([])
         )
     }
 
     private init(
         name: String,
+        version: Int = 1,
         table: String,
+        view: String? = nil,
+        promotesWhenCaughtUp: Bool = false,
         keyColumns: [String],
         eventTypes: Set<String>?,
         key: @escaping @Sendable (RecordedEvent<E>, String) -> [SQLValue],
@@ -137,7 +167,16 @@ public struct SnapshotProjection<State: Codable & Sendable, E: Event>: StreamPro
         columnValues: ColumnValues
     ) throws {
         self.name = name
+        guard version >= 1 else {
+            throw ProjectionError.invalidArgument(field: "version", reason: "must be 1 or more (projection '\(name)' got \(version))")
+        }
+        self.version = version
         self.table = try SQLIdentifier(table, kind: "table")
+        self.view = try view.map { try SQLIdentifier($0, kind: "view") }
+        if let view = self.view, view == self.table {
+            throw ProjectionError.misconfigured(projection: name, table: table, problems: ["the view must not be the version's table"])
+        }
+        self.promotesWhenCaughtUp = promotesWhenCaughtUp
         guard !keyColumns.isEmpty else {
             throw ProjectionError.misconfigured(projection: name, table: table, problems: ["no key columns given"])
         }

@@ -30,7 +30,9 @@ public struct BackfillCommand<Provider: ProjectionsProvider>: AsyncParsableComma
 
     public func run() async throws {
         let registry = try Provider.registry()
-        let names = try projection.map { [try registry.projection(named: $0).name] } ?? registry.streamProjections.map(\.name)
+        let projections = try projection.map { [try registry.projection(named: $0)] } ?? registry.streamProjections
+        // The versions this binary runs, by the keys their jobs carry.
+        let names = projections.compactMap { $0 as? any StreamProjection }.map { ProjectionRegistration($0).key }
         let partition = self.partition
         let batchSize = self.batchSize
         let result = try await database.withStore(logger: Logger(label: "eventfleet.backfill")) { store in

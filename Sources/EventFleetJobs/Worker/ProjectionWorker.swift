@@ -77,6 +77,7 @@ public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
     public let configuration: Configuration
     public let store: PostgresEventStore
     public let queue: JobQueue
+    /// The stream projections it runs, by version key (``ProjectionVersionKey``), as its jobs name them.
     let projections: [String: any StreamProjection]
     let logger: Logger
     let state = Mutex(State())
@@ -92,7 +93,9 @@ public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
         self.configuration = configuration
         self.store = store
         self.queue = JobQueue(store: store, logger: logger)
-        self.projections = Dictionary(registry.streamProjections.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.projections = Dictionary(
+            registry.streamProjections.map { (ProjectionRegistration($0).key, $0) }, uniquingKeysWith: { first, _ in first }
+        )
         var logger = logger
         logger[metadataKey: "eventfleet.worker"] = "\(configuration.workerId)"
         self.logger = logger
@@ -128,7 +131,7 @@ public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
         try await queue.register(registration)
         let new = try await queue.registerProjections(projections.values.map { ProjectionRegistration($0) })
         if !new.isEmpty {
-            logger.info("registered new projections; backfilling their streams", metadata: ["eventfleet.projections": "\(new)"])
+            logger.info("registered new projection versions; backfilling their streams", metadata: ["eventfleet.projections": "\(new)"])
         }
         await advanceBackfills()
         state.withLock {
