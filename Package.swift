@@ -84,7 +84,10 @@ let package = Package(
         ),
         .target(
             name: "CartsExample",
-            dependencies: ["EventFleetCore", "EventFleetPostgres", "EventFleetProjections"],
+            dependencies: [
+                "EventFleetCore", "EventFleetPostgres", "EventFleetProjections",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             resources: [.embedInCode("Migrations")],
             swiftSettings: swiftSettings
         ),

@@ -105,6 +105,16 @@ public protocol StreamProjection: Projection {
     /// - Returns: One outcome per target, in the order of `targets`.
     func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome]
 
+    /// Recomputes the rows of `streams` from each stream's first event to its end, in the
+    /// transaction of `context`, without a moment where a row is missing or behind where it was:
+    /// what `eventfleet projections rebuild` runs for a bad row or a fixed bug that needs no new
+    /// version. The default refuses (a custom projection's rows are its own business);
+    /// ``SnapshotProjection`` recomputes each row under its lock.
+    ///
+    /// - Returns: One outcome per stream, in the order of `streams`.
+    /// - Throws: ``ProjectionError/invalidArgument(field:reason:)`` when the projection cannot rebuild rows.
+    func rebuild(streams: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome]
+
     /// How long a job of this projection may go without a committed batch before the fleet's
     /// leading scheduler hands it to another worker (the attempt counts). It bounds one batch (at
     /// most the worker's batch size of events per stream), not a whole stream: a long stream that
@@ -149,6 +159,12 @@ extension StreamProjection {
     public var view: SQLIdentifier? { nil }
     public var promotesWhenCaughtUp: Bool { false }
     public var replaysHistoryOnNewVersion: Bool { false }
+
+    public func rebuild(streams: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
+        throw ProjectionError.invalidArgument(
+            field: "projection", reason: "'\(name)' does not recompute its rows (snapshot projections do); give it a new version to rebuild it"
+        )
+    }
 
     public func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
         var outcomes: [StreamOutcome] = []

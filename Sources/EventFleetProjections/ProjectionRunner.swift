@@ -65,6 +65,71 @@ public struct ProjectionRunner: Sendable {
         return result
     }
 
+    /// What a rebuild of a partition did.
+    public struct Rebuild: Sendable, Hashable {
+        public var partition: String
+        /// Streams whose rows were recomputed (or created).
+        public var streams: Int
+        /// Transactions committed.
+        public var batches: Int
+    }
+
+    /// Recomputes the projection's rows of every stream of `partition` from their events
+    /// (``StreamProjection/rebuild(streams:batchSize:context:)``), `streamsPerTransaction` streams
+    /// at a time in stream-id order. Unlike a backfill, which only brings rows forward, it recomputes
+    /// rows that exist: for a bad row or a fixed bug that needs no new version. Other partitions'
+    /// rows and every checkpoint stay as they are; events appended meanwhile are projected by the
+    /// fleet as usual (a rebuilt row ends at the stream's end when it was rebuilt, and the stream's
+    /// job goes on from there).
+    ///
+    /// - Parameters:
+    ///   - projection: The projection (the version whose table is rebuilt).
+    ///   - partition: The tenant.
+    ///   - streamsPerTransaction: Streams recomputed per transaction (each read to its end).
+    ///   - progress: Called after each transaction with the streams done so far.
+    /// - Throws: ``ProjectionError`` and `EventStoreError`; the failed transaction is rolled back and
+    ///   the rows before it stay rebuilt.
+    @discardableResult
+    public func rebuild(
+        _ projection: some StreamProjection, partition: String, streamsPerTransaction: Int = 100, batchSize: Int = 1_000,
+        progress: @Sendable (Int) -> Void = { _ in }
+    ) async throws -> Rebuild {
+        try IdentifierValidation.validate(partition, field: "partition")
+        guard streamsPerTransaction > 0 else {
+            throw ProjectionError.invalidArgument(field: "streamsPerTransaction", reason: "must be positive (got \(streamsPerTransaction))")
+        }
+        var result = Rebuild(partition: partition, streams: 0, batches: 0)
+        var after = ""
+        while true {
+            let page = try await store.database.query("read streams to rebuild", """
+                SELECT stream_id FROM \(store.database.schema.ef_streams)
+                 WHERE partition = \(partition) AND stream_id > \(after)
+                 ORDER BY stream_id LIMIT \(Int64(streamsPerTransaction))
+                """).map { try $0.decode(String.self) }
+            guard let last = page.last else { break }
+            try await inTransaction(operation: "rebuild \(projection.name)") { context in
+                _ = try await projection.rebuild(
+                    streams: page.map { StreamTarget(partition: partition, streamId: $0) }, batchSize: batchSize, context: context
+                )
+            }
+            result.streams += page.count
+            result.batches += 1
+            progress(result.streams)
+            after = last
+        }
+        logger.info(
+            "rebuilt partition",
+            metadata: ["eventfleet.projection": "\(projection.name)", "eventfleet.partition": "\(partition)", "eventfleet.streams": "\(result.streams)"]
+        )
+        return result
+    }
+
+    /// Every partition that has a stream, in order: what a rebuild of all partitions goes through.
+    public func partitions() async throws -> [String] {
+        try await store.database.query("read partitions", "SELECT DISTINCT partition FROM \(store.database.schema.ef_streams) ORDER BY 1")
+            .map { try $0.decode(String.self) }
+    }
+
     /// Checks that the database fits the projection.
     ///
     /// - Throws: ``ProjectionError/misconfigured(projection:table:problems:)``.

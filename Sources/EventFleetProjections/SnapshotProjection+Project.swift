@@ -13,6 +13,19 @@ extension SnapshotProjection {
     /// Brings many rows forward in three statements whatever their number: one locks the rows, one
     /// reads a page of each stream, one writes every row (updates and inserts).
     public func project(streams targets: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
+        try await project(streams: targets, batchSize: batchSize, fromStart: false, context: context)
+    }
+
+    /// Recomputes the rows of `streams` from their first events to their ends, each under its row's
+    /// lock, and writes each once: readers see the old row until the transaction commits and then
+    /// the new one, at the same position or further, never no row. A stream without a row gets one.
+    public func rebuild(streams: [StreamTarget], batchSize: Int, context: ProjectionContext) async throws -> [StreamOutcome] {
+        try await project(streams: streams.map { StreamTarget(partition: $0.partition, streamId: $0.streamId) }, batchSize: batchSize, fromStart: true, context: context)
+    }
+
+    /// Brings rows forward by a page of each stream from the row's position, or (`fromStart`)
+    /// recomputes them from each stream's first event to its end.
+    private func project(streams targets: [StreamTarget], batchSize: Int, fromStart: Bool, context: ProjectionContext) async throws -> [StreamOutcome] {
         guard batchSize > 0 else { throw ProjectionError.invalidArgument(field: "batchSize", reason: "must be positive (got \(batchSize))") }
         // One entry per stream, with the furthest target of its duplicates.
         var slot: [StreamKey: Int] = [:]
@@ -37,10 +50,11 @@ extension SnapshotProjection {
             for index in pending {
                 let target = streams[index]
                 let row = rows[StreamKey(partition: target.partition, streamId: target.streamId)]
-                let from = (row?.position ?? 0) + 1
+                let from = fromStart ? 1 : (row?.position ?? 0) + 1
                 if let upTo = target.upTo, upTo < from { continue }
-                let state = try row.map { try decodeSnapshot($0.snapshot, streamId: target.streamId, partition: target.partition) } ?? initialState()
-                folds.append(Fold(index: index, target: target, hasRow: row != nil, state: state, from: from))
+                let state = fromStart ? initialState()
+                    : try row.map { try decodeSnapshot($0.snapshot, streamId: target.streamId, partition: target.partition) } ?? initialState()
+                folds.append(Fold(index: index, target: target, hasRow: row != nil, state: state, from: from, toEnd: fromStart))
             }
             try await read(&folds, batchSize: batchSize, context: context)
 
@@ -93,13 +107,16 @@ extension SnapshotProjection {
         var pageWasFull = false
         /// Whether another page is to be read in this call.
         var readsOn = true
+        /// Whether every page to the stream's end is read in this call (a rebuild writes the row once).
+        var toEnd: Bool
 
-        init(index: Int, target: StreamTarget, hasRow: Bool, state: State, from: Int64) {
+        init(index: Int, target: StreamTarget, hasRow: Bool, state: State, from: Int64, toEnd: Bool) {
             self.index = index
             self.target = target
             self.hasRow = hasRow
             self.state = state
             self.from = from
+            self.toEnd = toEnd
         }
     }
 
@@ -166,7 +183,7 @@ extension SnapshotProjection {
         fold.last = page[page.count - 1]
         fold.from = page[page.count - 1].streamPosition + 1
         fold.pageWasFull = page.count == batchSize
-        fold.readsOn = !fold.hasRow && fold.keyEvent == nil && fold.pageWasFull
+        fold.readsOn = fold.pageWasFull && (fold.toEnd || (!fold.hasRow && fold.keyEvent == nil))
     }
 
     private func snapshotText(_ state: State) throws -> String {

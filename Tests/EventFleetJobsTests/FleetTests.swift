@@ -269,7 +269,7 @@ struct Poisoned: Error, CustomStringConvertible {
 func poisonedRegistry() throws -> ProjectionRegistry {
     ProjectionRegistry([
         try SnapshotProjection<CartState, CartEvent>(
-            name: "carts", table: "carts", keyColumns: ["tenant_id", "cart_id", "partition"],
+            name: "carts", table: "carts_v1", keyColumns: ["tenant_id", "cart_id", "partition"],
             key: { recorded, partition in [.text(partition), .text(CartsReadModel.cartId(fromStreamId: recorded.message.streamId)), .text(partition)] },
             evolve: { state, event in
                 if case .itemAdded(let added) = event, added.sku == "POISON" { throw Poisoned() }

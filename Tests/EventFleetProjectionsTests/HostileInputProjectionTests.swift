@@ -150,7 +150,7 @@ struct HostileInputProjectionTests {
                 Issue.record("expected the index-size database error, got \(String(describing: error))")
                 return
             }
-            #expect(message.contains("carts_pkey"), "\(message)")
+            #expect(message.contains("carts_v1_pkey"), "\(message)")
             #expect(try await schema.count("SELECT count(*) FROM carts") == 0)
 
             try await handler.handle(.create(tenantId: "t", cartId: "short", currency: "EUR"), streamId: cartStreamId("short"), in: schema.store)
@@ -200,7 +200,7 @@ struct HostileInputProjectionTests {
             let error = await #expect(throws: ProjectionError.self) {
                 try await runner.projectEvents(projection, streamId: stream, partition: "p;1")
             }
-            guard case .malformedSnapshot(projection: "carts", table: "carts", streamId: stream, partition: "p;1", let reason) = error else {
+            guard case .malformedSnapshot(projection: "carts", table: "carts_v1", streamId: stream, partition: "p;1", let reason) = error else {
                 Issue.record("expected malformedSnapshot, got \(String(describing: error))")
                 return
             }
@@ -215,7 +215,7 @@ struct HostileInputProjectionTests {
                     )
                 }
             }
-            guard case .failure(ProjectionError.malformedSnapshot(projection: "carts", table: "carts", streamId: stream, partition: "p;1", _)) = loaded else {
+            guard case .failure(ProjectionError.malformedSnapshot(projection: "carts", table: "carts_v1", streamId: stream, partition: "p;1", _)) = loaded else {
                 Issue.record("load: expected malformedSnapshot, got \(loaded)")
                 return
             }
@@ -335,7 +335,7 @@ private func projection(
     keyColumns: [String] = ["tenant_id", "cart_id", "partition"], columns: [String] = ["currency"]
 ) throws -> SnapshotProjection<CartState, CartEvent> {
     try SnapshotProjection(
-        name: "hostile", table: "carts", keyColumns: keyColumns,
+        name: "hostile", table: "carts_v1", keyColumns: keyColumns,
         key: { _, partition in keyColumns.map { _ in .text(partition) } },
         evolve: CartState.evolve, initialState: CartState.initialState,
         columns: columns, mapToColumns: { _ in [:] }

@@ -143,7 +143,7 @@ struct ProjectionErrorTests {
             let stream = cartStreamId("refused")
             try await schema.store.appendToStream(stream, events: [CartEvent.created(CartCreated(tenantId: "default", cartId: "refused", currency: "EUR"))])
             let refusing = try SnapshotProjection<CartState, CartEvent>(
-                name: "carts", table: "carts", keyColumns: ["tenant_id", "cart_id", "partition"],
+                name: "carts", table: "carts_v1", keyColumns: ["tenant_id", "cart_id", "partition"],
                 key: { _, partition in [.text(partition), .text("refused"), .text(partition)] },
                 evolve: { _, _ in throw EvolveRefused() },
                 initialState: CartState.initialState
@@ -179,8 +179,8 @@ struct ProjectionConfigurationTests {
 
     @Test("a bad key column name is rejected")
     func badKeyColumn() {
-        #expect(throws: ProjectionError.self) { try Self.projection(table: "carts", keys: ["cart_id; --"]) }
-        #expect(throws: ProjectionError.self) { try Self.projection(table: "carts", columns: ["order id"]) }
+        #expect(throws: ProjectionError.self) { try Self.projection(table: "carts_v1", keys: ["cart_id; --"]) }
+        #expect(throws: ProjectionError.self) { try Self.projection(table: "carts_v1", columns: ["order id"]) }
     }
 
     @Test("a missing table, missing columns, a missing unique key and a missing stream index fail at start, naming them")
@@ -193,7 +193,7 @@ struct ProjectionConfigurationTests {
             #expect(missingTable?.description.contains("does not exist") == true)
 
             let missingColumn = await #expect(throws: ProjectionError.self) {
-                try await runner.validate(try Self.projection(table: "carts", columns: ["currency", "discount"]))
+                try await runner.validate(try Self.projection(table: "carts_v1", columns: ["currency", "discount"]))
             }
             #expect(missingColumn?.description.contains("missing columns: discount") == true)
 
@@ -203,7 +203,7 @@ struct ProjectionConfigurationTests {
             #expect(noKey?.description.contains("(partition, stream_id)") == true)
 
             let wrongKey = await #expect(throws: ProjectionError.self) {
-                try await runner.validate(try Self.projection(table: "carts", keys: ["cart_id"]))
+                try await runner.validate(try Self.projection(table: "carts_v1", keys: ["cart_id"]))
             }
             #expect(wrongKey?.description.contains("no unique constraint on exactly the key columns (cart_id)") == true)
         }
@@ -214,7 +214,7 @@ struct ProjectionConfigurationTests {
         try await withCartsSchema { schema in
             let consumer = EventConsumer(
                 configuration: consumerConfiguration("misconfigured"), store: schema.store,
-                registry: ProjectionRegistry([try Self.projection(table: "carts", columns: ["discount"])])
+                registry: ProjectionRegistry([try Self.projection(table: "carts_v1", columns: ["discount"])])
             )
             await #expect(throws: ProjectionError.self) { try await consumer.run() }
         }

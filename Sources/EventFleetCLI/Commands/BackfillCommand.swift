@@ -7,7 +7,7 @@ import Foundation
 import Logging
 
 /// `backfill`: enqueues a backfill job for every stream of a partition (or all), in batches.
-public struct BackfillCommand<Provider: ProjectionsProvider>: AsyncParsableCommand {
+public struct BackfillCommand<Provider: ProjectionsProvider>: AsyncParsableCommand where Provider.Options: ParsableArguments {
     public static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "backfill",
@@ -16,6 +16,7 @@ public struct BackfillCommand<Provider: ProjectionsProvider>: AsyncParsableComma
     }
 
     @OptionGroup public var database: DatabaseOptions
+    @OptionGroup public var projectionOptions: Provider.Options
     @Option(help: "The partition (tenant) to backfill.") public var partition: String?
     @Flag(name: .customLong("all-partitions"), help: "Backfill every partition.") public var allPartitions = false
     @Option(help: "Only this projection (default: every stream projection).") public var projection: String?
@@ -29,7 +30,7 @@ public struct BackfillCommand<Provider: ProjectionsProvider>: AsyncParsableComma
     }
 
     public func run() async throws {
-        let registry = try Provider.registry()
+        let registry = try Provider.registry(options: projectionOptions)
         let projections = try projection.map { [try registry.projection(named: $0)] } ?? registry.streamProjections
         // The versions this binary runs, by the keys their jobs carry.
         let names = projections.compactMap { $0 as? any StreamProjection }.map { ProjectionRegistration($0).key }

@@ -5,7 +5,7 @@ import EventFleetProjections
 import Logging
 
 /// `project`: runs the projection runner once for a stream and prints what it did.
-public struct ProjectCommand<Provider: ProjectionsProvider>: AsyncParsableCommand {
+public struct ProjectCommand<Provider: ProjectionsProvider>: AsyncParsableCommand where Provider.Options: ParsableArguments {
     public static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "project",
@@ -14,6 +14,7 @@ public struct ProjectCommand<Provider: ProjectionsProvider>: AsyncParsableComman
     }
 
     @OptionGroup public var database: DatabaseOptions
+    @OptionGroup public var projectionOptions: Provider.Options
     @Option(help: "The stream id.") public var stream: String
     @Option(help: "The partition (tenant).") public var partition: String = defaultPartition
     @Option(help: "Only this projection (default: every stream projection).") public var projection: String?
@@ -27,7 +28,7 @@ public struct ProjectCommand<Provider: ProjectionsProvider>: AsyncParsableComman
 
     public func run() async throws {
         try ReadStreamOptions(partition: partition).validate(streamId: stream)
-        let registry = try Provider.registry()
+        let registry = try Provider.registry(options: projectionOptions)
         let projections: [any StreamProjection]
         if let projection {
             guard let named = try registry.projection(named: projection) as? any StreamProjection else {

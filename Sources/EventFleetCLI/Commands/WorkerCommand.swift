@@ -94,7 +94,7 @@ public struct WorkerOptions: ParsableArguments, Sendable {
 }
 
 /// `worker`: claims projection jobs and runs them with the application's projections.
-public struct WorkerCommand<Provider: ProjectionsProvider>: AsyncParsableCommand {
+public struct WorkerCommand<Provider: ProjectionsProvider>: AsyncParsableCommand where Provider.Options: ParsableArguments {
     public static var configuration: CommandConfiguration {
         CommandConfiguration(
             commandName: "worker",
@@ -103,6 +103,7 @@ public struct WorkerCommand<Provider: ProjectionsProvider>: AsyncParsableCommand
     }
 
     @OptionGroup public var database: DatabaseOptions
+    @OptionGroup public var projectionOptions: Provider.Options
     @OptionGroup public var worker: WorkerOptions
     @OptionGroup public var service: ServiceOptions
 
@@ -110,7 +111,7 @@ public struct WorkerCommand<Provider: ProjectionsProvider>: AsyncParsableCommand
 
     public func run() async throws {
         let configuration = try worker.configuration()
-        let registry = try worker.projections(of: Provider.registry())
+        let registry = try worker.projections(of: Provider.registry(options: projectionOptions))
         // One connection per job transaction, plus heartbeat, claims, LISTEN and recording failures.
         try await FleetProcess.run(
             database: database, service: service, poolSize: configuration.maxTransactions + 4, label: "eventfleet.worker",

@@ -138,6 +138,10 @@ public enum CommandLineRunner {
         case let error as MetricsServerError:
             message = "error: \(error)"
             code = EventFleetExitCode.failure
+        case let error as ProjectionVersionError:
+            // A refusal: nothing was changed, and the operator's input (or a version's state) is why.
+            message = "error: \(error)"
+            code = EventFleetExitCode.invalidInput
         case let error as LogRebaseError:
             message = "error: \(error)"
             code = EventFleetExitCode.failure

@@ -82,11 +82,11 @@ public enum FleetCommands {
     /// `scale`, `jobs` and `rebase-log`.
     ///
     /// - Parameter app: The application's projections and migrations.
-    public static func all<App: ProjectionsProvider & MigrationsProvider>(_ app: App.Type) -> [any ParsableCommand.Type] {
+    public static func all<App: ProjectionsProvider & MigrationsProvider>(_ app: App.Type) -> [any ParsableCommand.Type] where App.Options: ParsableArguments {
         [
             MigrateCommand<App>.self, AppendCommand.self, ReadCommand.self, ProjectCommand<App>.self,
             SchedulerCommand.self, WorkerCommand<App>.self, LaunchCommand.self, BackfillCommand<App>.self,
-            MonitorCommand.self, ScaleCommand.self, JobsCommand.self, RebaseLogCommand.self,
+            MonitorCommand.self, ScaleCommand.self, JobsCommand.self, ProjectionsCommand<App>.self, RebaseLogCommand.self,
         ]
     }
 }

@@ -36,6 +36,10 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
         public var heartbeatTimeout: Duration = .seconds(15)
         /// How often the leader rescues and prunes.
         public var maintenanceInterval: Duration = .seconds(1)
+        /// How often the leader looks for projection versions that promote themselves once caught
+        /// up (``JobQueue/promoteCaughtUpVersions(hold:)``); each look compares their rows with the
+        /// active versions'.
+        public var autoPromotionInterval: Duration = .seconds(5)
         /// Per-minute job statistics older than this are deleted.
         public var statisticsRetention: Duration = .seconds(24 * 3600)
         /// The leader vacuums the job table when finished jobs have left at least this many dead
@@ -115,6 +119,7 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
         // A role that may not vacuum is reported once (and counted every time), not every second.
         var reportedVacuumSkip = false
         var holds = HoldsReported()
+        var lastAutoPromotion = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown {
                 try await Task.sleep(for: self.configuration.maintenanceInterval)
@@ -151,6 +156,16 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
                         }
                     case .notNeeded:
                         break
+                    }
+                }
+                if ContinuousClock.now - lastAutoPromotion >= configuration.autoPromotionInterval {
+                    lastAutoPromotion = .now
+                    for switched in try await queue.promoteCaughtUpVersions() {
+                        logger.notice(
+                            "promoted a caught-up projection version",
+                            metadata: ["eventfleet.projection": "\(switched.projection)", "eventfleet.version": "\(switched.to)",
+                                       "eventfleet.previous_version": "\(switched.from.map(String.init) ?? "none")"]
+                        )
                     }
                 }
                 holds = try await reportHolds(holds)

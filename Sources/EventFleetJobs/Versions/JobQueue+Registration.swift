@@ -129,6 +129,22 @@ extension JobQueue {
         }
     }
 
+    /// Refuses versions that are retired, before anything else about them is checked (a retired
+    /// version's table is gone, so checking it first would name the table, not the retirement).
+    ///
+    /// - Throws: ``ProjectionVersionError/retired(projection:version:active:)`` for the first one.
+    public func refuseRetired(_ projections: [ProjectionRegistration]) async throws {
+        let rows = try await database.query("read retired versions", """
+            SELECT r.projection, r.version, a.version FROM \(schema.ef_projections) r
+              LEFT JOIN \(schema.ef_projections) a ON a.projection = r.projection AND a.state = 'active'
+             WHERE r.state = 'retired' AND r.name = ANY (\(projections.map(\.key))::text[])
+             ORDER BY r.name LIMIT 1
+            """)
+        if let (projection, version, active) = try rows.first?.decode((String, Int32, Int32?).self) {
+            throw ProjectionVersionError.retired(projection: projection, version: version, active: active)
+        }
+    }
+
     private enum Registered { case registered, new(backfill: Bool) }
 
     private func registerVersion(_ projection: ProjectionRegistration, on connection: Database.Connection) async throws -> Registered {

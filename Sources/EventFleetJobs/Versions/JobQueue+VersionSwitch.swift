@@ -54,41 +54,69 @@ extension JobQueue {
         return try await switchVersion(projection, to: previous.version, force: force, timeout: timeout)
     }
 
+    /// Promotes every version that opted in (``StreamProjection/promotesWhenCaughtUp``), has never
+    /// been active, whose backfill has finished and whose rows are all at or ahead of the active
+    /// version's: what the leading scheduler does now and then. A version not caught up yet is left
+    /// for the next call; the active version's writers wait at most `hold` for each check.
+    ///
+    /// - Returns: The switches made.
+    public func promoteCaughtUpVersions(hold: Duration = .milliseconds(200)) async throws -> [ProjectionVersionSwitch] {
+        let candidates = try await database.query("read versions to promote", """
+            SELECT p.projection, p.version FROM \(schema.ef_projections) p
+             WHERE p.auto_promote AND p.state = 'standby' AND NOT p.was_active
+               AND NOT EXISTS (SELECT 1 FROM \(schema.ef_backfills) b WHERE b.finished IS NULL AND p.name = ANY (b.projections))
+             ORDER BY p.name
+            """).map { try $0.decode((String, Int32).self) }
+        var switched: [ProjectionVersionSwitch] = []
+        for (projection, version) in candidates {
+            if case .switched(let done) = try await trySwitch(projection, to: version, force: false, hold: hold) { switched.append(done) }
+        }
+        return switched
+    }
+
     private func switchVersion(_ projection: String, to version: Int32, force: Bool, timeout: Duration) async throws -> ProjectionVersionSwitch {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let left = deadline - .now
             // Long enough for in-flight jobs of the new version to commit; short, since the active
             // version's writers wait meanwhile.
-            let hold = max(.zero, min(.seconds(1), left))
-            let rows = try await database.withoutDeadline().query("switch projection version", """
-                SELECT outcome, from_version, rows_behind, events_behind
-                  FROM \(schema.ef_switch_projection_version)(\(projection), \(version), \(force), \(hold.milliseconds)::bigint * interval '1 millisecond')
-                """)
-            var cells = RowCells(try rows.only("switch projection version"), statement: "switch projection version")
-            let (outcome, from, rowsBehind, eventsBehind) = (
-                try cells.next(String.self), try cells.next(Int32?.self), try cells.next(Int64.self), try cells.next(Int64.self)
-            )
-            switch outcome {
-            case "switched", "no_active":
-                return ProjectionVersionSwitch(projection: projection, from: from, to: version, rowsBehind: rowsBehind, eventsBehind: eventsBehind)
-            case "behind":
-                guard ContinuousClock.now < deadline else {
-                    throw ProjectionVersionError.notCaughtUp(
-                        projection: projection, version: version, active: from ?? 0, rowsBehind: rowsBehind, eventsBehind: eventsBehind
-                    )
-                }
-                // The active version's writers catch up on what waited for the check.
-                try await Task.sleep(for: .milliseconds(500))
-            case "active": throw ProjectionVersionError.alreadyActive(projection: projection, version: version)
-            case "retired": throw ProjectionVersionError.cannotActivateRetired(projection: projection, version: version)
-            default: throw try await unknownVersion(projection, version)
+            switch try await trySwitch(projection, to: version, force: force, hold: max(.zero, min(.seconds(1), deadline - .now))) {
+            case .switched(let switched): return switched
+            case .behind(let refusal): guard ContinuousClock.now < deadline else { throw refusal }
             }
+            // The active version's writers catch up on what waited for the check.
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    /// What one call of the switch did: switched, or found the version behind (worth another try).
+    private enum SwitchAttempt {
+        case switched(ProjectionVersionSwitch)
+        case behind(ProjectionVersionError)
+    }
+
+    /// One call of the switch; a refusal other than "behind" throws.
+    private func trySwitch(_ projection: String, to version: Int32, force: Bool, hold: Duration) async throws -> SwitchAttempt {
+        let rows = try await database.withoutDeadline().query("switch projection version", """
+            SELECT outcome, from_version, rows_behind, events_behind
+              FROM \(schema.ef_switch_projection_version)(\(projection), \(version), \(force), \(hold.milliseconds)::bigint * interval '1 millisecond')
+            """)
+        var cells = RowCells(try rows.only("switch projection version"), statement: "switch projection version")
+        let (outcome, from, rowsBehind, eventsBehind) = (
+            try cells.next(String.self), try cells.next(Int32?.self), try cells.next(Int64.self), try cells.next(Int64.self)
+        )
+        switch outcome {
+        case "switched", "no_active":
+            return .switched(ProjectionVersionSwitch(projection: projection, from: from, to: version, rowsBehind: rowsBehind, eventsBehind: eventsBehind))
+        case "behind":
+            return .behind(.notCaughtUp(projection: projection, version: version, active: from ?? 0, rowsBehind: rowsBehind, eventsBehind: eventsBehind))
+        case "active": throw ProjectionVersionError.alreadyActive(projection: projection, version: version)
+        case "retired": throw ProjectionVersionError.cannotActivateRetired(projection: projection, version: version)
+        default: throw try await unknownVersion(projection, version)
         }
     }
 
     /// The error for a projection none of whose versions is registered.
-    func unknownProjection(_ projection: String) async throws -> ProjectionVersionError {
+    package func unknownProjection(_ projection: String) async throws -> ProjectionVersionError {
         let known = try await database.query("read projections", "SELECT DISTINCT projection FROM \(schema.ef_projections) ORDER BY 1")
         return .unknownProjection(projection, known: try known.map { try $0.decode(String.self) })
     }

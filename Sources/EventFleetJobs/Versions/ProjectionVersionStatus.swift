@@ -34,6 +34,11 @@ public struct ProjectionVersionStatus: Codable, Sendable, Hashable {
         /// Ready and running jobs.
         public var jobsPending: Int64
         public var jobsDead: Int64
+        /// How fast its events behind shrink, from two readings (``ProjectionVersionStatus/rated(since:over:)``);
+        /// negative while they grow. `nil` without an earlier reading.
+        public var eventsPerSecond: Double?
+        /// When its events behind reach zero at that rate; `nil` while they do not shrink.
+        public var etaSeconds: Double?
     }
 
     public var projection: String
@@ -54,6 +59,10 @@ public struct ProjectionVersionStatus: Codable, Sendable, Hashable {
     /// When it last changed state (registered, promoted, rolled back, retired).
     public var since: Date
     public var tenants: [Tenant]
+    /// How fast the version's events behind shrink (see ``Tenant/eventsPerSecond``).
+    public var eventsPerSecond: Double?
+    /// When they reach zero at that rate.
+    public var etaSeconds: Double?
 
     /// Streams of every tenant; `nil` without a row table.
     public var streams: Int64? { sum(\.streams) }
@@ -61,6 +70,26 @@ public struct ProjectionVersionStatus: Codable, Sendable, Hashable {
     public var eventsBehind: Int64? { sum(\.eventsBehind) }
     public var jobsPending: Int64 { tenants.reduce(0) { $0 + $1.jobsPending } }
     public var jobsDead: Int64 { tenants.reduce(0) { $0 + $1.jobsDead } }
+
+    /// This reading with rates and times left, from an earlier reading of the same version taken
+    /// `elapsed` before (the net rate: events projected less events appended meanwhile).
+    public func rated(since earlier: ProjectionVersionStatus, over elapsed: Duration) -> ProjectionVersionStatus {
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        guard seconds > 0 else { return self }
+        func rate(_ before: Int64?, _ now: Int64?) -> (Double?, Double?) {
+            guard let before, let now else { return (nil, nil) }
+            let perSecond = Double(before - now) / seconds
+            return (perSecond, now == 0 ? 0 : perSecond > 0 ? Double(now) / perSecond : nil)
+        }
+        var rated = self
+        (rated.eventsPerSecond, rated.etaSeconds) = rate(earlier.eventsBehind, eventsBehind)
+        let before = Dictionary(earlier.tenants.map { ($0.partition, $0.eventsBehind) }, uniquingKeysWith: { first, _ in first })
+        for index in rated.tenants.indices {
+            let tenant = rated.tenants[index]
+            (rated.tenants[index].eventsPerSecond, rated.tenants[index].etaSeconds) = rate(before[tenant.partition] ?? nil, tenant.eventsBehind)
+        }
+        return rated
+    }
 
     private func sum(_ field: KeyPath<Tenant, Int64?>) -> Int64? {
         let values = tenants.compactMap { $0[keyPath: field] }
@@ -129,7 +158,8 @@ extension JobQueue {
                 versions.append(ProjectionVersionStatus(
                     projection: name, version: version, key: key, state: .building, wasActive: wasActive,
                     promotesWhenCaughtUp: autoPromote, table: rowTable.map { qualified(rowSchema, $0) },
-                    view: viewName.map { qualified(viewSchema, $0) }, backfilling: backfilling, since: since, tenants: []
+                    view: viewName.map { qualified(viewSchema, $0) }, backfilling: backfilling, since: since, tenants: [],
+                    eventsPerSecond: nil, etaSeconds: nil
                 ))
             }
             if partition != nil { versions[versions.count - 1].tenants.append(tenant) }

@@ -124,12 +124,14 @@ public final class ProjectionWorker: Service, ReadinessReporting, Sendable {
             throw JobQueueError.invalidConfiguration(field: "jobsPerTransaction", reason: "must be positive")
         }
         guard !configuration.lanes.isEmpty else { throw JobQueueError.invalidConfiguration(field: "lanes", reason: "names no lane") }
+        let registrations = projections.values.map { ProjectionRegistration($0) }
+        try await queue.refuseRetired(registrations)
         let runner = ProjectionRunner(store: store, logger: logger)
         for projection in projections.values {
             try await runner.validate(projection)
         }
         try await queue.register(registration)
-        let new = try await queue.registerProjections(projections.values.map { ProjectionRegistration($0) })
+        let new = try await queue.registerProjections(registrations)
         if !new.isEmpty {
             logger.info("registered new projection versions; backfilling their streams", metadata: ["eventfleet.projections": "\(new)"])
         }
