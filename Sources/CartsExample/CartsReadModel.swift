@@ -49,8 +49,11 @@ public enum CartsReadModel: ProjectionsProvider, MigrationsProvider {
     ///   - version: The version (see ``versions``).
     ///   - table: The table of its rows; ``table(version:)`` and readers through the view ``view``
     ///     unless given (then readers query the table).
+    ///   - promotesWhenCaughtUp: Whether the fleet promotes the version once it has caught up.
     /// - Throws: `ProjectionError.invalidArgument` for a version this binary does not have.
-    public static func projection(version: Int = 1, table: String? = nil) throws -> SnapshotProjection<CartState, CartEvent> {
+    public static func projection(
+        version: Int = 1, table: String? = nil, promotesWhenCaughtUp: Bool = false
+    ) throws -> SnapshotProjection<CartState, CartEvent> {
         guard versions.contains(version) else {
             throw ProjectionError.invalidArgument(field: "version", reason: "the carts projection has versions \(versions.lowerBound)–\(versions.upperBound), not \(version)")
         }
@@ -61,6 +64,7 @@ public enum CartsReadModel: ProjectionsProvider, MigrationsProvider {
             version: version,
             table: table ?? Self.table(version: version),
             view: table == nil ? view : nil,
+            promotesWhenCaughtUp: promotesWhenCaughtUp,
             keyColumns: ["tenant_id", "cart_id", "partition"],
             key: { recorded, partition in
                 [.text(partition), .text(cartId(fromStreamId: recorded.message.streamId)), .text(partition)]
