@@ -22,12 +22,22 @@ struct RollingDeployTests {
     @Test("the previous release's scheduler, worker, append and monitor work against this build's migrations, beside this build's worker")
     func previousReleaseAgainstNewMigrations() async throws {
         let previous = try #require(previousEventFleet)
-        try await withCartsSchema { schema in
+        try await TestDatabase.withSchema { schema in
             let environment = childEnvironment(url: schema.url)
             let arguments = ["--concurrency", "4", "--heartbeat-interval-ms", "300", "--poll-interval-ms", "100", "--drain-timeout", "5"]
-            let fleet = [
+            // The previous release's fleet runs on its own schema; this build's migrations (which
+            // turn the example's `carts` table into a view over `carts_v1`) are applied under it.
+            let migrated = try await ChildProcess.run(previous, arguments: ["migrate"], environment: environment)
+            #expect(migrated.status == 0, "\(migrated.stderr)")
+            let previousFleet = [
                 try ChildProcess(previous, arguments: ["scheduler"], environment: environment, error: .capture),
                 try ChildProcess(previous, arguments: ["worker"] + arguments, environment: environment, error: .capture),
+            ]
+            try await waitUntil(timeout: .seconds(30), "the previous release's worker has started") {
+                try await schema.count("SELECT count(*) FROM ef_workers") == 1
+            }
+            try await CartsReadModel.migrate(store: schema.store)
+            let fleet = previousFleet + [
                 try ChildProcess(try builtProduct("eventfleet"), arguments: ["worker"] + arguments, environment: environment, error: .capture),
             ]
             var streams = try await writeCarts(schema.store, tenants: ["a", "b"], cartsPerTenant: 10)
