@@ -50,9 +50,12 @@ public enum CartsReadModel: ProjectionsProvider, MigrationsProvider {
     ///   - table: The table of its rows; ``table(version:)`` and readers through the view ``view``
     ///     unless given (then readers query the table).
     ///   - promotesWhenCaughtUp: Whether the fleet promotes the version once it has caught up.
+    ///   - evolve: The fold of a cart's events; ``CartState/evolve(_:_:)`` unless given (the chaos
+    ///     soak gives one that cannot apply its poison item).
     /// - Throws: `ProjectionError.invalidArgument` for a version this binary does not have.
     public static func projection(
-        version: Int = 1, table: String? = nil, promotesWhenCaughtUp: Bool = false
+        version: Int = 1, table: String? = nil, promotesWhenCaughtUp: Bool = false,
+        evolve: @escaping @Sendable (CartState, CartEvent) throws -> CartState = CartState.evolve
     ) throws -> SnapshotProjection<CartState, CartEvent> {
         guard versions.contains(version) else {
             throw ProjectionError.invalidArgument(field: "version", reason: "the carts projection has versions \(versions.lowerBound)–\(versions.upperBound), not \(version)")
@@ -69,7 +72,7 @@ public enum CartsReadModel: ProjectionsProvider, MigrationsProvider {
             key: { recorded, partition in
                 [.text(partition), .text(cartId(fromStreamId: recorded.message.streamId)), .text(partition)]
             },
-            evolve: CartState.evolve,
+            evolve: evolve,
             initialState: CartState.initialState,
             columns: columns,
             mapToColumns: version >= 2 ? columnsOfVersion2(for:) : columns(for:)

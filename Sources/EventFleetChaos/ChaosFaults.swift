@@ -29,6 +29,12 @@ enum ChaosFault: String, CaseIterable, Sendable {
     case killWorkerInBackfill = "kill -9 of a worker during a new projection's first backfill"
     case halfOpen = "the workers' connections go half-open (a proxy stops forwarding on them)"
     case restartPooler = "the connection pooler restarts"
+    case killVersionWorker = "kill -9 of a worker building carts version 2"
+    case restartDatabaseMidBuild = "pg_ctl restart -m immediate while carts version 2 builds"
+
+    /// The faults of the version-2 build, injected once its pool is deployed rather than in the
+    /// random rounds.
+    static let ofVersionBuild: [ChaosFault] = [.killVersionWorker, .restartDatabaseMidBuild]
 }
 
 /// What the faults measured, for the invariants.
@@ -105,14 +111,15 @@ struct ChaosInjector: Sendable {
                 victim.signal(SIGCONT)
                 say("       \(victim.name) resumed")
             case .restartDatabase:
-                guard let restartCommand else {
-                    say("fault skipped: \(fault.rawValue): no --restart-command")
-                    return false
-                }
-                say("fault: \(fault.rawValue)")
-                let termination = try await ChildProcess.runShell(restartCommand, log: "\(directory)/restart.log")
-                say("       database restarted (\(termination))")
-                if termination != .exited(0) { return false }
+                return try await restartDatabase(fault)
+            case .killVersionWorker:
+                guard try await versionBuildInProgress(fault) else { return false }
+                guard let victim = await fleet.running(fleet.versionWorkers).randomElement(using: &random) else { return false }
+                victim.signal(SIGKILL)
+                say("fault: \(fault.rawValue): \(victim.name) (pid \(victim.pid))")
+            case .restartDatabaseMidBuild:
+                guard restartCommand != nil, try await versionBuildInProgress(fault) else { return false }
+                return try await restartDatabase(fault)
             case .restartPooler:
                 guard let restartPoolerCommand else { return false }
                 say("fault: \(fault.rawValue)")
@@ -210,6 +217,28 @@ struct ChaosInjector: Sendable {
             say("fault failed: \(fault.rawValue): \(error)")
             return false
         }
+    }
+
+    /// Restarts the database the hard way with `--restart-command`; whether it did.
+    private func restartDatabase(_ fault: ChaosFault) async throws -> Bool {
+        guard let restartCommand else {
+            say("fault skipped: \(fault.rawValue): no --restart-command")
+            return false
+        }
+        say("fault: \(fault.rawValue)")
+        let termination = try await ChildProcess.runShell(restartCommand, log: "\(directory)/restart.log")
+        say("       database restarted (\(termination))")
+        return termination == .exited(0)
+    }
+
+    /// Whether version 2 of carts is still building (a fault of the build is skipped after it).
+    private func versionBuildInProgress(_ fault: ChaosFault) async throws -> Bool {
+        let version = try await JobQueue(store: store).projectionVersions(of: "carts").first { $0.version == 2 }
+        guard let version, version.state == .building else {
+            say("fault skipped: \(fault.rawValue): version 2 is \(version.map { "\($0.state)" } ?? "not registered")")
+            return false
+        }
+        return true
     }
 
     /// How long a probe cart may take to show while a transaction is held open.

@@ -37,6 +37,10 @@ actor ChaosFleet {
     private(set) var writers: [SoakProcess] = []
     /// Workers that run only the carts projection, so that the other's jobs are never theirs.
     private(set) var partialWorkers: [SoakProcess] = []
+    /// The second pool: workers of version 2 of carts, once the soak deployed it.
+    private(set) var versionWorkers: [SoakProcess] = []
+    /// How many workers the second pool keeps (0 until it is deployed).
+    private var versionWorkerCount = 0
     /// How each process that ended before the drain ended, by name.
     private(set) var deaths: [(name: String, termination: ChildProcess.Termination)] = []
     /// Every process ever started, for the final report.
@@ -90,6 +94,21 @@ actor ChaosFleet {
         return child
     }
 
+    /// Deploys the second pool: `count` workers of carts version 2 beside the running ones, as a
+    /// blue/green change of the read model does.
+    func deployVersion2(workers count: Int) throws -> [SoakProcess] {
+        versionWorkerCount = count
+        return try (0..<count).map { _ in try startVersionWorker() }
+    }
+
+    private func startVersionWorker() throws -> SoakProcess {
+        let child = try spawn(
+            nextName("v2-worker"), Self.workerArguments + ["--projections", "carts", "--carts-version", "2"], environment: settings.workerEnvironment
+        )
+        versionWorkers.append(child)
+        return child
+    }
+
     @discardableResult
     func startWriter() throws -> SoakProcess {
         let name = nextName("writer")
@@ -109,7 +128,9 @@ actor ChaosFleet {
     var writerNames: [String] { writers.map(\.name) }
 
     func running(_ children: [SoakProcess]) -> [SoakProcess] { children.filter(\.isRunning) }
-    var runningWorkers: [SoakProcess] { running(workers) + running(partialWorkers) }
+    /// Every worker ever started, of both pools.
+    var allWorkers: [SoakProcess] { workers + partialWorkers + versionWorkers }
+    var runningWorkers: [SoakProcess] { running(allWorkers) }
     var runningSchedulers: [SoakProcess] { running(schedulers) }
     var runningWriters: [SoakProcess] { running(writers) }
 
@@ -119,6 +140,7 @@ actor ChaosFleet {
         var replaced: [String] = []
         while running(partialWorkers).isEmpty && workerCount > 0 { replaced.append(try startPartialWorker().name) }
         while running(workers).count < workerCount { replaced.append(try startWorker().name) }
+        while running(versionWorkers).count < versionWorkerCount { replaced.append(try startVersionWorker().name) }
         while running(schedulers).count < schedulerCount { replaced.append(try startScheduler().name) }
         while running(writers).count < writerCount { replaced.append(try startWriter().name) }
         return replaced
@@ -127,7 +149,7 @@ actor ChaosFleet {
     /// Notes how the processes that ended meanwhile ended.
     func recordDeaths() {
         let recorded = Set(deaths.map(\.name))
-        for child in schedulers + workers + partialWorkers + writers where !recorded.contains(child.name) {
+        for child in schedulers + allWorkers + writers where !recorded.contains(child.name) {
             if let termination = child.process.termination { deaths.append((child.name, termination)) }
         }
     }

@@ -1,5 +1,6 @@
 import CartsExample
 import EventFleetCore
+import EventFleetJobs
 import EventFleetPostgres
 import Foundation
 import PostgresNIO
@@ -17,18 +18,46 @@ struct ChaosInvariants: Sendable {
     private var database: Database { store.database }
     private var schema: Schema { store.database.schema }
 
-    /// Every `carts` row equals the fold of its stream (the poison stream excepted: it cannot fold).
-    func cartsRowsMatchStreams() async throws -> InvariantResult {
-        let streams = try await database.query(
-            "list cart streams",
-            "SELECT partition, stream_id FROM \(schema.ef_streams) WHERE stream_id LIKE 'cart-%' AND stream_id <> \(ChaosInjector.poisonStream)"
-        ).map { try $0.decode((String, String).self) }
-        let mismatches = try await CartsReadModel.rowsNotMatchingStreams(streams, store: store)
+    /// Every row of a version of `carts` equals the fold of its stream (version 1's poison stream
+    /// excepted: version 1 cannot fold it).
+    func cartsRowsMatchStreams(version: Int) async throws -> InvariantResult {
+        let streams = try await cartStreams(includingPoison: version != 1)
+        let mismatches = try await CartsReadModel.rowsNotMatchingStreams(streams, store: store, version: version)
         return InvariantResult(
-            name: "every carts row equals aggregateStream of its stream",
+            name: "every carts version \(version) row equals aggregateStream of its stream",
             held: mismatches.isEmpty,
             detail: mismatches.isEmpty ? "\(streams.count) streams" : "\(mismatches.count) of \(streams.count) differ: \(mismatches.prefix(5).joined(separator: "; "))"
         )
+    }
+
+    /// Version 2, built beside version 1 under faults, was promoted without force, and what readers
+    /// of the view `carts` now see is its rows, each equal to the fold of its stream (the poison
+    /// stream's included: version 2 applies it).
+    func promotedVersionMatchesStreams(_ promotion: Result<ProjectionVersionSwitch, any Error>) async throws -> InvariantResult {
+        let name = "carts version 2, built under faults, was promoted without force; the active version's rows equal the fold"
+        guard case .success = promotion else {
+            let error = if case .failure(let error) = promotion { "\(error)" } else { "" }
+            return InvariantResult(name: name, held: false, detail: "the promotion was refused: \(error)")
+        }
+        let active = try await CartsReadModel.activeVersion(store: store)
+        guard active == 2 else { return InvariantResult(name: name, held: false, detail: "version \(active) is active") }
+        let streams = try await cartStreams(includingPoison: true)
+        let mismatches = try await CartsReadModel.rowsNotMatchingStreams(streams, store: store, version: active)
+        let throughView = try await database.value("count rows through the view", "SELECT count(*) FROM \(schema.carts) WHERE status IS NOT NULL", as: Int64.self)
+        return InvariantResult(
+            name: name,
+            held: mismatches.isEmpty && throughView == Int64(streams.count),
+            detail: mismatches.isEmpty
+                ? "\(streams.count) streams; \(throughView) rows of version 2 through the view carts"
+                : "\(mismatches.count) of \(streams.count) differ: \(mismatches.prefix(5).joined(separator: "; "))"
+        )
+    }
+
+    private func cartStreams(includingPoison: Bool) async throws -> [(String, String)] {
+        try await database.query(
+            "list cart streams",
+            "SELECT partition, stream_id FROM \(schema.ef_streams) WHERE stream_id LIKE 'cart-%' AND (\(includingPoison) OR stream_id <> \(ChaosInjector.poisonStream))"
+        ).map { try $0.decode((String, String).self) }
     }
 
     /// Every event was applied exactly once by the counting projection.

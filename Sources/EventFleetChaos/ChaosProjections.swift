@@ -7,33 +7,33 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// The projections the soak's workers run: the carts read model, poisoned by one item, and a
-/// projection that counts how often each event was applied.
+/// The projections the soak's workers run: the carts read model, whose version 1 is poisoned by
+/// one item, and a projection that counts how often each event was applied.
+///
+/// `--carts-version 2` runs version 2, which fixes the poison: the soak builds it beside version 1
+/// under faults and promotes it once the fleet drained.
 enum ChaosProjections: ProjectionsProvider {
-    /// The item whose `ItemAddedToCart` makes the carts projection's `evolve` throw.
+    typealias Options = CartsReadModel.Options
+
+    /// The item whose `ItemAddedToCart` makes version 1's `evolve` throw.
     static let poisonSku = "POISON"
 
     static func registry() throws -> ProjectionRegistry {
-        ProjectionRegistry([try poisonedCarts(), EventApplications()])
+        try registry(options: Options())
     }
 
-    /// The carts projection of the example, except that the poison item cannot be applied.
-    static func poisonedCarts() throws -> SnapshotProjection<CartState, CartEvent> {
-        try SnapshotProjection(
-            name: "carts",
-            table: "carts",
-            keyColumns: ["tenant_id", "cart_id", "partition"],
-            key: { recorded, partition in
-                [.text(partition), .text(CartsReadModel.cartId(fromStreamId: recorded.message.streamId)), .text(partition)]
-            },
-            evolve: { state, event in
-                if case .itemAdded(let added) = event, added.sku == poisonSku { throw PoisonedEvent() }
-                return CartState.evolve(state, event)
-            },
-            initialState: CartState.initialState,
-            columns: ["currency", "total", "order_id", "items_json", "is_checked_out", "is_cancelled"],
-            mapToColumns: CartsReadModel.columns(for:)
-        )
+    static func registry(options: Options) throws -> ProjectionRegistry {
+        ProjectionRegistry([try carts(version: options.cartsVersion), EventApplications()])
+    }
+
+    /// The carts projection of the example; version 1 cannot apply the poison item.
+    static func carts(version: Int) throws -> SnapshotProjection<CartState, CartEvent> {
+        try CartsReadModel.projection(version: version, evolve: version == 1 ? poisonedEvolve : CartState.evolve)
+    }
+
+    @Sendable private static func poisonedEvolve(_ state: CartState, _ event: CartEvent) throws -> CartState {
+        if case .itemAdded(let added) = event, added.sku == poisonSku { throw PoisonedEvent() }
+        return CartState.evolve(state, event)
     }
 }
 

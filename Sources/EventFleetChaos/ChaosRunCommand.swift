@@ -126,6 +126,10 @@ struct ChaosSoak: Sendable {
     private var database: Database { store.database }
     /// The schedulers' lease (`--lease-seconds` of ChaosFleet.startScheduler).
     static let leaseDuration: Duration = .seconds(3)
+    /// When the second pool deploys carts version 2, as a share of the soak: late enough that it
+    /// has a history to build, early enough that the build's faults hit it mid-way.
+    static let version2DeployedAt = 0.3
+    static let version2Workers = 2
 
     func run() async throws -> Bool {
         try await prepare()
@@ -164,10 +168,11 @@ struct ChaosSoak: Sendable {
         let deaths = await fleet.deaths
         injector.say("faults stop; writers stop; the fleet drains")
         for writer in await fleet.writers { await writer.process.stop(grace: .seconds(5)) }
-        for child in await fleet.workers + fleet.partialWorkers + fleet.schedulers { child.signal(SIGCONT) }
+        for child in await fleet.allWorkers + fleet.schedulers { child.signal(SIGCONT) }
         let replaced = try await fleet.replaceDead(workers: workerCount, schedulers: 2, writers: 0)
         if !replaced.isEmpty { injector.say("replaced dead processes: \(replaced.joined(separator: ", "))") }
         let drained = try await waitForDrain(injector)
+        let promotion = await promoteVersion2(injector)
         var exits: [(String, ChildProcess.Termination?)] = []
         for child in await fleet.runningWorkers + fleet.runningSchedulers {
             exits.append((child.name, await child.process.stop(grace: .seconds(20))))
@@ -180,7 +185,8 @@ struct ChaosSoak: Sendable {
             name: "the fleet drained (scheduler caught up, no job ready or running)",
             held: drained, detail: drained ? "" : "still busy after the drain timeout"
         ))
-        results.append(try await invariants.cartsRowsMatchStreams())
+        results.append(try await invariants.cartsRowsMatchStreams(version: 1))
+        results.append(try await invariants.promotedVersionMatchesStreams(promotion))
         results.append(try await invariants.everyEventAppliedOnce())
         results.append(try await invariants.acknowledgedInStore(ackLogs: await fleet.writerNames.map { fleet.ackLog($0) }))
         results.append(try await invariants.jobsSettled())
@@ -229,6 +235,7 @@ struct ChaosSoak: Sendable {
             sayLine("  \(injected[fault, default: 0])× \(fault.rawValue)")
         }
         sayLine("  throughout: a worker without the chaos_applications projection; workers drop \(lostClaimReplies * 100)% of claim replies")
+        sayLine("  from \(Int(Self.version2DeployedAt * 100))% of the soak: a second pool of \(Self.version2Workers) workers builds carts version 2, promoted after the drain")
         sayLine("processes started: \(await fleet.started); events written: \(events); elapsed \(elapsed.formatted(.units(allowed: [.minutes, .seconds], width: .narrow)))")
         sayLine("invariants:")
         for result in results {
@@ -261,15 +268,23 @@ struct ChaosSoak: Sendable {
         var injected: [ChaosFault: Int] = [:]
         var round: [ChaosFault] = []
         var poisoned = false
+        var buildFaults: [ChaosFault]?
+        let deployAt = deadline - duration * (1 - Self.version2DeployedAt)
         // A little traffic first, so the first faults hit work in progress.
         try await Task.sleep(for: .seconds(3))
         while ContinuousClock.now < deadline {
+            if buildFaults == nil, ContinuousClock.now >= deployAt {
+                try await deployVersion2(injector)
+                buildFaults = ChaosFault.ofVersionBuild
+            }
             if round.isEmpty {
                 round = ChaosFault.allCases
                     .filter { ($0 != .poisonStream || !poisoned) && ($0 != .restartPooler || restartPoolerCommand != nil) }
+                    .filter { !ChaosFault.ofVersionBuild.contains($0) }
                     .shuffled(using: &random)
             }
-            let fault = round.removeFirst()
+            // The build's faults come first once its pool is deployed, while it is still building.
+            let fault = buildFaults?.isEmpty == false ? buildFaults!.removeFirst() : round.removeFirst()
             if await injector.inject(fault, random: &random) {
                 injected[fault, default: 0] += 1
                 if fault == .poisonStream { poisoned = true }
@@ -280,7 +295,38 @@ struct ChaosSoak: Sendable {
             try await Task.sleep(for: .milliseconds(Int64.random(in: 500...3_000, using: &random)))
         }
         if !poisoned, await injector.inject(.poisonStream, random: &random) { injected[.poisonStream, default: 0] += 1 }
+        if buildFaults == nil { try await deployVersion2(injector) }
         return injected
+    }
+
+    private func deployVersion2(_ injector: ChaosInjector) async throws {
+        let pool = try await fleet.deployVersion2(workers: Self.version2Workers)
+        injector.say("a second pool deploys carts version 2: \(pool.map(\.name).joined(separator: ", "))")
+        // The build's faults are to hit it mid-way: wait until the pool registered it and built
+        // its first rows.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            let version = try? await JobQueue(store: store).projectionVersions(of: "carts").first { $0.version == 2 }
+            if let version, (version.streamsDone ?? 0) > 0 || version.state != .building {
+                injector.say("       carts version 2 is \(version.state): \(version.streamsDone ?? 0) of \(version.streams ?? 0) streams")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        injector.say("       carts version 2 has built no row within 20 s")
+    }
+
+    /// Promotes carts version 2 once the fleet drained, without force: its build under faults must
+    /// have caught up with version 1 by then. The switch's result, or why it was refused.
+    private func promoteVersion2(_ injector: ChaosInjector) async -> Result<ProjectionVersionSwitch, any Error> {
+        do {
+            let switched = try await JobQueue(store: store).promote("carts", version: 2, timeout: .seconds(60))
+            injector.say("promoted carts version 2 (was \(switched.from.map(String.init) ?? "none"))")
+            return .success(switched)
+        } catch {
+            injector.say("promoting carts version 2 failed: \(error)")
+            return .failure(error)
+        }
     }
 
     /// Waits until the scheduler has scheduled every event and no job is ready or running (the
