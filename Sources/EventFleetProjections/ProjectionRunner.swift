@@ -86,6 +86,7 @@ public struct ProjectionRunner: Sendable {
     ///   - projection: The projection (the version whose table is rebuilt).
     ///   - partition: The tenant.
     ///   - streamsPerTransaction: Streams recomputed per transaction (each read to its end).
+    ///   - batchSize: Events read from a stream per page.
     ///   - progress: Called after each transaction with the streams done so far.
     /// - Throws: ``ProjectionError`` and `EventStoreError`; the failed transaction is rolled back and
     ///   the rows before it stay rebuilt.

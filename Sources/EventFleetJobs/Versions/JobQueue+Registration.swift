@@ -94,9 +94,7 @@ extension JobQueue {
     /// - Returns: The keys (``ProjectionVersionKey``) registered for the first time.
     /// - Throws: ``ProjectionVersionError/retired(projection:version:active:)`` for a retired
     ///   version, ``ProjectionVersionError/changedWithoutNewVersion(projection:version:differences:)``
-    ///   when a registered version's event types or table differ,
-    ///   ``ProjectionVersionError/olderThanRegistered(projection:version:latest:)`` for a version
-    ///   never registered that is older than a registered one.
+    ///   when a registered version's event types or table differ.
     @discardableResult
     public func registerProjections(_ projections: [ProjectionRegistration]) async throws -> [String] {
         for projection in projections {
@@ -182,10 +180,9 @@ extension JobQueue {
                 """)
             return .registered
         }
+        // The first version registered is active, whichever its number: pools of two versions
+        // that start together on a new database race for it, and neither is refused.
         let live = versions.filter { $0.state != .retired }
-        if let latest = versions.map(\.version).max(), latest > projection.version {
-            throw ProjectionVersionError.olderThanRegistered(projection: projection.name, version: projection.version, latest: latest)
-        }
         let state: RegisteredVersion.State = live.isEmpty ? .active : .standby
         try await connection.query("""
             INSERT INTO \(schema.ef_projections)

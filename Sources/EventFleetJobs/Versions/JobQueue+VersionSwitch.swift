@@ -54,7 +54,7 @@ extension JobQueue {
         return try await switchVersion(projection, to: previous.version, force: force, timeout: timeout)
     }
 
-    /// Promotes every version that opted in (``StreamProjection/promotesWhenCaughtUp``), has never
+    /// Promotes every version that opted in (`StreamProjection.promotesWhenCaughtUp`), has never
     /// been active, whose backfill has finished and whose rows are all at or ahead of the active
     /// version's: what the leading scheduler does now and then. A version not caught up yet is left
     /// for the next call; the active version's writers wait at most `hold` for each check.

@@ -6,8 +6,6 @@ public enum ProjectionVersionError: Error, Sendable, Hashable, CustomStringConve
     /// A registered version's event types or table differ from what a worker of it registers: two
     /// shapes would mix in one table. Bump the version to build the new shape beside the old one.
     case changedWithoutNewVersion(projection: String, version: Int32, differences: [String])
-    /// A version never registered is older than one that is.
-    case olderThanRegistered(projection: String, version: Int32, latest: Int32)
     /// No version of the projection is registered (no worker of it has started).
     case unknownProjection(String, known: [String])
     /// The projection has no such version.
@@ -36,8 +34,6 @@ public enum ProjectionVersionError: Error, Sendable, Hashable, CustomStringConve
         case .changedWithoutNewVersion(let projection, let version, let differences):
             "projection '\(projection)' version \(version) is registered with another shape (\(differences.joined(separator: "; "))): "
                 + "give the changed projection a new version, so it is built in its own table beside this one"
-        case .olderThanRegistered(let projection, let version, let latest):
-            "version \(version) of projection '\(projection)' was never registered and is older than the registered version \(latest)"
         case .unknownProjection(let projection, let known):
             "no version of projection '\(projection)' is registered (registered: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
         case .unknownVersion(let projection, let version, let known):
