@@ -32,6 +32,8 @@ struct DemoTool: AsyncParsableCommand {
 /// `eventfleet-demo demo`: the whole fleet on the local database. Concurrent command handlers write
 /// carts for several tenants while the scheduler and N worker processes project them; then every
 /// `carts` row is checked against `aggregateStream` of its stream.
+///
+/// `--upgrade` runs a change of the read model instead (``UpgradeRun``).
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
@@ -43,6 +45,8 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Carts per tenant.") var carts: Int = 150
     @Option(help: "Worker processes.") var workers: Int = 2
     @Option(help: "Concurrent command handlers writing carts.") var writers: Int = 8
+    @Flag(help: "Change the carts read model from version 1 to 2 under live writes: a v2 pool beside the v1 pool, status as it builds, promotion, v1 retired, every row verified (in a schema of its own).")
+    var upgrade = false
 
     func validate() throws {
         guard tenants > 0, carts > 0, workers > 0, writers > 0 else {
@@ -56,6 +60,12 @@ struct DemoCommand: AsyncParsableCommand {
         var childEnvironment = ProcessInfo.processInfo.environment
         childEnvironment["DATABASE_URL"] = database.databaseURL ?? childEnvironment["DATABASE_URL"]
         let environment = childEnvironment
+        if upgrade {
+            guard let url = environment["DATABASE_URL"] else { throw ValidationError("set --database-url or DATABASE_URL") }
+            let run = UpgradeRun(baseURL: url, tenants: (1...tenants).map { "tenant-\($0)" }, cartsPerTenant: carts, writers: writers, workers: workers, environment: environment, logger: logger)
+            guard try await run.execute() else { throw ExitCode(1) }
+            return
+        }
         // The demo migrates first, which creates a schema the URL names and the database lacks.
         let verified = try await database.withStore(requiringSchema: false, logger: logger) { store in
             try await CartsReadModel.migrate(store: store, logger: logger)
@@ -104,7 +114,9 @@ struct DemoRun: Sendable {
             }
             // Write while printing progress every second.
             let written: [(String, String)] = try await withThrowingTaskGroup(of: [(String, String)]?.self) { writing in
-                writing.addTask { try await write(appended: appended) }
+                writing.addTask {
+                    try await DemoWriters(store: store, runId: runId, appended: appended).write(tenants: tenants, numbers: 0..<cartsPerTenant, writers: writers)
+                }
                 writing.addTask {
                     while !Task.isCancelled {
                         try await Task.sleep(for: .seconds(1))
@@ -146,37 +158,6 @@ struct DemoRun: Sendable {
         return false
     }
 
-    /// Concurrent command handlers; each cart is shopped, changed, and checked out or cancelled.
-    private func write(appended: EventCounter) async throws -> [(String, String)] {
-        let handler = CartCommandHandler.carts()
-        let work = tenants.flatMap { tenant in (0..<cartsPerTenant).map { (tenant, $0) } }
-        let cursor = EventCounter()
-        return try await withThrowingTaskGroup(of: [(String, String)].self) { group in
-            for _ in 0..<writers {
-                group.addTask {
-                    var done: [(String, String)] = []
-                    while true {
-                        let index = cursor.take()
-                        guard index < work.count else { return done }
-                        let (tenant, number) = work[index]
-                        let cartId = "\(runId)-\(number)"
-                        let stream = cartStreamId(cartId)
-                        for command in CartCommand.shoppingTrip(tenant: tenant, cartId: cartId, number: number) {
-                            do {
-                                let result = try await handler.handle(command, streamId: stream, in: store, partition: tenant)
-                                appended.add(result.newEvents.count)
-                            } catch is CartError {
-                                continue
-                            }
-                        }
-                        done.append((tenant, stream))
-                    }
-                }
-            }
-            return try await group.reduce(into: []) { $0 += $1 }
-        }
-    }
-
     /// Prints one progress line; returns the jobs still ready or running.
     private func progress(appended: Int, since started: ContinuousClock.Instant) async throws -> (pending: Int64, done: Int64) {
         let status = try await FleetStatus.read(from: store)
@@ -187,24 +168,5 @@ struct DemoRun: Sendable {
         let elapsed = ContinuousClock.now - started
         print("[\(elapsed.components.seconds)s] events \(appended)  jobs ready \(ready) running \(running) done in the last 5 min \(Int(done))  ready per tenant: \(perTenant.isEmpty ? "-" : perTenant)")
         return (ready + running, Int64(done))
-    }
-}
-
-/// A shared count: events appended so far, or the next cart to write.
-final class EventCounter: Sendable {
-    private let value = Mutex(0)
-
-    var count: Int { value.withLock { $0 } }
-
-    func add(_ events: Int) {
-        value.withLock { $0 += events }
-    }
-
-    /// The current value, then counts one up.
-    func take() -> Int {
-        value.withLock { value in
-            defer { value += 1 }
-            return value
-        }
     }
 }

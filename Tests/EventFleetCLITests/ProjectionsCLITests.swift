@@ -29,10 +29,15 @@ struct ProjectionsCLITests {
             let fast = ["--concurrency", "4", "--heartbeat-interval-ms", "300", "--poll-interval-ms", "100", "--drain-timeout", "5"]
             let scheduler = try ChildProcess(binary, arguments: ["scheduler"], environment: environment, error: .capture)
             let version1 = try ChildProcess(binary, arguments: ["worker"] + fast, environment: environment, error: .capture)
-            let version2 = try ChildProcess(binary, arguments: ["worker", "--carts-version", "2"] + fast, environment: environment, error: .capture)
-            let fleet = [scheduler, version1, version2]
+            var fleet = [scheduler, version1]
             do {
                 let last = Locked("")
+                // The v1 pool is the one running when the v2 pool is deployed: it registers first.
+                try await waitUntil(timeout: .seconds(60), "carts version 1 is registered") {
+                    try await schema.count("SELECT count(*) FROM ef_projections WHERE name = 'carts'") == 1
+                }
+                let version2 = try ChildProcess(binary, arguments: ["worker", "--carts-version", "2"] + fast, environment: environment, error: .capture)
+                fleet.append(version2)
                 do {
                     try await waitUntil(timeout: .seconds(90), "carts version 2 is ready") {
                         let status = try await eventfleet(["projections", "status", "carts", "--json", "--interval", "0.1"], url: schema.url)
@@ -40,6 +45,8 @@ struct ProjectionsCLITests {
                         return status.stdout.contains(#""key":"carts@2""#) && status.stdout.contains(#""state":"ready""#)
                     }
                 } catch {
+                    // A process's captured stderr is complete once it has exited.
+                    for process in fleet { process.signal(SIGTERM) }
                     var logs = ""
                     for process in fleet { logs += await process.capturedError().suffix(3_000) + "\n---\n" }
                     Issue.record("\(last.get())\n\(logs)")
@@ -79,12 +86,32 @@ struct ProjectionsCLITests {
                 for process in fleet { process.signal(SIGTERM) }
                 throw error
             }
-            for process in [scheduler, version2] { process.signal(SIGTERM) }
-            for process in [scheduler, version2] {
+            let survivors = fleet.filter { $0 !== version1 }
+            for process in survivors { process.signal(SIGTERM) }
+            for process in survivors {
                 let termination = try await process.exit(within: .seconds(30))
                 let log = await process.capturedError()
                 #expect(termination == .exited(0), "\(log.suffix(2_000))")
             }
+        }
+    }
+
+    @Test("scripts/demo --upgrade: writers and a v1 pool, a v2 pool builds beside it, promotion, v1 retired, every row of version 2 verified; its schema is dropped")
+    func upgradeDemo() async throws {
+        try await withCartsSchema { schema in
+            let demo = try await ChildProcess.run(
+                try builtProduct("eventfleet-demo"), arguments: ["demo", "--upgrade", "--tenants", "2", "--carts", "20", "--workers", "1", "--writers", "4"],
+                environment: childEnvironment(url: schema.url)
+            )
+            #expect(demo.status == 0, "\(demo.stdout.suffix(3_000))\n\(demo.stderr.suffix(2_000))")
+            for step in [
+                "carts version 2  READY", "carts: version 2 is active, was 1", "retired carts version 1: dropped table",
+                "verification: all", "rows of carts version 2 equal aggregateStream of their streams",
+            ] {
+                #expect(demo.stdout.contains(step), "\(step): \(demo.stdout.suffix(3_000))")
+            }
+            let sandbox = try #require(demo.stdout.firstMatch(of: /in schema (\w+):/)?.1)
+            #expect(try await schema.count("SELECT count(*) FROM information_schema.schemata WHERE schema_name = \(String(sandbox))") == 0)
         }
     }
 

@@ -153,10 +153,7 @@ public struct ProjectionsRetireCommand: AsyncParsableCommand {
         let retired = try await database.withStore(logger: Logger(label: "eventfleet.projections")) { store in
             try await JobQueue(store: store).retire(projection, version: version)
         }
-        print(
-            "retired \(projection) version \(version): \(retired.droppedTable.map { "dropped table \($0)" } ?? "no table dropped"), "
-                + "\(retired.deletedJobs) jobs deleted"
-        )
+        print(retired.text)
     }
 }
 
@@ -206,8 +203,16 @@ public struct ProjectionsRebuildCommand<Provider: ProjectionsProvider>: AsyncPar
     }
 }
 
+extension RetiredProjectionVersion {
+    /// What the retire command prints.
+    package var text: String {
+        "retired \(projection) version \(version): \(droppedTable.map { "dropped table \($0)" } ?? "no table dropped"), \(deletedJobs) jobs deleted"
+    }
+}
+
 extension ProjectionVersionSwitch {
-    var text: String {
+    /// What promote and rollback print.
+    package var text: String {
         let behind = rowsBehind > 0 ? " (forced: \(rowsBehind) rows were behind by \(eventsBehind) events)" : ""
         return "\(projection): version \(to) is active\(from.map { ", was \($0)" } ?? "")\(behind)"
     }
@@ -215,7 +220,7 @@ extension ProjectionVersionSwitch {
 
 extension ProjectionVersionStatus {
     /// The status command's table.
-    static func text(_ versions: [ProjectionVersionStatus]) -> String {
+    package static func text(_ versions: [ProjectionVersionStatus]) -> String {
         guard !versions.isEmpty else { return "no projection is registered (start a worker)" }
         var lines: [String] = []
         for version in versions {
