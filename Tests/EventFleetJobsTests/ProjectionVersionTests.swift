@@ -146,6 +146,38 @@ struct ProjectionVersionTests {
         }
     }
 
+    @Test("a standby is ready once its backfill is done and it lacks no more events than the active version: under live writes neither is ever at zero")
+    func readyUnderLiveWrites() async throws {
+        try await withCartsSchema { schema in
+            let streams = try await writeCarts(schema.store, tenants: ["a"], cartsPerTenant: 3)
+            let queue = JobQueue(store: schema.store)
+            let runner = ProjectionRunner(store: schema.store)
+            try await queue.registerProjections([ProjectionRegistration(try CartsReadModel.projection())])
+            try await queue.registerProjections([ProjectionRegistration(try CartsReadModel.projection(version: 2))])
+            try await queue.advanceBackfills()
+            for version in 1...2 {
+                for (partition, stream) in streams {
+                    try await runner.projectEvents(try CartsReadModel.projection(version: version), streamId: stream, partition: partition)
+                }
+            }
+            func state() async throws -> ProjectionVersionStatus.State? {
+                try await queue.projectionVersions(of: "carts").first { $0.version == 2 }?.state
+            }
+            #expect(try await state() == .ready)
+
+            // An event in flight for both versions: version 2 is as current as the active one.
+            let (partition, stream) = streams[0]
+            try await schema.store.appendToStream(stream, events: [
+                CartEvent.itemAdded(ItemAddedToCart(sku: "late", name: "Late", unitPrice: 1, quantity: 1)),
+            ], options: AppendOptions(partition: partition))
+            #expect(try await state() == .ready)
+
+            // Version 1 has it and version 2 does not yet: version 2 is behind the active one.
+            try await runner.projectEvents(try CartsReadModel.projection(), streamId: stream, partition: partition)
+            #expect(try await state() == .building)
+        }
+    }
+
     @Test("a version that opts in is promoted by the leading scheduler once caught up")
     func promotesItselfWhenCaughtUp() async throws {
         try await withCartsSchema(poolSize: 16) { schema in

@@ -10,8 +10,10 @@ public struct ProjectionVersionStatus: Codable, Sendable, Hashable {
     public enum State: String, Codable, Sendable, Hashable {
         /// Registered beside the active version and not caught up yet: its rows are being built.
         case building
-        /// Not active, and every stream's row has every event it handles: it can be promoted (or,
-        /// for a version that was active before, rolled back to).
+        /// Not active, its backfill is done, and it is no further behind the streams than the active
+        /// version (under live writes both lag by the events in flight): it can be promoted (or, for
+        /// a version that was active before, rolled back to), and the switch's barrier waits for
+        /// those last events.
         case ready
         /// A version that was active before and whose rows have fallen behind (its workers stopped):
         /// rolling back to it needs `force`.
@@ -167,8 +169,10 @@ extension JobQueue {
         }
         for index in versions.indices where versions[index].state == .building || versions[index].state == .behind {
             let version = versions[index]
-            let caughtUp = !version.backfilling && (version.eventsBehind ?? version.jobsPending) == 0
-            if caughtUp { versions[index].state = .ready }
+            let active = versions.first { $0.projection == version.projection && $0.state == .active }
+            let behind = version.eventsBehind ?? version.jobsPending
+            let activeBehind = active.map { $0.eventsBehind ?? $0.jobsPending } ?? 0
+            if !version.backfilling && behind <= activeBehind { versions[index].state = .ready }
         }
         return versions
     }
