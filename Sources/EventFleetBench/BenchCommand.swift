@@ -29,7 +29,7 @@ struct BenchCommand: AsyncParsableCommand {
 
 /// The workloads a run can be limited to with `--only`.
 enum Workload: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case append, read, burn, catchup, freshness, history, commands
+    case append, read, burn, catchup, freshness, history, commands, versions
 }
 
 /// The benchmark run itself (the default of `eventfleet-bench`).
@@ -154,6 +154,9 @@ struct BenchRunCommand: AsyncParsableCommand {
         }
         if workloads.contains(.freshness) {
             try await FreshnessBenchmark(baseURL: baseURL, poolerURL: poolerURL, settings: settings, logger: logger).run(into: &report)
+        }
+        if workloads.contains(.versions) {
+            try await VersionBuildBenchmark(baseURL: baseURL, settings: settings, logger: logger).run(into: &report)
         }
         if workloads.contains(.history) {
             report = try await BenchDatabase.with(baseURL: baseURL, poolSize: 8, logger: logger) { [report] database in

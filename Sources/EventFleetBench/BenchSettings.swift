@@ -35,6 +35,9 @@ struct BenchSettings: Sendable {
     var freshnessStreams = 1_000
     var freshnessDuration: Duration
     var freshnessWarmup: Duration = .seconds(2)
+    /// Workload 10: the live write load while version 2 of `carts` is built from workload 5's
+    /// history.
+    var versionBuildRate = 200
     /// Workload 7: jobs pushed through the queue between the fresh and the worn measurement, and
     /// the most time that may take (a loaded machine stops short of the count, and says so).
     var historyJobs: Int

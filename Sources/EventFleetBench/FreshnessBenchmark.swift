@@ -267,7 +267,7 @@ struct FreshnessBenchmark: Sendable {
     }
 
     /// Every 5 ms, looks up the rows of the streams with pending events and times those now shown.
-    private static func watch(
+    static func watch(
         pending: Locked<[Pending]>, latency: Locked<LatencyHistogram>, finished: Locked<Bool>, database: BenchDatabase
     ) async throws {
         let clock = ContinuousClock()
