@@ -38,6 +38,7 @@ package enum LibrarySchema {
         ("ef_projection_progress", PackageResources.ef_projection_progress_sql),
         ("ef_projection_versions", PackageResources.ef_projection_versions_sql),
         ("ef_purge_dead_jobs", PackageResources.ef_purge_dead_jobs_sql),
+        ("ef_qualified_name", PackageResources.ef_qualified_name_sql),
         ("ef_read_global_log", PackageResources.ef_read_global_log_sql),
         ("ef_read_log", PackageResources.ef_read_log_sql),
         ("ef_rebase_log", PackageResources.ef_rebase_log_sql),

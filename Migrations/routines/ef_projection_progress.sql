@@ -33,11 +33,8 @@ BEGIN
         RETURN QUERY SELECT true, false, false, NULL::bigint, NULL::text, NULL::integer, NULL::text;
         RETURN;
     END IF;
-    EXECUTE CASE WHEN v_projection.row_schema IS NULL
-                 THEN format('SELECT max(last_stream_position) FROM %I WHERE partition = $1 AND stream_id = $2',
-                             v_projection.row_table)
-                 ELSE format('SELECT max(last_stream_position) FROM %I.%I WHERE partition = $1 AND stream_id = $2',
-                             v_projection.row_schema, v_projection.row_table) END
+    EXECUTE format('SELECT max(last_stream_position) FROM %s WHERE partition = $1 AND stream_id = $2',
+                   ef_qualified_name(v_projection.row_schema, v_projection.row_table))
        INTO v_position USING p_partition, p_stream_id;
     RETURN QUERY
     SELECT true, true,

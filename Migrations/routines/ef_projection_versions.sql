@@ -39,9 +39,7 @@ BEGIN
         view_name := v.view_name;
         state_changed := v.state_changed;
         backfilling := EXISTS (SELECT 1 FROM ef_backfills b WHERE b.finished IS NULL AND v.name = ANY (b.projections));
-        v_table := CASE WHEN v.row_table IS NULL OR v.state = 'retired' THEN NULL
-                        WHEN v.row_schema IS NULL THEN format('%I', v.row_table)
-                        ELSE format('%I.%I', v.row_schema, v.row_table) END;
+        v_table := CASE WHEN v.state <> 'retired' THEN ef_qualified_name(v.row_schema, v.row_table) END;
         IF v_table IS NOT NULL AND to_regclass(v_table) IS NULL THEN
             v_table := NULL;
         END IF;

@@ -49,8 +49,7 @@ BEGIN
          WHERE o.name <> v_target.name AND o.state <> 'retired'
            AND ((o.row_table = v_target.row_table AND o.row_schema IS NOT DISTINCT FROM v_target.row_schema)
              OR (o.view_name = v_target.row_table AND o.view_schema IS NOT DISTINCT FROM v_target.row_schema))) THEN
-        v_table := CASE WHEN v_target.row_schema IS NULL THEN format('%I', v_target.row_table)
-                        ELSE format('%I.%I', v_target.row_schema, v_target.row_table) END;
+        v_table := ef_qualified_name(v_target.row_schema, v_target.row_table);
         IF to_regclass(v_table) IS NOT NULL THEN
             EXECUTE format('DROP TABLE %s', v_table);
             dropped_table := v_table;

@@ -61,12 +61,8 @@ BEGIN
     END IF;
     SELECT * INTO v_active FROM ef_projections p WHERE p.projection = p_projection AND p.state = 'active';
     from_version := v_active.version;
-    v_to := CASE WHEN v_target.row_table IS NULL THEN NULL
-                 WHEN v_target.row_schema IS NULL THEN format('%I', v_target.row_table)
-                 ELSE format('%I.%I', v_target.row_schema, v_target.row_table) END;
-    v_from := CASE WHEN v_active.row_table IS NULL THEN NULL
-                   WHEN v_active.row_schema IS NULL THEN format('%I', v_active.row_table)
-                   ELSE format('%I.%I', v_active.row_schema, v_active.row_table) END;
+    v_to := ef_qualified_name(v_target.row_schema, v_target.row_table);
+    v_from := ef_qualified_name(v_active.row_schema, v_active.row_table);
     IF v_active.name IS NULL THEN
         outcome := 'no_active';
     ELSIF v_from IS NOT NULL AND v_to IS NOT NULL AND to_regclass(v_from) IS NOT NULL THEN
@@ -93,8 +89,7 @@ BEGIN
      WHERE p.name = v_target.name;
 
     IF v_target.view_name IS NOT NULL AND v_to IS NOT NULL THEN
-        v_view := CASE WHEN v_target.view_schema IS NULL THEN format('%I', v_target.view_name)
-                       ELSE format('%I.%I', v_target.view_schema, v_target.view_name) END;
+        v_view := ef_qualified_name(v_target.view_schema, v_target.view_name);
         BEGIN
             EXECUTE format('CREATE OR REPLACE VIEW %s AS SELECT * FROM %s', v_view, v_to);
         EXCEPTION WHEN invalid_table_definition OR datatype_mismatch OR feature_not_supported THEN
