@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "EventFleetProjections", targets: ["EventFleetProjections"]),
         .library(name: "EventFleetJobs", targets: ["EventFleetJobs"]),
         .library(name: "EventFleetCLI", targets: ["EventFleetCLI"]),
+        .library(name: "EventFleetDashboard", targets: ["EventFleetDashboard"]),
         .library(name: "CartsExample", targets: ["CartsExample"]),
         .executable(name: "eventfleet", targets: ["eventfleet"]),
         .executable(name: "eventfleet-demo", targets: ["EventFleetDemo"]),
@@ -28,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // The web dashboard (EventFleetDashboard only: the library and EventFleetCLI never need it).
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         // `swift package generate-documentation`: the DocC catalogs of the library modules.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
     ],
@@ -107,11 +110,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "EventFleetDashboard",
+            dependencies: [
+                "EventFleetCore",
+                "EventFleetPostgres",
+                "EventFleetJobs",
+                "EventFleetCLI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "eventfleet",
             dependencies: [
                 "CartsExample",
                 "EventFleetCLI",
+                "EventFleetDashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -251,6 +268,18 @@ let package = Package(
                 "CartsExample",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EventFleetDashboardTests",
+            dependencies: [
+                "EventFleetDashboard",
+                "EventFleetJobs",
+                "EventFleetPostgres",
+                "EventFleetTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -1,0 +1,52 @@
+import EventFleetCLI
+import EventFleetTestSupport
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// `eventfleet dashboard` as an operator starts it: it says where it listens, serves the pages, and
+/// stops cleanly on SIGTERM.
+@Suite("Dashboard CLI", .timeLimit(.minutes(2)))
+struct DashboardCLITests {
+    @Test("it listens on 127.0.0.1 and says so, serves the overview and the tenants page, and exits 0 on SIGTERM")
+    func servesAndStops() async throws {
+        try await withCartsSchema { schema in
+            let dashboard = try ChildProcess(
+                try builtProduct("eventfleet"), arguments: ["dashboard", "--port", "0"], environment: childEnvironment(url: schema.url),
+                output: .lines, error: .capture
+            )
+            do {
+                let line = try #require(await dashboard.readLine())
+                #expect(line.contains("listening on http://127.0.0.1:"), "\(line)")
+                #expect(line.contains("read-only"), "\(line)")
+                let address = try #require(line.firstMatch(of: /http:\/\/\S+/).map { String($0.output) })
+                for path in ["", "tenants"] {
+                    let (body, response) = try await URLSession.shared.data(from: try #require(URL(string: address + path)))
+                    #expect((response as? HTTPURLResponse)?.statusCode == 200, "\(path)")
+                    #expect(String(decoding: body, as: UTF8.self).contains("EventFleet"), "\(path)")
+                }
+            } catch {
+                dashboard.signal(SIGTERM)
+                throw error
+            }
+            dashboard.signal(SIGTERM)
+            let termination = try await dashboard.exit(within: .seconds(20))
+            let log = await dashboard.capturedError()
+            #expect(termination == .exited(0), "\(log.suffix(2_000))")
+        }
+    }
+
+    @Test("a port out of range or a base path without a leading slash is refused with exit 2")
+    func badInput() async throws {
+        for (arguments, message) in [
+            (["dashboard", "--port", "70000"], "--port must be 0 to 65535"), (["dashboard", "--base-path", "fleet"], "--base-path must begin with /"),
+        ] {
+            let result = try await ChildProcess.run(try builtProduct("eventfleet"), arguments: arguments, environment: [:])
+            #expect(result.status == 2, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+    }
+}

@@ -1,0 +1,144 @@
+import EventFleetDashboard
+import EventFleetJobs
+import EventFleetPostgres
+import EventFleetTestSupport
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+/// The dashboard's pages against real PostgreSQL, through Hummingbird's router: each renders with
+/// the fleet it reads, escapes what the fleet's data contains, and answers 404 for what it lacks.
+@Suite("Dashboard pages", .timeLimit(.minutes(3)))
+struct DashboardPageTests {
+    static let hostile = "<script>alert(1)</script>"
+
+    /// The dashboard of `schema`'s fleet, tested through its router.
+    static func withDashboard(
+        _ schema: TestSchema, pageSize: Int = 100, _ body: @Sendable (any TestClientProtocol) async throws -> Void
+    ) async throws {
+        let router = Router()
+        Dashboard(store: schema.store, configuration: Dashboard.Configuration(pageSize: pageSize)).addRoutes(to: router)
+        try await Application(router: router).test(.router) { client in try await body(client) }
+    }
+
+    static func get(_ client: any TestClientProtocol, _ uri: String) async throws -> (status: HTTPResponse.Status, body: String) {
+        try await client.execute(uri: uri, method: .get) { response in (response.status, String(buffer: response.body)) }
+    }
+
+    /// Jobs in `tenants`: one ready live job each, and in the first tenant a job that died with
+    /// `error` on a stream named `stream`.
+    static func seed(_ schema: TestSchema, tenants: [String], stream: String = "cart-1", error: String = "boom") async throws {
+        let queue = JobQueue(store: schema.store)
+        try await queue.enqueue(tenants.map { JobRequest(projection: "carts", partition: $0, streamId: "cart-ready") })
+        try await queue.enqueue([JobRequest(projection: "carts", partition: tenants[0], streamId: stream, maxAttempts: 1)])
+        let claimed = try await queue.claim(worker: "w1", lanes: [.live], partitions: [tenants[0]], slots: 10)
+        for job in claimed where job.streamId == stream {
+            _ = try await queue.fail(job, worker: "w1", error: error, retryDelay: .zero)
+        }
+        for job in claimed where job.streamId != stream {
+            _ = try await queue.release([job], worker: "w1")
+        }
+    }
+
+    @Test("every page renders on an empty database, and says there is nothing yet")
+    func emptyDatabase() async throws {
+        try await TestDatabase.withSchema { schema in
+            try await Self.withDashboard(schema) { client in
+                for (path, text) in [
+                    ("/", "Overview"), ("/tenants", "No tenant has jobs or a quota yet."), ("/workers", "No worker is registered."),
+                    ("/projections", "No projection is registered"), ("/dead", "No dead jobs match."),
+                ] {
+                    let page = try await Self.get(client, path)
+                    #expect(page.status == .ok, "\(path)")
+                    #expect(page.body.contains(text), "\(path): \(page.body.suffix(1_500))")
+                    #expect(page.body.contains("<!doctype html>"), "\(path)")
+                }
+                let css = try await Self.get(client, "/assets/dashboard.css")
+                #expect(css.status == .ok && css.body.contains("font"))
+            }
+        }
+    }
+
+    @Test("a seeded fleet: tenants with their lanes and caps, a tenant's page with its dead job and error, the dead-jobs list and its filters")
+    func seededFleet() async throws {
+        try await TestDatabase.withSchema { schema in
+            try await Self.seed(schema, tenants: ["acme", "globex"], error: "decoding failed at position 7")
+            try await JobQueue(store: schema.store).setQuota(partition: "globex", lane: .live, maxRunning: 3, weight: nil, paused: true)
+            try await Self.withDashboard(schema) { client in
+                let overview = try await Self.get(client, "/")
+                #expect(overview.body.contains("dead jobs"), "\(overview.body)")
+
+                let tenants = try await Self.get(client, "/tenants")
+                #expect(tenants.body.contains(#"<a href="/tenants/acme">acme</a>"#), "\(tenants.body)")
+                #expect(tenants.body.contains("0 / 3"), "globex's cap: \(tenants.body)")
+                #expect(tenants.body.contains("paused"))
+
+                let acme = try await Self.get(client, "/tenants/acme")
+                #expect(acme.status == .ok)
+                #expect(acme.body.contains("decoding failed at position 7"), "\(acme.body)")
+                #expect(acme.body.contains("cart-1"))
+
+                let filtered = try await Self.get(client, "/dead?error=position%207")
+                #expect(filtered.body.contains("decoding failed"), "\(filtered.body)")
+                let none = try await Self.get(client, "/dead?projection=orders")
+                #expect(none.body.contains("No dead jobs match."))
+                #expect(!none.body.contains("decoding failed"))
+            }
+        }
+    }
+
+    @Test("tenant names, stream ids and error texts that hold markup are shown as text")
+    func escapesTheFleetsData() async throws {
+        try await TestDatabase.withSchema { schema in
+            try await Self.seed(schema, tenants: [Self.hostile, "plain"], stream: Self.hostile, error: "\(Self.hostile) & \"quotes\"")
+            try await Self.withDashboard(schema) { client in
+                let tenantPath = "/tenants/" + Self.hostile.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"]))!
+                for path in ["/tenants", "/dead", tenantPath, "/tenants?q=%3Cscript%3E"] {
+                    let page = try await Self.get(client, path)
+                    #expect(page.status == .ok, "\(path)")
+                    #expect(!page.body.contains("<script>"), "\(path) renders markup from data: \(page.body)")
+                    #expect(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "\(path): \(page.body)")
+                }
+            }
+        }
+    }
+
+    @Test("an unknown route or tenant is 404; a bad page number or sort is the first page, sorted by name")
+    func notFoundAndBadInput() async throws {
+        try await TestDatabase.withSchema { schema in
+            try await Self.seed(schema, tenants: ["acme"])
+            try await Self.withDashboard(schema) { client in
+                #expect(try await Self.get(client, "/nope").status == .notFound)
+                let unknown = try await Self.get(client, "/tenants/nobody")
+                #expect(unknown.status == .notFound)
+                #expect(unknown.body.contains("No tenant “nobody”"))
+                let bad = try await Self.get(client, "/tenants?page=-3&sort=%3Cx%3E")
+                #expect(bad.status == .ok)
+                #expect(bad.body.contains("page 1 of 1"), "\(bad.body)")
+            }
+        }
+    }
+
+    @Test("1,000 tenants: a page of 100 at a time, search narrows them, sorting by ready puts the busiest first")
+    func thousandTenants() async throws {
+        try await TestDatabase.withSchema { schema in
+            let tenants = (0..<1_000).map { String(format: "tenant-%04d", $0) }
+            let queue = JobQueue(store: schema.store)
+            try await queue.enqueue(tenants.map { JobRequest(projection: "carts", partition: $0, streamId: "s") })
+            try await queue.enqueue((0..<5).map { JobRequest(projection: "carts", partition: "tenant-0777", streamId: "busy-\($0)") })
+            try await Self.withDashboard(schema) { client in
+                let first = try await Self.get(client, "/tenants")
+                #expect(first.body.contains("page 1 of 10 · 1,000 tenants"), "\(first.body.suffix(600))")
+                #expect(first.body.contains(">tenant-0099<") && !first.body.contains(">tenant-0100<"))
+                let last = try await Self.get(client, "/tenants?page=10")
+                #expect(last.body.contains(">tenant-0999<") && !last.body.contains(">tenant-0899<"))
+                let search = try await Self.get(client, "/tenants?q=0777")
+                #expect(search.body.contains("page 1 of 1 · 1 tenant<"), "\(search.body.suffix(600))")
+                let busiest = try await Self.get(client, "/tenants?sort=ready")
+                let firstRow = busiest.body.range(of: "<tbody>").map { busiest.body[$0.upperBound...].prefix(200) } ?? ""
+                #expect(firstRow.contains("tenant-0777"), "\(firstRow)")
+            }
+        }
+    }
+}
