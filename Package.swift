@@ -120,6 +120,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -275,9 +276,11 @@ let package = Package(
             name: "EventFleetDashboardTests",
             dependencies: [
                 "EventFleetDashboard",
+                "EventFleetCLI",
                 "EventFleetJobs",
                 "EventFleetPostgres",
                 "EventFleetTestSupport",
+                "CartsExample",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

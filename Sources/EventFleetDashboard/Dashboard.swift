@@ -3,39 +3,51 @@ import EventFleetPostgres
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// The fleet's web dashboard: its tenants' queues, its workers and schedulers, its projections and
-/// their versions, and its dead jobs, as pages rendered on the server (no script is needed to read
-/// them, and every asset is served by the binary).
+/// their versions, and its dead jobs, as pages rendered on the server that keep their figures
+/// current on their own (a short poll of ``Configuration/refreshInterval``; the pages read without
+/// a script too). Every asset is served by the binary.
 ///
-/// `eventfleet dashboard` serves it alone (``DashboardCommand``); an application of its own mounts it
-/// with ``addRoutes(to:)``:
+/// `eventfleet dashboard` serves it alone (``DashboardCommand``). An application of its own adds its
+/// routes and runs it as a service beside the application, which reads the fleet once per refresh
+/// interval for every open page:
 ///
 /// ```swift
-/// let router = Router()
-/// Dashboard(store: store, configuration: .init(basePath: "/fleet")).addRoutes(to: router)
+/// let dashboard = Dashboard(store: store, configuration: .init(basePath: "/fleet"))
+/// dashboard.addRoutes(to: router)
+/// let services = ServiceGroup(configuration: .init(services: [application, dashboard], logger: logger))
 /// ```
 ///
 /// Every page reads the fleet through the library's own calls (`FleetStatus.read(from:)`,
 /// `JobQueue.projectionVersions(of:)`, `JobQueue.deadJobs(partition:limit:)`), as the CLI does.
-/// While the database cannot be reached a page says so, with status 503.
-public struct Dashboard: Sendable {
-    /// Where the dashboard is mounted and how much a page lists.
+/// When a read fails a page shows the last one and says since when it is stale; before any read has
+/// succeeded it says that the fleet cannot be read, with status 503.
+public struct Dashboard: Service {
+    /// Where the dashboard is mounted, how much a page lists and how often it reads the fleet.
     public struct Configuration: Sendable {
         /// The path the dashboard is mounted at: empty for the root, `/fleet` for under it.
         public var basePath: String
         /// Rows per page of the tenant and dead-job lists.
         public var pageSize: Int
+        /// How often the fleet is read for the pages and their live figures.
+        public var refreshInterval: Duration
         /// The schedulers' consumer name (`FleetScheduler.Configuration.name`).
         public var schedulerName: String
 
         /// - Parameters:
         ///   - basePath: The path the dashboard is mounted at (no trailing slash).
         ///   - pageSize: Rows per page of the tenant and dead-job lists.
+        ///   - refreshInterval: How often the fleet is read for the pages and their live figures.
         ///   - schedulerName: The schedulers' consumer name.
-        public init(basePath: String = "", pageSize: Int = 100, schedulerName: String = FleetScheduler.Configuration().name) {
+        public init(
+            basePath: String = "", pageSize: Int = 100, refreshInterval: Duration = .seconds(2),
+            schedulerName: String = FleetScheduler.Configuration().name
+        ) {
             self.basePath = basePath.hasSuffix("/") ? String(basePath.dropLast()) : basePath
             self.pageSize = max(1, pageSize)
+            self.refreshInterval = max(.milliseconds(100), refreshInterval)
             self.schedulerName = schedulerName
         }
     }
@@ -43,95 +55,146 @@ public struct Dashboard: Sendable {
     let store: PostgresEventStore
     let configuration: Configuration
     let logger: Logger
+    let snapshots: FleetSnapshots
 
     /// - Parameters:
     ///   - store: The store whose database holds the fleet's tables.
-    ///   - configuration: Where it is mounted and how much a page lists.
+    ///   - configuration: Where it is mounted, how much a page lists, how often it reads.
     ///   - logger: Where failures to read the fleet are logged.
     public init(store: PostgresEventStore, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "eventfleet.dashboard")) {
         self.store = store
         self.configuration = configuration
         self.logger = logger
+        self.snapshots = FleetSnapshots(
+            store: store, schedulerName: configuration.schedulerName, interval: configuration.refreshInterval, logger: logger
+        )
+    }
+
+    /// Reads the fleet once per refresh interval for every open page, until the service group
+    /// shuts down. Without it each page reads when the last read is older than the interval.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await snapshots.run()
+        }
     }
 
     /// Adds the dashboard's pages to `router`, under ``Configuration/basePath``.
     ///
     /// - Parameter router: The application's router.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
-        let pages = router.group(RouterPath(configuration.basePath.isEmpty ? "/" : configuration.basePath))
-        pages.get { request, _ in try await render(request) { try await overview() } }
-        pages.get("tenants") { request, _ in try await render(request) { try await tenants(request) } }
-        pages.get("tenants/:partition") { request, context in
+        let base = configuration.basePath
+        let pages = router.group(RouterPath(base.isEmpty ? "/" : base))
+        pages.get { _, _ in await fleetPage { OverviewPage(status: $0.status, versions: $0.versions, base: base).page } }
+        pages.get("tenants") { request, _ in
+            let query = TenantsPage.Query(request.uri.queryParameters)
+            return await fleetPage { TenantsPage(status: $0.status, query: query, pageSize: configuration.pageSize, base: base).page }
+        }
+        pages.get("tenants/:partition") { _, context in
             // Path parameters arrive percent-encoded, as the tenant links encode them.
             let encoded = try context.parameters.require("partition")
-            return try await render(request) { try await tenant(encoded.removingPercentEncoding ?? encoded) }
+            let partition = encoded.removingPercentEncoding ?? encoded
+            let dead = try await readOrNil { try await queue.deadJobs(partition: partition, limit: configuration.pageSize) }
+            return await fleetPage { TenantPage(partition: partition, status: $0.status, dead: dead ?? [], base: base).page }
         }
-        pages.get("workers") { request, _ in try await render(request) { try await workers() } }
-        pages.get("projections") { request, _ in try await render(request) { try await projections() } }
-        pages.get("dead") { request, _ in try await render(request) { try await deadJobs(request) } }
-        pages.get("assets/dashboard.css") { _, _ in
-            Response(
-                status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "max-age=3600"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: Layout.stylesheet))
-            )
+        pages.get("workers") { _, _ in await fleetPage { WorkersPage(status: $0.status).page } }
+        pages.get("projections") { _, _ in await fleetPage { ProjectionsPage(versions: $0.versions).page } }
+        pages.get("dead") { request, _ in
+            let filter = DeadJobsPage.Filter(request.uri.queryParameters)
+            do {
+                let dead = try await queue.deadJobs(partition: filter.tenant, limit: DeadJobsPage.scanned)
+                return respond(DeadJobsPage(dead: dead, filter: filter, pageSize: configuration.pageSize, base: base).page)
+            } catch {
+                logger.warning("could not read the dead jobs", metadata: ["eventfleet.error": "\(error)"])
+                return respond(Page.unavailable(error), status: .serviceUnavailable)
+            }
         }
-    }
-
-    /// A page, or the page that says the database cannot be reached (status 503).
-    private func render(_ request: Request, _ page: () async throws -> Page) async throws -> Response {
-        let html: HTML
-        var status = HTTPResponse.Status.ok
-        do {
-            let page = try await page()
-            html = Layout.page(page, base: configuration.basePath)
-            if page.notFound { status = .notFound }
-        } catch let error as HTTPError {
-            throw error
-        } catch {
-            logger.warning("could not read the fleet", metadata: ["eventfleet.error": "\(error)", "eventfleet.path": "\(request.uri.path)"])
-            status = .serviceUnavailable
-            html = Layout.page(Page.unavailable(error), base: configuration.basePath)
+        pages.get("api/overview") { _, _ in
+            let latest = await snapshots.current()
+            return JSONResponse(LiveFigures(latest))
         }
-        return Response(
-            status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: html.text))
-        )
+        pages.get("assets/dashboard.css") { _, _ in Asset.stylesheet.response }
+        pages.get("assets/live.js") { _, _ in Asset.liveScript.response }
     }
 
     private var queue: JobQueue { JobQueue(store: store, logger: logger) }
 
-    private func fleetStatus() async throws -> FleetStatus {
-        try await FleetStatus.read(from: store, schedulerName: configuration.schedulerName)
+    /// A page made from the latest read of the fleet: stale when later reads failed, or the page
+    /// that says the fleet cannot be read (503) when none has succeeded.
+    private func fleetPage(_ make: (FleetSnapshots.Snapshot) -> Page) async -> Response {
+        let latest = await snapshots.current()
+        guard let snapshot = latest.snapshot else {
+            return respond(Page.unavailable(latest.error ?? "not read yet"), status: .serviceUnavailable)
+        }
+        var page = make(snapshot)
+        page.stale = latest.error.map { Page.Stale(error: $0, readAt: snapshot.readAt) }
+        return respond(page, status: page.notFound ? .notFound : .ok)
     }
 
-    private func overview() async throws -> Page {
-        OverviewPage(status: try await fleetStatus(), versions: try await queue.projectionVersions(), base: configuration.basePath).page
+    /// `read`'s value, or `nil` (logged) when it fails: a part of a page that can be left out.
+    private func readOrNil<T>(_ read: () async throws -> T) async throws -> T? {
+        do {
+            return try await read()
+        } catch {
+            logger.warning("could not read part of a page", metadata: ["eventfleet.error": "\(error)"])
+            return nil
+        }
     }
 
-    private func tenants(_ request: Request) async throws -> Page {
-        TenantsPage(
-            status: try await fleetStatus(), query: TenantsPage.Query(request.uri.queryParameters), pageSize: configuration.pageSize,
-            base: configuration.basePath
-        ).page
+    private func respond(_ page: Page, status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: Layout.page(page, base: configuration.basePath, refresh: configuration.refreshInterval).text))
+        )
+    }
+}
+
+/// The overview's figures as the live script reads them (`api/overview`).
+struct LiveFigures: Codable, Sendable {
+    var ready: Int64
+    var running: Int64
+    var dead: Int64
+    var donePerMinute: Int64
+    var oldestReadySeconds: Double?
+    var lagEvents: Int64
+    var tenants: Int
+    var workers: Int
+    /// When the figures were read (ISO 8601), `nil` before any read.
+    var readAt: String?
+    /// Whether the last read failed (the figures are the last good ones), and its error.
+    var stale: Bool
+    var error: String?
+
+    init(_ latest: FleetSnapshots.Latest) {
+        let status = latest.snapshot?.status
+        let lanes = status?.lanes ?? []
+        ready = lanes.reduce(0) { $0 + $1.ready }
+        running = lanes.reduce(0) { $0 + $1.running }
+        dead = lanes.reduce(0) { $0 + $1.dead }
+        donePerMinute = Int64(lanes.reduce(0) { $0 + $1.completedPerMinute }.rounded())
+        oldestReadySeconds = lanes.compactMap(\.oldestReadySeconds).max()
+        lagEvents = status?.scheduler.lagEvents ?? 0
+        tenants = Set(lanes.map(\.partition)).count
+        workers = status?.workers.count ?? 0
+        readAt = latest.snapshot.map { ISO8601DateFormatter().string(from: $0.readAt) }
+        stale = latest.error != nil
+        error = latest.error
+    }
+}
+
+/// A JSON body.
+struct JSONResponse<Value: Encodable & Sendable>: ResponseGenerator {
+    let value: Value
+
+    init(_ value: Value) {
+        self.value = value
     }
 
-    private func tenant(_ partition: String) async throws -> Page {
-        let status = try await fleetStatus()
-        let dead = try await queue.deadJobs(partition: partition, limit: configuration.pageSize)
-        return TenantPage(partition: partition, status: status, dead: dead, base: configuration.basePath).page
-    }
-
-    private func workers() async throws -> Page {
-        WorkersPage(status: try await fleetStatus()).page
-    }
-
-    private func projections() async throws -> Page {
-        ProjectionsPage(versions: try await queue.projectionVersions()).page
-    }
-
-    private func deadJobs(_ request: Request) async throws -> Page {
-        let filter = DeadJobsPage.Filter(request.uri.queryParameters)
-        let dead = try await queue.deadJobs(partition: filter.tenant, limit: DeadJobsPage.scanned)
-        return DeadJobsPage(dead: dead, filter: filter, pageSize: configuration.pageSize, base: configuration.basePath).page
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value)))
+        )
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import EventFleetCLI
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// `eventfleet dashboard`: serves the fleet's web dashboard (``Dashboard``) on its own. It listens
 /// on 127.0.0.1 unless `--host` says otherwise, and says where at start.
@@ -33,7 +34,8 @@ public struct DashboardCommand: AsyncParsableCommand {
         let (host, port, basePath) = (self.host, self.port, self.basePath)
         try await database.withStore(logger: logger) { store in
             let router = Router()
-            Dashboard(store: store, configuration: Dashboard.Configuration(basePath: basePath), logger: logger).addRoutes(to: router)
+            let dashboard = Dashboard(store: store, configuration: Dashboard.Configuration(basePath: basePath), logger: logger)
+            dashboard.addRoutes(to: router)
             let application = Application(
                 router: router, configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "EventFleet"),
                 onServerRunning: { channel in
@@ -42,7 +44,11 @@ public struct DashboardCommand: AsyncParsableCommand {
                 },
                 logger: logger
             )
-            try await application.runService()
+            // Shut down in reverse: the dashboard's reads stop before the server stops serving.
+            let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+                services: [.init(service: application), .init(service: dashboard)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            ))
+            try await services.run()
         }
     }
 }

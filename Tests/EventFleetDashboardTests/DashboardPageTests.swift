@@ -9,7 +9,7 @@ import Testing
 
 /// The dashboard's pages against real PostgreSQL, through Hummingbird's router: each renders with
 /// the fleet it reads, escapes what the fleet's data contains, and answers 404 for what it lacks.
-@Suite("Dashboard pages", .timeLimit(.minutes(3)))
+@Suite("Dashboard pages")
 struct DashboardPageTests {
     static let hostile = "<script>alert(1)</script>"
 

@@ -14,15 +14,16 @@ struct OverviewPage {
         let perMinute = status.lanes.reduce(0) { $0 + $1.completedPerMinute }
         let oldest = status.lanes.compactMap(\.oldestReadySeconds).max()
         let tenants = Set(status.lanes.map(\.partition)).count
+        // The keys are LiveFigures' properties: the live script rewrites each figure under its key.
         let cards: [HTML] = [
-            card("ready jobs", Layout.count(ready)),
-            card("running jobs", Layout.count(running)),
-            card("dead jobs", Layout.count(dead), tone: dead > 0 ? "bad" : nil, link: base + "/dead"),
-            card("jobs done per minute", Layout.count(Int64(perMinute.rounded()))),
-            card("oldest ready job", Layout.duration(oldest), tone: (oldest ?? 0) > 60 ? "warn" : nil),
-            card("scheduler lag (events)", Layout.count(status.scheduler.lagEvents), tone: status.scheduler.lagEvents > 10_000 ? "warn" : nil),
-            card("tenants", Layout.count(tenants), link: base + "/tenants"),
-            card("workers", Layout.count(status.workers.count), link: base + "/workers"),
+            card("ready jobs", Layout.count(ready), key: "ready"),
+            card("running jobs", Layout.count(running), key: "running"),
+            card("dead jobs", Layout.count(dead), key: "dead", tone: dead > 0 ? "bad" : nil, link: base + "/dead"),
+            card("jobs done per minute", Layout.count(Int64(perMinute.rounded())), key: "donePerMinute"),
+            card("oldest ready job", Layout.duration(oldest), key: "oldestReadySeconds", tone: (oldest ?? 0) > 60 ? "warn" : nil),
+            card("scheduler lag (events)", Layout.count(status.scheduler.lagEvents), key: "lagEvents", tone: status.scheduler.lagEvents > 10_000 ? "warn" : nil),
+            card("tenants", Layout.count(tenants), key: "tenants", link: base + "/tenants"),
+            card("workers", Layout.count(status.workers.count), key: "workers", link: base + "/workers"),
         ]
         let leader: HTML = status.scheduler.leader.map { "leader <code>\($0)</code>" } ?? #"<span class="bad">no scheduler holds the lease</span>"#
         let head: HTML = status.scheduler.headPosition.map { "log head at global position \(Layout.count($0))" } ?? "the log is empty"
@@ -86,8 +87,9 @@ struct OverviewPage {
             """)
     }
 
-    private func card(_ label: String, _ value: String, tone: String? = nil, link: String? = nil) -> HTML {
-        let shown: HTML = link.map { "<a href=\"\($0)\">\(value)</a>" } ?? "\(value)"
+    private func card(_ label: String, _ value: String, key: String, tone: String? = nil, link: String? = nil) -> HTML {
+        let figure: HTML = "<span data-live=\"\(key)\">\(value)</span>"
+        let shown: HTML = link.map { "<a href=\"\($0)\">\(figure)</a>" } ?? figure
         return "<div class=\"card\"><div class=\"value \(tone ?? "")\">\(shown)</div><div class=\"label\">\(label)</div></div>"
     }
 }

@@ -1,16 +1,13 @@
 import EventFleetCLI
 import EventFleetTestSupport
 import Foundation
+import HummingbirdTesting
 import Testing
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// `eventfleet dashboard` as an operator starts it: it says where it listens, serves the pages, and
 /// stops cleanly on SIGTERM.
-@Suite("Dashboard CLI", .timeLimit(.minutes(2)))
-struct DashboardCLITests {
+@Suite("Dashboard command", .exclusive, .timeLimit(.minutes(3)))
+struct DashboardCommandTests {
     @Test("it listens on 127.0.0.1 and says so, serves the overview and the tenants page, and exits 0 on SIGTERM")
     func servesAndStops() async throws {
         try await withCartsSchema { schema in
@@ -22,12 +19,20 @@ struct DashboardCLITests {
                 let line = try #require(await dashboard.readLine())
                 #expect(line.contains("listening on http://127.0.0.1:"), "\(line)")
                 #expect(line.contains("read-only"), "\(line)")
-                let address = try #require(line.firstMatch(of: /http:\/\/\S+/).map { String($0.output) })
-                for path in ["", "tenants"] {
-                    let (body, response) = try await URLSession.shared.data(from: try #require(URL(string: address + path)))
-                    #expect((response as? HTTPURLResponse)?.statusCode == 200, "\(path)")
-                    #expect(String(decoding: body, as: UTF8.self).contains("EventFleet"), "\(path)")
+                let port = try #require(line.firstMatch(of: /127\.0\.0\.1:(\d+)\//).flatMap { Int($0.1) })
+                let client = TestClient(host: "127.0.0.1", port: port)
+                client.connect()
+                do {
+                    for path in ["/", "/tenants"] {
+                        let response = try await client.get(path)
+                        #expect(response.status == .ok, "\(path)")
+                        #expect(response.body.map { String(buffer: $0) }?.contains("EventFleet") == true, "\(path)")
+                    }
+                } catch {
+                    try? await client.shutdown()
+                    throw error
                 }
+                try await client.shutdown()
             } catch {
                 dashboard.signal(SIGTERM)
                 throw error
