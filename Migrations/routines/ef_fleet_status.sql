@@ -30,7 +30,7 @@ DECLARE
     v_holds      jsonb;
 BEGIN
     SELECT coalesce(jsonb_agg(jsonb_build_object(
-               'partition', q.partition, 'lane', q.lane, 'maxRunning', q.max_running, 'paused', q.paused,
+               'partition', q.partition, 'lane', q.lane, 'maxRunning', q.max_running, 'weight', q.weight, 'paused', q.paused,
                'ready', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'ready' AND j.partition = q.partition AND j.lane = q.lane),
                'running', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'running' AND j.partition = q.partition AND j.lane = q.lane),
                'dead', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'dead' AND j.partition = q.partition AND j.lane = q.lane),
@@ -45,6 +45,8 @@ BEGIN
 
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'id', w.id, 'host', w.host, 'pid', w.pid, 'slots', w.slots, 'draining', w.draining,
+               'lanes', w.lanes, 'partitions', w.partitions, 'projections', w.projections,
+               'ageSeconds', extract(epoch FROM now() - w.started)::float8,
                'heartbeatAgeSeconds', extract(epoch FROM now() - w.heartbeat)::float8,
                'running', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'running' AND j.owner = w.id)
            ) ORDER BY w.started), '[]')

@@ -60,19 +60,27 @@ struct DashboardPageTests {
         }
     }
 
-    @Test("a seeded fleet: tenants with their lanes and caps, a tenant's page with its dead job and error, the dead-jobs list and its filters")
+    @Test("a seeded fleet: tenants with their lanes, caps and weights, a worker with its lanes, tenants and projections, a tenant's page with its dead job and error, the dead-jobs list and its filters")
     func seededFleet() async throws {
         try await TestDatabase.withSchema { schema in
             try await Self.seed(schema, tenants: ["acme", "globex"], error: "decoding failed at position 7")
-            try await JobQueue(store: schema.store).setQuota(partition: "globex", lane: .live, maxRunning: 3, weight: nil, paused: true)
+            try await JobQueue(store: schema.store).setQuota(partition: "globex", lane: .live, maxRunning: 3, weight: 7, paused: true)
+            try await JobQueue(store: schema.store).register(WorkerRegistration(
+                id: "worker-big", host: "node-4", pid: 4242, lanes: [.backfill], partitions: ["globex"], slots: 8, projections: ["carts@2"]
+            ))
             try await Self.withDashboard(schema) { client in
                 let overview = try await Self.get(client, "/")
                 #expect(overview.body.contains("dead jobs"), "\(overview.body)")
 
                 let tenants = try await Self.get(client, "/tenants")
                 #expect(tenants.body.contains(#"<a href="/tenants/acme">acme</a>"#), "\(tenants.body)")
-                #expect(tenants.body.contains("0 / 3"), "globex's cap: \(tenants.body)")
+                #expect(tenants.body.contains(#"0 / 3</td><td class="n">7</td>"#), "globex's cap and weight: \(tenants.body)")
                 #expect(tenants.body.contains("paused"))
+
+                let workers = try await Self.get(client, "/workers")
+                for text in ["<code>worker-big</code>", "node-4", "4242", "<td>backfill</td>", "<td>globex</td>", "<td>carts@2</td>", "0 / 8"] {
+                    #expect(workers.body.contains(text), "\(text): \(workers.body)")
+                }
 
                 let acme = try await Self.get(client, "/tenants/acme")
                 #expect(acme.status == .ok)

@@ -19,7 +19,8 @@ struct TenantPage {
         let laneRows = lanes.map { lane -> HTML in
             """
             <tr><td>\(lane.lane.rawValue)</td><td class="n">\(Layout.count(lane.ready))</td>\
-            <td class="n">\(Layout.count(lane.running)) / \(lane.maxRunning)</td><td>\(lane.paused ? "paused" : "")</td>\
+            <td class="n">\(Layout.count(lane.running)) / \(lane.maxRunning)</td><td class="n">\(lane.weight.map { String($0) } ?? "–")</td>\
+            <td>\(lane.paused ? "paused" : "")</td>\
             <td class="n">\(Layout.count(lane.dead))</td><td class="n">\(Layout.duration(lane.oldestReadySeconds))</td>\
             <td class="n">\(Layout.count(Int64(lane.completedPerMinute.rounded())))</td></tr>
             """
@@ -29,7 +30,7 @@ struct TenantPage {
             : DeadJobsPage.table(dead)
         return Page(title: "Tenant \(partition)", section: .tenants, body: """
             <h1>Tenant <code>\(partition)</code></h1>
-            <table><thead><tr><th>lane</th><th class="n">ready</th><th class="n">running / cap</th><th></th><th class="n">dead</th>\
+            <table><thead><tr><th>lane</th><th class="n">ready</th><th class="n">running / cap</th><th class="n">weight</th><th></th><th class="n">dead</th>\
             <th class="n">oldest ready</th><th class="n">done / min</th></tr></thead><tbody>\(laneRows)</tbody></table>
             <h2>Dead jobs</h2>
             \(deadList)

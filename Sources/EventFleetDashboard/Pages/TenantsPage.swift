@@ -53,13 +53,14 @@ struct TenantsPage {
                 return """
                     <tr><td><a href="\(Layout.tenantPath(partition, base: base))">\(partition)</a></td><td>\(lane.lane.rawValue)</td>\
                     <td class="n">\(Layout.count(lane.ready))</td><td class="n">\(Layout.count(lane.running)) / \(lane.maxRunning)</td>\
+                    <td class="n">\(lane.weight.map { String($0) } ?? "–")</td>\
                     <td>\(paused)</td><td class="n">\(dead)</td><td class="n">\(Layout.duration(lane.oldestReadySeconds))</td>\
                     <td class="n">\(Layout.count(Int64(lane.completedPerMinute.rounded())))</td></tr>
                     """
             }
         }
         let headers = [
-            ("tenant", Query.Sort.tenant, ""), ("lane", nil, ""), ("ready", .ready, "n"), ("running / cap", .running, "n"), ("", nil, ""),
+            ("tenant", Query.Sort.tenant, ""), ("lane", nil, ""), ("ready", .ready, "n"), ("running / cap", .running, "n"), ("weight", nil, "n"), ("", nil, ""),
             ("dead", .dead, "n"), ("oldest ready", .oldest, "n"), ("done / min", .done, "n"),
         ].map { (label: String, sort: Query.Sort?, style: String) -> HTML in
             guard let sort else { return "<th class=\"\(style)\">\(label)</th>" }

@@ -10,9 +10,14 @@ struct WorkersPage {
             let heartbeat: HTML = worker.heartbeatAgeSeconds > 15
                 ? "<span class=\"bad\">\(Layout.duration(worker.heartbeatAgeSeconds)) ago</span>"
                 : "\(Layout.duration(worker.heartbeatAgeSeconds)) ago"
+            let lanes = worker.lanes.map { $0.map(\.rawValue).joined(separator: ", ") } ?? "–"
+            let partitions = worker.partitions.map { $0.joined(separator: ", ") } ?? "every tenant"
+            let projections = worker.projections.map { $0.joined(separator: ", ") } ?? "–"
             return """
                 <tr><td><code>\(worker.id)</code></td><td>\(worker.host)</td><td class="n">\(worker.pid)</td><td>\(state)</td>\
-                <td class="n">\(Layout.count(worker.running)) / \(worker.slots)</td><td class="n">\(heartbeat)</td></tr>
+                <td>\(lanes)</td><td>\(partitions)</td><td>\(projections)</td>\
+                <td class="n">\(Layout.count(worker.running)) / \(worker.slots)</td><td class="n">\(heartbeat)</td>\
+                <td class="n">\(Layout.duration(worker.ageSeconds))</td></tr>
                 """
         }
         let leader: HTML = status.scheduler.leader.map { "<p>Leading scheduler: <code>\($0)</code></p>" }
@@ -21,8 +26,9 @@ struct WorkersPage {
         return Page(title: "Workers", section: .workers, body: """
             <h1>Workers</h1>
             \(leader)
-            <table><thead><tr><th>worker</th><th>host</th><th class="n">pid</th><th>state</th><th class="n">jobs / slots</th>\
-            <th class="n">last heartbeat</th></tr></thead><tbody>\(rows)</tbody></table>
+            <table><thead><tr><th>worker</th><th>host</th><th class="n">pid</th><th>state</th><th>lanes</th><th>tenants</th>\
+            <th>projections</th><th class="n">jobs / slots</th><th class="n">last heartbeat</th><th class="n">up for</th></tr></thead>\
+            <tbody>\(rows)</tbody></table>
             \(empty)
             """)
     }

@@ -19,6 +19,9 @@ public struct FleetStatus: Codable, Sendable {
         public var dead: Int64
         /// The tenant's cap on running jobs in this lane.
         public var maxRunning: Int32
+        /// The tenant's share of the lane's claims against other tenants' (`nil` from a status
+        /// routine older than this build).
+        public var weight: Int32?
         public var paused: Bool
         /// How long the oldest job that may run now has waited; `nil` when none waits.
         public var oldestReadySeconds: Double?
@@ -36,6 +39,14 @@ public struct FleetStatus: Codable, Sendable {
         public var running: Int64
         /// Whether it is shutting down (finishing or handing back its jobs).
         public var draining: Bool
+        /// The lanes it claims from (`nil` from a status routine older than this build).
+        public var lanes: [JobLane]?
+        /// The partitions it claims from; `nil` for every one.
+        public var partitions: [String]?
+        /// The projection versions it runs (their keys); `nil` for a worker that registered none.
+        public var projections: [String]?
+        /// Since it registered.
+        public var ageSeconds: Double?
         public var heartbeatAgeSeconds: Double
     }
 
