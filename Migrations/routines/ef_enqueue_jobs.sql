@@ -5,6 +5,12 @@
 -- completes (rerun). It creates a tenant's quota row for the lane, with the defaults, when the
 -- tenant first gets a job there. It returns how many jobs are new, and notifies p_notify_channel
 -- (on commit) when the call holds any request.
+--
+-- A retired projection version gets no job. The versions' registration rows are locked FOR KEY
+-- SHARE, in name order, so that a retirement (ef_retire_projection_version locks them FOR UPDATE,
+-- then deletes the version's jobs) either waits for this enqueue to commit, and deletes what it
+-- enqueued, or has committed before, and this reads the row as retired: no job of a retired version
+-- outlives its retirement, even from a scheduler page that read the versions before it.
 CREATE OR REPLACE FUNCTION ef_enqueue_jobs(
     p_projections    text[],
     p_partitions     text[],
@@ -20,11 +26,18 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
     v_inserted bigint;
+    v_retired  text[];
 BEGIN
+    -- Two statements: a filter on the state in the locking one would lock only the rows that pass
+    -- it, and the second one's snapshot sees a retirement the lock waited for.
+    PERFORM 1 FROM ef_projections p WHERE p.name = ANY (p_projections) ORDER BY p.name FOR KEY SHARE;
+    SELECT coalesce(array_agg(p.name), '{}') INTO v_retired
+      FROM ef_projections p WHERE p.name = ANY (p_projections) AND p.state = 'retired';
     WITH requests AS (
         SELECT DISTINCT ON (r.projection, r.partition, r.stream_id) r.*
           FROM unnest(p_projections, p_partitions, p_stream_ids, p_lanes, p_priorities, p_max_attempts)
                AS r(projection, partition, stream_id, lane, priority, max_attempts)
+         WHERE NOT (r.projection = ANY (v_retired))
          ORDER BY r.projection, r.partition, r.stream_id, (r.lane = 'live') DESC
     ), quotas AS (
         INSERT INTO ef_tenant_quotas (partition, lane)

@@ -21,6 +21,8 @@ DECLARE
     v_table  text;
 BEGIN
     deleted_jobs := 0;
+    -- FOR UPDATE: it waits for enqueues of the versions' jobs in flight (ef_enqueue_jobs locks the
+    -- rows FOR KEY SHARE), so the jobs deleted below include theirs, and later ones read it retired.
     PERFORM 1 FROM ef_projections p WHERE p.projection = p_projection ORDER BY p.name FOR UPDATE;
     SELECT * INTO v_target FROM ef_projections p WHERE p.projection = p_projection AND p.version = p_version;
     IF NOT FOUND THEN

@@ -44,8 +44,9 @@ DECLARE
 BEGIN
     rows_behind := 0;
     events_behind := 0;
-    -- Every version's row, in key order (as registrations lock them).
-    PERFORM 1 FROM ef_projections p WHERE p.projection = p_projection ORDER BY p.name FOR UPDATE;
+    -- Every version's row, in key order (as registrations lock them). NO KEY UPDATE: enqueues lock
+    -- the rows FOR KEY SHARE (ef_enqueue_jobs) and go on during the switch's hold.
+    PERFORM 1 FROM ef_projections p WHERE p.projection = p_projection ORDER BY p.name FOR NO KEY UPDATE;
     SELECT * INTO v_target FROM ef_projections p WHERE p.projection = p_projection AND p.version = p_version;
     IF NOT FOUND THEN
         outcome := 'unknown';

@@ -5,6 +5,7 @@ import EventFleetPostgres
 import EventFleetProjections
 import EventFleetTestSupport
 import Foundation
+import Logging
 import PostgresNIO
 import Synchronization
 import Testing
@@ -175,6 +176,39 @@ struct ProjectionVersionTests {
             // Version 1 has it and version 2 does not yet: version 2 is behind the active one.
             try await runner.projectEvents(try CartsReadModel.projection(), streamId: stream, partition: partition)
             #expect(try await state() == .building)
+        }
+    }
+
+    @Test("retiring a version waits for an enqueue of its jobs in flight (a scheduler page that read it before) and deletes that job too; an enqueue after the retirement makes none")
+    func retirementWaitsForEnqueuesInFlight() async throws {
+        try await withCartsSchema { schema in
+            let queue = JobQueue(store: schema.store)
+            try await queue.registerProjections([ProjectionRegistration(try CartsReadModel.projection())])
+            try await queue.registerProjections([ProjectionRegistration(try CartsReadModel.projection(version: 2))])
+            try await queue.promote("carts", version: 2, force: true)
+            let logger = Logger(label: "eventfleet.tests")
+            let connection = try await schema.connect()
+            do {
+                try await connection.query("BEGIN", logger: logger)
+                try await queue.enqueue([JobRequest(projection: "carts", partition: "a", streamId: "cart-late", lane: .backfill)], on: connection)
+                async let retired = queue.retire("carts", version: 1)
+                try await waitUntil("the retirement waits for the enqueue in flight") {
+                    try await schema.count("""
+                        SELECT count(*) FROM pg_stat_activity
+                         WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ef_retire_projection_version%'
+                        """) == 1
+                }
+                try await connection.query("COMMIT", logger: logger)
+                #expect(try await retired.deletedJobs == 1)
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try await connection.close()
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE projection = 'carts'") == 0)
+
+            #expect(try await queue.enqueue([JobRequest(projection: "carts", partition: "a", streamId: "cart-later", lane: .backfill)]) == 0)
+            #expect(try await schema.count("SELECT count(*) FROM ef_jobs WHERE projection = 'carts'") == 0)
         }
     }
 
