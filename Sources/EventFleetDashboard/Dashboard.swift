@@ -33,6 +33,8 @@ public struct Dashboard: Service {
         public var pageSize: Int
         /// How often the fleet is read for the pages and their live figures.
         public var refreshInterval: Duration
+        /// How long a ready job waits before a tenant's page lists its stream as waiting long.
+        public var longWait: Duration
         /// The schedulers' consumer name (`FleetScheduler.Configuration.name`).
         public var schedulerName: String
 
@@ -40,14 +42,16 @@ public struct Dashboard: Service {
         ///   - basePath: The path the dashboard is mounted at (no trailing slash).
         ///   - pageSize: Rows per page of the tenant and dead-job lists.
         ///   - refreshInterval: How often the fleet is read for the pages and their live figures.
+        ///   - longWait: How long a ready job waits before a tenant's page lists its stream.
         ///   - schedulerName: The schedulers' consumer name.
         public init(
-            basePath: String = "", pageSize: Int = 100, refreshInterval: Duration = .seconds(2),
+            basePath: String = "", pageSize: Int = 100, refreshInterval: Duration = .seconds(2), longWait: Duration = .seconds(60),
             schedulerName: String = FleetScheduler.Configuration().name
         ) {
             self.basePath = basePath.hasSuffix("/") ? String(basePath.dropLast()) : basePath
             self.pageSize = max(1, pageSize)
             self.refreshInterval = max(.milliseconds(100), refreshInterval)
+            self.longWait = max(.zero, longWait)
             self.schedulerName = schedulerName
         }
     }
@@ -94,7 +98,12 @@ public struct Dashboard: Service {
             let encoded = try context.parameters.require("partition")
             let partition = encoded.removingPercentEncoding ?? encoded
             let dead = try await readOrNil { try await queue.deadJobs(partition: partition, limit: configuration.pageSize) }
-            return await fleetPage { TenantPage(partition: partition, status: $0.status, dead: dead ?? [], base: base).page }
+            let waiting = try await readOrNil {
+                try await queue.waitingJobs(partition: partition, atLeast: configuration.longWait, limit: configuration.pageSize)
+            }
+            return await fleetPage {
+                TenantPage(partition: partition, status: $0.status, dead: dead ?? [], waiting: waiting ?? [], longWait: configuration.longWait, base: base).page
+            }
         }
         pages.get("workers") { _, _ in await fleetPage { WorkersPage(status: $0.status).page } }
         pages.get("projections") { _, _ in await fleetPage { ProjectionsPage(versions: $0.versions).page } }

@@ -84,6 +84,7 @@ struct DashboardPageTests {
 
                 let acme = try await Self.get(client, "/tenants/acme")
                 #expect(acme.status == .ok)
+                #expect(acme.body.contains("No job has waited 1 min or more."), "\(acme.body)")
                 #expect(acme.body.contains("decoding failed at position 7"), "\(acme.body)")
                 #expect(acme.body.contains("cart-1"))
 
@@ -92,6 +93,24 @@ struct DashboardPageTests {
                 let none = try await Self.get(client, "/dead?projection=orders")
                 #expect(none.body.contains("No dead jobs match."))
                 #expect(!none.body.contains("decoding failed"))
+            }
+        }
+    }
+
+    @Test("a tenant's page lists the streams whose jobs have waited the long-wait time or more, longest first")
+    func longWaitingStreams() async throws {
+        try await TestDatabase.withSchema { schema in
+            try await JobQueue(store: schema.store).enqueue(["fresh", "stuck", "older"].map { JobRequest(projection: "carts", partition: "acme", streamId: $0) })
+            try await schema.execute("UPDATE ef_jobs SET run_at = now() - interval '5 minutes' WHERE stream_id = 'stuck'")
+            try await schema.execute("UPDATE ef_jobs SET run_at = now() - interval '2 hours' WHERE stream_id = 'older'")
+            try await Self.withDashboard(schema) { client in
+                let page = try await Self.get(client, "/tenants/acme")
+                #expect(page.body.contains("Streams waiting 1 min or more"), "\(page.body)")
+                let older = try #require(page.body.range(of: "<code>older</code>"))
+                let stuck = try #require(page.body.range(of: "<code>stuck</code>"))
+                #expect(older.lowerBound < stuck.lowerBound, "longest waiting first")
+                #expect(!page.body.contains("<code>fresh</code>"))
+                #expect(page.body.contains("2.0 h") && page.body.contains("5 min"), "\(page.body)")
             }
         }
     }

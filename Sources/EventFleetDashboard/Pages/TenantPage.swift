@@ -6,11 +6,13 @@ struct TenantPage {
     let partition: String
     let status: FleetStatus
     let dead: [DeadJob]
+    let waiting: [WaitingJob]
+    let longWait: Duration
     let base: String
 
     var page: Page {
         let lanes = status.lanes.filter { $0.partition == partition }
-        guard !lanes.isEmpty || !dead.isEmpty else {
+        guard !lanes.isEmpty || !dead.isEmpty || !waiting.isEmpty else {
             return Page(title: "Unknown tenant", section: .tenants, body: """
                 <h1>No tenant “\(partition)”</h1>
                 <p>The fleet has no jobs or quota for it. <a href="\(base)/tenants">All tenants</a></p>
@@ -25,6 +27,18 @@ struct TenantPage {
             <td class="n">\(Layout.count(Int64(lane.completedPerMinute.rounded())))</td></tr>
             """
         }
+        let waitingRows = waiting.map { job -> HTML in
+            """
+            <tr><td class="n">\(job.id)</td><td>\(job.projection)</td><td><code>\(job.streamId)</code></td><td>\(job.lane.rawValue)</td>\
+            <td class="n">\(job.attempts)</td><td class="n">\(Layout.duration(job.waitedSeconds))</td></tr>
+            """
+        }
+        let waitingList: HTML = waiting.isEmpty
+            ? "<p class=\"muted\">No job has waited \(Layout.duration(Double(longWait.components.seconds))) or more.</p>"
+            : """
+                <table><thead><tr><th class="n">job</th><th>projection</th><th>stream</th><th>lane</th><th class="n">attempts</th>\
+                <th class="n">waiting for</th></tr></thead><tbody>\(waitingRows)</tbody></table>
+                """
         let deadList: HTML = dead.isEmpty
             ? #"<p class="muted">No dead jobs.</p>"#
             : DeadJobsPage.table(dead)
@@ -32,6 +46,8 @@ struct TenantPage {
             <h1>Tenant <code>\(partition)</code></h1>
             <table><thead><tr><th>lane</th><th class="n">ready</th><th class="n">running / cap</th><th class="n">weight</th><th></th><th class="n">dead</th>\
             <th class="n">oldest ready</th><th class="n">done / min</th></tr></thead><tbody>\(laneRows)</tbody></table>
+            <h2>Streams waiting \(Layout.duration(Double(longWait.components.seconds))) or more</h2>
+            \(waitingList)
             <h2>Dead jobs</h2>
             \(deadList)
             """)

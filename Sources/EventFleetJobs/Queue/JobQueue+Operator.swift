@@ -89,6 +89,45 @@ extension JobQueue {
     }
 }
 
+/// A ready job that has waited to be claimed, as an operator sees it.
+public struct WaitingJob: Sendable, Hashable {
+    public var id: Int64
+    public var projection: String
+    public var partition: String
+    public var streamId: String
+    public var lane: JobLane
+    /// Attempts made so far (a job retried after a failure waits again).
+    public var attempts: Int
+    /// Since it could first run.
+    public var waitedSeconds: Double
+}
+
+extension JobQueue {
+    /// A tenant's ready jobs that could have run for at least `atLeast` and no worker has claimed,
+    /// longest waiting first: the streams whose rows are late.
+    ///
+    /// - Parameters:
+    ///   - partition: The tenant.
+    ///   - atLeast: How long a job must have waited.
+    ///   - limit: At most this many.
+    public func waitingJobs(partition: String, atLeast: Duration, limit: Int = 100) async throws -> [WaitingJob] {
+        let rows = try await database.query("list waiting jobs", """
+            SELECT id, projection, partition, stream_id, lane, attempt, extract(epoch FROM now() - run_at)::float8
+              FROM \(schema.ef_jobs)
+             WHERE state = 'ready' AND partition = \(partition) AND run_at <= now() - \(atLeast.milliseconds)::bigint * interval '1 millisecond'
+             ORDER BY run_at LIMIT \(Int64(limit))
+            """)
+        return try rows.map { row in
+            let (id, projection, partition, stream, lane, attempts, waited) = try row.decode(
+                (Int64, String, String, String, JobLane, Int32, Double).self
+            )
+            return WaitingJob(
+                id: id, projection: projection, partition: partition, streamId: stream, lane: lane, attempts: Int(attempts), waitedSeconds: waited
+            )
+        }
+    }
+}
+
 /// Ready jobs of one tenant and lane.
 public struct ReadyDepth: Sendable, Hashable {
     public var partition: String
