@@ -146,10 +146,18 @@ struct UpgradeRun: Sendable {
         )
     }
 
-    /// Waits until the scheduler has scheduled every event and no job is ready or running.
+    /// Waits until the scheduler has scheduled every event and no job is ready or running, for at
+    /// most two minutes: a job nobody takes fails the demo, naming where it waits, rather than
+    /// hang it.
     private func drain(_ scheduler: FleetScheduler, store: PostgresEventStore) async throws {
         try await scheduler.whenCaughtUp(timeout: .seconds(120))
-        while try await FleetStatus.read(from: store).lanes.contains(where: { $0.ready + $0.running > 0 }) {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while true {
+            let busy = try await FleetStatus.read(from: store).lanes.filter { $0.ready + $0.running > 0 }
+            if busy.isEmpty { return }
+            guard ContinuousClock.now < deadline else {
+                throw DemoError.notDrained(busy.map { "\($0.partition)/\($0.lane.rawValue): \($0.ready) ready, \($0.running) running" })
+            }
             try await Task.sleep(for: .milliseconds(500))
         }
     }
@@ -173,6 +181,18 @@ struct UpgradeRun: Sendable {
             "count carts rows", ofVersion2 ? "SELECT count(*) FROM \(schema.carts) WHERE status IS NOT NULL" : "SELECT count(*) FROM \(schema.carts)",
             as: Int64.self
         )
+    }
+}
+
+/// Why the upgrade demo stopped short.
+enum DemoError: Error, CustomStringConvertible {
+    /// Jobs were still ready or running two minutes after the writers stopped.
+    case notDrained([String])
+
+    var description: String {
+        switch self {
+        case .notDrained(let lanes): "the fleet did not drain within 2 minutes: \(lanes.joined(separator: "; "))"
+        }
     }
 }
 
