@@ -15,6 +15,7 @@ package enum LibrarySchema {
         (7, "log_horizon", PackageResources._007_log_horizon_sql),
         (8, "projection_rows", PackageResources._008_projection_rows_sql),
         (9, "projection_versions", PackageResources._009_projection_versions_sql),
+        (11, "dashboard_audit", PackageResources._011_dashboard_audit_sql),
     ]
 
     /// The routines, by name: (name, SQL).

@@ -39,6 +39,12 @@ enum Asset {
         pre { white-space: pre-wrap; word-break: break-word; margin: 0; }
         form.filters { display: flex; gap: .6em; flex-wrap: wrap; margin: .6em 0; }
         .pages { margin: .8em 0; display: flex; gap: 1em; }
+        header .who { margin-left: auto; display: flex; gap: .6em; align-items: center; }
+        form.inline { display: inline-flex; gap: .4em; align-items: center; margin: .15em .4em .15em 0; }
+        form.inline input:not([type=hidden]), form.inline select { width: 7em; }
+        button.bad { color: var(--bad); }
+        .notice { border: 2px solid var(--good); padding: .5em 1em; border-radius: 6px; margin: .6em 1.5em; }
+        .actions { margin: .6em 0; }
         """
 
     /// Keeps a page's live figures current: reads `api/overview` every refresh interval and rewrites
@@ -85,6 +91,11 @@ enum Asset {
               .finally(function () { setTimeout(tick, interval); });
           }
           setTimeout(tick, interval);
+          // A form that changes much (purge, retry of many) asks first.
+          document.addEventListener("submit", function (event) {
+            var question = event.target.dataset && event.target.dataset.confirm;
+            if (question && !window.confirm(question)) event.preventDefault();
+          });
         })();
         """
 }

@@ -9,6 +9,7 @@ struct Page: Sendable {
         case workers = "Workers"
         case projections = "Projections"
         case dead = "Dead jobs"
+        case audit = "Audit"
 
         var path: String {
             switch self {
@@ -17,6 +18,7 @@ struct Page: Sendable {
             case .workers: "/workers"
             case .projections: "/projections"
             case .dead: "/dead"
+            case .audit: "/audit"
             }
         }
     }
@@ -50,9 +52,34 @@ struct Page: Sendable {
     }
 }
 
+/// What the frame of a page says about its visitor: who is signed in (with the form that signs
+/// out), how to sign in, or that the dashboard is read-only; and what the visitor's last action did.
+struct Chrome: Sendable {
+    var signedIn: SignedIn?
+    /// Whether the dashboard has admin tokens (someone can sign in).
+    var admin: Bool
+    var notice: String?
+    /// The page itself, to come back to after signing in.
+    var back: String
+
+    static let anonymous = Chrome(signedIn: nil, admin: false, notice: nil, back: "/")
+
+    func header(base: String) -> HTML {
+        if let signedIn {
+            return """
+                <span class="who">signed in as <strong>\(signedIn.name)</strong></span>\
+                <form class="inline" method="post" action="\(base)/logout"><input type="hidden" name="csrf" value="\(signedIn.csrf)">\
+                <button type="submit">Sign out</button></form>
+                """
+        }
+        if admin { return "<a class=\"who\" href=\"\(base)/login\(Layout.query([("back", back)]))\">Sign in to act</a>" }
+        return #"<span class="who muted">read-only</span>"#
+    }
+}
+
 /// The frame of every page: navigation, the stale banner, the page's content, the assets.
 enum Layout {
-    static func page(_ page: Page, base: String, refresh: Duration) -> HTML {
+    static func page(_ page: Page, base: String, refresh: Duration, chrome: Chrome = .anonymous) -> HTML {
         let navigation = Page.Section.allCases.map { section -> HTML in
             let current: HTML = section == page.section ? #" aria-current="page""# : ""
             return "<a href=\"\(base + section.path)\"\(current)>\(section.rawValue)</a>"
@@ -63,6 +90,7 @@ enum Layout {
             \(stale.error). The figures are the last read.</div>
             """
         } ?? #"<div id="stale" class="stale" role="status" hidden></div>"#
+        let notice: HTML = chrome.notice.map { "<div class=\"notice\" role=\"status\">\($0)</div>" } ?? ""
         let milliseconds = refresh.components.seconds * 1_000 + refresh.components.attoseconds / 1_000_000_000_000_000
         return """
             <!doctype html>
@@ -75,8 +103,9 @@ enum Layout {
             <script src="\(base)/assets/live.js" defer></script>
             </head>
             <body>
-            <header><strong>EventFleet</strong><nav>\(navigation)</nav></header>
+            <header><strong>EventFleet</strong><nav>\(navigation)</nav>\(chrome.header(base: base))</header>
             \(stale)
+            \(notice)
             <main>
             \(page.body)
             </main>
