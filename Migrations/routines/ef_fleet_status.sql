@@ -9,7 +9,12 @@
 -- an operator sees are counted in one place.
 --
 -- Each part reads only small partial indexes of ef_jobs (ready, running, dead) and the head of the
--- global log's index, so reading it often costs the fleet little.
+-- global log's index, so reading it often costs the fleet little. A lane's ready and dead jobs are
+-- counted up to v_count_limit + 1 index entries (readyBeyondLimit / deadBeyondLimit say when it
+-- has more), so a tenant with a deep backlog costs a read what one at the limit costs; the oldest
+-- ready job is found among the same entries, in claim order (exact while the lane's due jobs share
+-- a priority, as they do unless an application sets priorities). Completions per minute come from
+-- one pass over the last five minutes of ef_job_stats.
 CREATE OR REPLACE FUNCTION ef_fleet_status(p_scheduler text)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -28,20 +33,34 @@ DECLARE
     v_position   bigint;
     v_lag        bigint;
     v_holds      jsonb;
+    v_count_limit constant bigint := 10000;
 BEGIN
+    WITH done AS (
+        SELECT s.partition, s.lane, sum(s.completed)::float8 / 5 AS per_minute
+          FROM ef_job_stats s
+         WHERE s.minute >= date_trunc('minute', now()) - interval '5 minutes'
+         GROUP BY s.partition, s.lane
+    )
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'partition', q.partition, 'lane', q.lane, 'maxRunning', q.max_running, 'weight', q.weight, 'paused', q.paused,
-               'ready', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'ready' AND j.partition = q.partition AND j.lane = q.lane),
+               'ready', least(r.ready, v_count_limit), 'readyBeyondLimit', r.ready > v_count_limit,
                'running', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'running' AND j.partition = q.partition AND j.lane = q.lane),
-               'dead', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'dead' AND j.partition = q.partition AND j.lane = q.lane),
-               'oldestReadySeconds', (SELECT extract(epoch FROM now() - min(j.run_at))::float8 FROM ef_jobs j
-                                        WHERE j.state = 'ready' AND j.partition = q.partition AND j.lane = q.lane AND j.run_at <= now()),
-               'completedPerMinute', (SELECT coalesce(sum(s.completed), 0)::float8 / 5 FROM ef_job_stats s
-                                        WHERE s.partition = q.partition AND s.lane = q.lane
-                                          AND s.minute >= date_trunc('minute', now()) - interval '5 minutes')
+               'dead', least(d.dead, v_count_limit), 'deadBeyondLimit', d.dead > v_count_limit,
+               'oldestReadySeconds', extract(epoch FROM now() - r.oldest)::float8,
+               'completedPerMinute', coalesce(done.per_minute, 0)
            ) ORDER BY q.partition, q.lane), '[]')
       INTO v_lanes
-      FROM ef_tenant_quotas q;
+      FROM ef_tenant_quotas q
+     CROSS JOIN LATERAL (SELECT count(*) AS ready, min(b.run_at) FILTER (WHERE b.run_at <= now()) AS oldest
+                           FROM (SELECT j.run_at FROM ef_jobs j
+                                  WHERE j.state = 'ready' AND j.partition = q.partition AND j.lane = q.lane
+                                  ORDER BY j.priority DESC, j.run_at, j.id
+                                  LIMIT v_count_limit + 1) b) r
+     CROSS JOIN LATERAL (SELECT count(*) AS dead
+                           FROM (SELECT 1 FROM ef_jobs j
+                                  WHERE j.state = 'dead' AND j.partition = q.partition AND j.lane = q.lane
+                                  LIMIT v_count_limit + 1) b) d
+      LEFT JOIN done ON done.partition = q.partition AND done.lane = q.lane;
 
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'id', w.id, 'host', w.host, 'pid', w.pid, 'slots', w.slots, 'draining', w.draining,

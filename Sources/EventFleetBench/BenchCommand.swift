@@ -29,7 +29,7 @@ struct BenchCommand: AsyncParsableCommand {
 
 /// The workloads a run can be limited to with `--only`.
 enum Workload: String, ExpressibleByArgument, CaseIterable, Sendable {
-    case append, read, burn, catchup, freshness, history, commands, versions
+    case append, read, burn, catchup, freshness, history, commands, versions, dashboard
 }
 
 /// The benchmark run itself (the default of `eventfleet-bench`).
@@ -162,6 +162,13 @@ struct BenchRunCommand: AsyncParsableCommand {
             report = try await BenchDatabase.with(baseURL: baseURL, poolSize: 8, logger: logger) { [report] database in
                 var report = report
                 try await QueueBenchmark(database: database, settings: settings).runHistory(into: &report)
+                return report
+            }
+        }
+        if workloads.contains(.dashboard) {
+            report = try await BenchDatabase.with(baseURL: baseURL, poolSize: 8, logger: logger) { [report] database in
+                var report = report
+                try await DashboardBenchmark(database: database, settings: settings).run(into: &report)
                 return report
             }
         }

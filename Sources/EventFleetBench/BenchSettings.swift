@@ -44,16 +44,20 @@ struct BenchSettings: Sendable {
     var historyTimeLimit: Duration
     /// Claims timed in each claim-latency measurement.
     var claimSamples: Int
+    /// Requests timed per page of workload 11 (each waits for a read of the fleet to be due).
+    var dashboardSamples: Int
     /// Concurrent writers of workload 9's commands on one stream.
     var hotCommandWriters = 16
 
     static let quick = BenchSettings(
         runDuration: .seconds(2), burnJobs: 1_000, burnCompletingEach: false, catchUpEvents: 10_000, catchUpStreams: 1_000,
-        freshnessDuration: .seconds(8), historyJobs: 100_000, historyTimeLimit: .seconds(30), claimSamples: 500
+        freshnessDuration: .seconds(8), historyJobs: 100_000, historyTimeLimit: .seconds(30), claimSamples: 500,
+        dashboardSamples: 10
     )
 
     static let full = BenchSettings(
         runDuration: .seconds(8), burnJobs: 5_000, burnCompletingEach: true, catchUpEvents: 50_000, catchUpStreams: 5_000,
-        freshnessDuration: .seconds(30), historyJobs: 1_000_000, historyTimeLimit: .seconds(300), claimSamples: 2_000
+        freshnessDuration: .seconds(30), historyJobs: 1_000_000, historyTimeLimit: .seconds(300), claimSamples: 2_000,
+        dashboardSamples: 40
     )
 }

@@ -359,6 +359,9 @@ struct LiveFigures: Codable, Sendable {
     var ready: Int64
     var running: Int64
     var dead: Int64
+    /// Whether a lane has more ready (dead) jobs than its count, which stops at a limit.
+    var readyBeyondLimit: Bool
+    var deadBeyondLimit: Bool
     var donePerMinute: Int64
     var oldestReadySeconds: Double?
     var lagEvents: Int64
@@ -376,6 +379,8 @@ struct LiveFigures: Codable, Sendable {
         ready = lanes.reduce(0) { $0 + $1.ready }
         running = lanes.reduce(0) { $0 + $1.running }
         dead = lanes.reduce(0) { $0 + $1.dead }
+        readyBeyondLimit = lanes.contains { $0.readyBeyondLimit == true }
+        deadBeyondLimit = lanes.contains { $0.deadBeyondLimit == true }
         donePerMinute = Int64(lanes.reduce(0) { $0 + $1.completedPerMinute }.rounded())
         oldestReadySeconds = lanes.compactMap(\.oldestReadySeconds).max()
         lagEvents = status?.scheduler.lagEvents ?? 0

@@ -41,6 +41,23 @@ struct DashboardPageTests {
         }
     }
 
+    @Test("a lane with more ready jobs than the count limit shows the limit with a plus, on the tenants page, its own page and the overview")
+    func countsBeyondTheLimit() async throws {
+        try await TestDatabase.withSchema { schema in
+            for chunk in stride(from: 0, to: 10_001, by: 5_000) {
+                try await JobQueue(store: schema.store).enqueue(
+                    (chunk..<min(chunk + 5_000, 10_001)).map { JobRequest(projection: "carts", partition: "deep", streamId: "s\($0)") }
+                )
+            }
+            try await Self.withDashboard(schema) { client in
+                let (tenants, tenant, overview) = (try await Self.get(client, "/tenants"), try await Self.get(client, "/tenants/deep"), try await Self.get(client, "/"))
+                #expect(tenants.body.contains(#"<td class="n">10,000+</td>"#), "\(tenants.body)")
+                #expect(tenant.body.contains(#"<td class="n">10,000+</td>"#), "\(tenant.body)")
+                #expect(overview.body.contains(#"<span data-live="ready">10,000+</span>"#), "\(overview.body)")
+            }
+        }
+    }
+
     @Test("every page renders on an empty database, and says there is nothing yet")
     func emptyDatabase() async throws {
         try await TestDatabase.withSchema { schema in

@@ -19,6 +19,30 @@ struct JobQueueTests {
         }
     }
 
+    @Test("the fleet status counts a lane's ready and dead jobs up to 10,000 and says when there are more; a lane below the limit is counted exactly; the oldest ready job is found either way")
+    func boundedCounts() async throws {
+        try await TestDatabase.withSchema { schema in
+            let queue = JobQueue(store: schema.store)
+            for chunk in stride(from: 0, to: 10_003, by: 5_000) {
+                try await queue.enqueue((chunk..<min(chunk + 5_000, 10_003)).map { JobRequest(projection: "carts", partition: "deep", streamId: "s\($0)") })
+            }
+            try await queue.enqueue((0..<3).map { JobRequest(projection: "carts", partition: "shallow", streamId: "s\($0)") })
+            // Dead jobs beyond the limit, made directly: failing 10,001 jobs one by one adds nothing here.
+            try await schema.execute("""
+                INSERT INTO ef_jobs (projection, partition, stream_id, lane, state, errors)
+                SELECT 'carts', 'shallow', 'dead-' || g, 'live', 'dead', '[]' FROM generate_series(1, 10001) g
+                """)
+            let lanes = try await FleetStatus.read(from: schema.store).lanes
+            let deep = try #require(lanes.first { $0.partition == "deep" && $0.lane == .live })
+            #expect(deep.ready == 10_000 && deep.readyBeyondLimit == true)
+            #expect(deep.oldestReadySeconds != nil)
+            let shallow = try #require(lanes.first { $0.partition == "shallow" && $0.lane == .live })
+            #expect(shallow.ready == 3 && shallow.readyBeyondLimit == false)
+            #expect(shallow.dead == 10_000 && shallow.deadBeyondLimit == true)
+            #expect(deep.dead == 0 && deep.deadBeyondLimit == false)
+        }
+    }
+
     @Test("one live job per stream: duplicates are no-ops, a running job is marked to run again")
     func dedupe() async throws {
         try await TestDatabase.withSchema { schema in

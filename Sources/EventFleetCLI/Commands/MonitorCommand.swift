@@ -16,7 +16,7 @@ extension FleetStatus {
             let oldest = lane.oldestReadySeconds.map { String(format: "%.1fs", $0) } ?? "-"
             let cap = lane.paused ? "paused" : "\(lane.running)/\(lane.maxRunning)"
             lines.append(
-                "\(lane.partition.padded(20)) \(lane.lane.rawValue.padded(8)) \(String(lane.ready).padded(6, left: true)) \(cap.padded(12, left: true)) \(String(lane.dead).padded(5, left: true)) \(oldest.padded(13, left: true)) \(String(format: "%.1f", lane.completedPerMinute).padded(9, left: true))"
+                "\(lane.partition.padded(20)) \(lane.lane.rawValue.padded(8)) \((String(lane.ready) + (lane.readyBeyondLimit == true ? "+" : "")).padded(6, left: true)) \(cap.padded(12, left: true)) \((String(lane.dead) + (lane.deadBeyondLimit == true ? "+" : "")).padded(5, left: true)) \(oldest.padded(13, left: true)) \(String(format: "%.1f", lane.completedPerMinute).padded(9, left: true))"
             )
         }
         lines.append("")

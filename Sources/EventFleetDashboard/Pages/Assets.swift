@@ -79,7 +79,9 @@ enum Asset {
               .then(function (figures) {
                 document.querySelectorAll("[data-live]").forEach(function (element) {
                   var key = element.dataset.live;
-                  if (key in figures) element.textContent = (formats[key] || count)(figures[key]);
+                  if (key in figures) {
+                    element.textContent = (formats[key] || count)(figures[key]) + (figures[key + "BeyondLimit"] ? "+" : "");
+                  }
                 });
                 banner(figures.stale
                   ? "The fleet could not be read since " + figures.readAt + ": " + figures.error + ". The figures are the last read."

@@ -135,6 +135,11 @@ enum Layout {
         return (value < 0 ? "-" : "") + grouped
     }
 
+    /// A count that stops at a limit: `10,000+` beyond it.
+    static func count<Number: BinaryInteger>(_ value: Number, beyondLimit: Bool?) -> String {
+        count(value) + (beyondLimit == true ? "+" : "")
+    }
+
     /// The path of a tenant's page (its name percent-encoded).
     static func tenantPath(_ partition: String, base: String) -> String {
         base + "/tenants/" + (partition.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? partition)

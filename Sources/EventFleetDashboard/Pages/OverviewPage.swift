@@ -16,9 +16,9 @@ struct OverviewPage {
         let tenants = Set(status.lanes.map(\.partition)).count
         // The keys are LiveFigures' properties: the live script rewrites each figure under its key.
         let cards: [HTML] = [
-            card("ready jobs", Layout.count(ready), key: "ready"),
+            card("ready jobs", Layout.count(ready, beyondLimit: status.lanes.contains { $0.readyBeyondLimit == true }), key: "ready"),
             card("running jobs", Layout.count(running), key: "running"),
-            card("dead jobs", Layout.count(dead), key: "dead", tone: dead > 0 ? "bad" : nil, link: base + "/dead"),
+            card("dead jobs", Layout.count(dead, beyondLimit: status.lanes.contains { $0.deadBeyondLimit == true }), key: "dead", tone: dead > 0 ? "bad" : nil, link: base + "/dead"),
             card("jobs done per minute", Layout.count(Int64(perMinute.rounded())), key: "donePerMinute"),
             card("oldest ready job", Layout.duration(oldest), key: "oldestReadySeconds", tone: (oldest ?? 0) > 60 ? "warn" : nil),
             card("scheduler lag (events)", Layout.count(status.scheduler.lagEvents), key: "lagEvents", tone: status.scheduler.lagEvents > 10_000 ? "warn" : nil),

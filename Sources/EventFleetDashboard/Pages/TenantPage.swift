@@ -25,10 +25,10 @@ struct TenantPage {
         }
         let laneRows = lanes.map { lane -> HTML in
             """
-            <tr><td>\(lane.lane.rawValue)</td><td class="n">\(Layout.count(lane.ready))</td>\
+            <tr><td>\(lane.lane.rawValue)</td><td class="n">\(Layout.count(lane.ready, beyondLimit: lane.readyBeyondLimit))</td>\
             <td class="n">\(Layout.count(lane.running)) / \(lane.maxRunning)</td><td class="n">\(lane.weight.map { String($0) } ?? "–")</td>\
             <td>\(lane.paused ? "paused" : "")</td>\
-            <td class="n">\(Layout.count(lane.dead))</td><td class="n">\(Layout.duration(lane.oldestReadySeconds))</td>\
+            <td class="n">\(Layout.count(lane.dead, beyondLimit: lane.deadBeyondLimit))</td><td class="n">\(Layout.duration(lane.oldestReadySeconds))</td>\
             <td class="n">\(Layout.count(Int64(lane.completedPerMinute.rounded())))</td>\(pauseButton(lane))</tr>
             """
         }

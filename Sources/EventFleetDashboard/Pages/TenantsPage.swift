@@ -49,10 +49,10 @@ struct TenantsPage {
         let rows = shown.flatMap { partition, lanes in
             lanes.sorted { $0.lane.rawValue > $1.lane.rawValue }.map { lane -> HTML in
                 let paused: HTML = lane.paused ? #"<span class="warn">paused</span>"# : ""
-                let dead: HTML = lane.dead > 0 ? "<span class=\"bad\">\(Layout.count(lane.dead))</span>" : "0"
+                let dead: HTML = lane.dead > 0 ? "<span class=\"bad\">\(Layout.count(lane.dead, beyondLimit: lane.deadBeyondLimit))</span>" : "0"
                 return """
                     <tr><td><a href="\(Layout.tenantPath(partition, base: base))">\(partition)</a></td><td>\(lane.lane.rawValue)</td>\
-                    <td class="n">\(Layout.count(lane.ready))</td><td class="n">\(Layout.count(lane.running)) / \(lane.maxRunning)</td>\
+                    <td class="n">\(Layout.count(lane.ready, beyondLimit: lane.readyBeyondLimit))</td><td class="n">\(Layout.count(lane.running)) / \(lane.maxRunning)</td>\
                     <td class="n">\(lane.weight.map { String($0) } ?? "–")</td>\
                     <td>\(paused)</td><td class="n">\(dead)</td><td class="n">\(Layout.duration(lane.oldestReadySeconds))</td>\
                     <td class="n">\(Layout.count(Int64(lane.completedPerMinute.rounded())))</td></tr>

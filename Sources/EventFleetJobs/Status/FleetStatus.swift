@@ -14,16 +14,25 @@ public struct FleetStatus: Codable, Sendable {
     public struct Lane: Codable, Sendable {
         public var partition: String
         public var lane: JobLane
+        /// Ready jobs, counted up to a limit (10,000) so that a deep backlog costs a read no more
+        /// than one at the limit: ``readyBeyondLimit`` says when there are more.
         public var ready: Int64
         public var running: Int64
+        /// Dead jobs, counted up to the same limit: ``deadBeyondLimit`` says when there are more.
         public var dead: Int64
+        /// Whether the lane has more ready jobs than ``ready`` (`nil` from a status routine older
+        /// than this build, which counted them all).
+        public var readyBeyondLimit: Bool?
+        /// Whether the lane has more dead jobs than ``dead`` (`nil` as for ``readyBeyondLimit``).
+        public var deadBeyondLimit: Bool?
         /// The tenant's cap on running jobs in this lane.
         public var maxRunning: Int32
         /// The tenant's share of the lane's claims against other tenants' (`nil` from a status
         /// routine older than this build).
         public var weight: Int32?
         public var paused: Bool
-        /// How long the oldest job that may run now has waited; `nil` when none waits.
+        /// How long the oldest job that may run now has waited; `nil` when none waits. Beyond the
+        /// count limit it is the oldest of the jobs next in claim order.
         public var oldestReadySeconds: Double?
         /// Jobs completed per minute over the last five minutes.
         public var completedPerMinute: Double
