@@ -277,6 +277,7 @@ let package = Package(
             dependencies: [
                 "EventFleetDashboard",
                 "EventFleetCLI",
+                "EventFleetCore",
                 "EventFleetJobs",
                 "EventFleetPostgres",
                 "EventFleetTestSupport",
