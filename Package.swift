@@ -280,6 +280,7 @@ let package = Package(
             dependencies: [
                 "EventFleetDashboard",
                 "EventFleetCLI",
+                "EventFleetCore",
                 "EventFleetJobs",
                 "EventFleetPostgres",
                 "EventFleetTestSupport",

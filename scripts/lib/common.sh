@@ -28,3 +28,23 @@ use_database() {
   fi
   export DATABASE_URL
 }
+
+# Exports CHROMIUM, the headless browser of the dashboard's browser test (DashboardBrowserTests),
+# installing Debian's chromium with scripts/chromium when there is none. CI (CI=true) must run that
+# test, so there a failed install fails (the explicit return: a caller may run this where `set -e`
+# does not apply); elsewhere the test is skipped, and this says why.
+use_chromium() {
+  step "Finding chromium for the dashboard's browser test (scripts/chromium)"
+  local path
+  if [[ ${CI:-} == true ]]; then
+    path="$(scripts/chromium)" || return 1
+  elif ((EUID != 0)) && ! scripts/chromium --check >/dev/null 2>&1 && ! sudo -n true 2>/dev/null; then
+    echo "no chromium, and installing it needs a password: the dashboard's browser test is skipped (run scripts/chromium to install it)" >&2
+    return 0
+  elif ! path="$(scripts/chromium)"; then
+    echo "no chromium found or installed (see above): the dashboard's browser test is skipped" >&2
+    return 0
+  fi
+  echo "CHROMIUM=$path" >&2
+  export CHROMIUM="$path"
+}

@@ -80,10 +80,13 @@ package final class ChildProcess: Sendable {
     /// - Parameters:
     ///   - writesInput: Whether the parent talks to its standard input (``send(_:)``); otherwise it
     ///     reads `/dev/null`.
+    ///   - descriptors: Further descriptors of this process that the child gets, each under its key's
+    ///     number: `[3: read, 4: write]` for chromium's `--remote-debugging-pipe`. The caller keeps
+    ///     its own and closes them once the child has started.
     /// - Throws: `POSIXError` when the process cannot be started.
     package init(
         _ executable: String, arguments: [String] = [], environment: [String: String] = ProcessInfo.processInfo.environment,
-        writesInput: Bool = false, output: Output = .discard, error: Output = .inherit
+        writesInput: Bool = false, output: Output = .discard, error: Output = .inherit, descriptors: [Int32: Int32] = [:]
     ) throws {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -111,6 +114,19 @@ package final class ChildProcess: Sendable {
                 childEnds.append(write)
                 if case .lines = mode { readers.append((fd, read, true)) } else { readers.append((fd, read, false)) }
             }
+        }
+        // Each handed on from a copy above every target number, so that no dup2 overwrites the
+        // source of a later one (a caller's descriptor may well be 3 or 4).
+        let lowestCopy = (descriptors.keys.max() ?? 2) + 1
+        for (target, source) in descriptors {
+            let copy = fcntl(source, F_DUPFD_CLOEXEC, lowestCopy)
+            guard copy >= 0 else {
+                let code = POSIXErrorCode(rawValue: errno) ?? .EBADF
+                (childEnds + [inputWrite].compactMap { $0 } + readers.map(\.read)).forEach { close($0) }
+                throw POSIXError(code)
+            }
+            childEnds.append(copy)
+            posix_spawn_file_actions_adddup2(&actions, copy, target)
         }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         var environment = environment
