@@ -21,7 +21,8 @@ import ServiceLifecycle
 /// ```
 ///
 /// Every page reads the fleet through the library's own calls (`FleetStatus.read(from:)`,
-/// `JobQueue.projectionVersions(of:)`, `JobQueue.deadJobs(partition:limit:)`), as the CLI does.
+/// `JobQueue.projectionVersions(of:)`, `JobQueue.deadJobs(partition:limit:)`), as the CLI does;
+/// the overview's charts of the last hour read `FleetHistory.read(from:minutes:)`, once a minute.
 /// When a read fails a page shows the last one and says since when it is stale; before any read has
 /// succeeded it says that the fleet cannot be read, with status 503.
 public struct Dashboard: Service {
@@ -88,7 +89,11 @@ public struct Dashboard: Service {
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
         let base = configuration.basePath
         let pages = router.group(RouterPath(base.isEmpty ? "/" : base))
-        pages.get { _, _ in await fleetPage { OverviewPage(status: $0.status, versions: $0.versions, base: base).page } }
+        pages.get { _, _ in
+            await fleetPage {
+                OverviewPage(status: $0.status, versions: $0.versions, history: $0.history, historyError: $0.historyError, base: base).page
+            }
+        }
         pages.get("tenants") { request, _ in
             let query = TenantsPage.Query(request.uri.queryParameters)
             return await fleetPage { TenantsPage(status: $0.status, query: query, pageSize: configuration.pageSize, base: base).page }
