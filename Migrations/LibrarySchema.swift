@@ -15,6 +15,7 @@ package enum LibrarySchema {
         (7, "log_horizon", PackageResources._007_log_horizon_sql),
         (8, "projection_rows", PackageResources._008_projection_rows_sql),
         (9, "projection_versions", PackageResources._009_projection_versions_sql),
+        (10, "fleet_history", PackageResources._010_fleet_history_sql),
         (11, "dashboard_audit", PackageResources._011_dashboard_audit_sql),
     ]
 
@@ -40,6 +41,7 @@ package enum LibrarySchema {
         ("ef_projection_versions", PackageResources.ef_projection_versions_sql),
         ("ef_purge_dead_jobs", PackageResources.ef_purge_dead_jobs_sql),
         ("ef_qualified_name", PackageResources.ef_qualified_name_sql),
+        ("ef_record_fleet_minute", PackageResources.ef_record_fleet_minute_sql),
         ("ef_read_global_log", PackageResources.ef_read_global_log_sql),
         ("ef_read_log", PackageResources.ef_read_log_sql),
         ("ef_rebase_log", PackageResources.ef_rebase_log_sql),

@@ -1,5 +1,5 @@
 -- ef_fleet_status: the fleet at a glance, as one JSON document read in one snapshot: jobs per tenant
--- and lane, the workers, ready jobs that no live worker runs, the backfills that have not finished,
+-- and lane, the workers (with the jobs each has completed and failed), ready jobs that no live worker runs, the backfills that have not finished,
 -- the job table's wear (dead rows and its last vacuum: a leader whose role may not vacuum it shows
 -- as dead rows that grow), the database's connections per application name (what counts against
 -- max_connections: behind a pooler, its server connections and the direct LISTEN ones), and the
@@ -67,6 +67,7 @@ BEGIN
                'lanes', w.lanes, 'partitions', w.partitions, 'projections', w.projections,
                'ageSeconds', extract(epoch FROM now() - w.started)::float8,
                'heartbeatAgeSeconds', extract(epoch FROM now() - w.heartbeat)::float8,
+               'completed', w.completed, 'failed', w.failed,
                'running', (SELECT count(*) FROM ef_jobs j WHERE j.state = 'running' AND j.owner = w.id)
            ) ORDER BY w.started), '[]')
       INTO v_workers

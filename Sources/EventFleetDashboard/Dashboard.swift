@@ -21,7 +21,8 @@ import ServiceLifecycle
 /// ```
 ///
 /// Every page reads the fleet through the library's own calls (`FleetStatus.read(from:)`,
-/// `JobQueue.projectionVersions(of:)`, `JobQueue.deadJobs(partition:limit:)`), as the CLI does.
+/// `JobQueue.projectionVersions(of:)`, `JobQueue.deadJobs(partition:limit:)`), as the CLI does;
+/// the overview's charts of the last hour read `FleetHistory.read(from:minutes:)`, once a minute.
 /// When a read fails a page shows the last one and says since when it is stale; before any read has
 /// succeeded it says that the fleet cannot be read, with status 503.
 ///
@@ -134,7 +135,11 @@ public struct Dashboard: Service {
         let base = configuration.basePath
         let pages = router.group(RouterPath(base.isEmpty ? "/" : base))
         pages.get { request, _ in
-            await fleetPage(request) { snapshot, _ in OverviewPage(status: snapshot.status, versions: snapshot.versions, base: base).page }
+            await fleetPage(request) { snapshot, _ in
+                OverviewPage(
+                    status: snapshot.status, versions: snapshot.versions, history: snapshot.history, historyError: snapshot.historyError, base: base
+                ).page
+            }
         }
         pages.get("tenants") { request, _ in
             let query = TenantsPage.Query(request.uri.queryParameters)

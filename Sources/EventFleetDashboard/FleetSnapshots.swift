@@ -11,11 +11,18 @@ import Synchronization
 ///
 /// A read that fails keeps the last good one, with the error and its age, so a page can show the
 /// fleet as it was and say that it is stale.
+///
+/// The fleet's last hour (``FleetHistory``) gains a point a minute, so it is read again only once
+/// a minute (or once per refresh interval when that is longer), with the read that falls due.
 final class FleetSnapshots: Sendable {
     /// One read of the fleet.
     struct Snapshot: Sendable {
         var status: FleetStatus
         var versions: [ProjectionVersionStatus]
+        /// The last hour: the last read of it that succeeded, `nil` before one did.
+        var history: FleetHistory?
+        /// The error of the history's last read, while its reads fail.
+        var historyError: String?
         /// When it was read.
         var readAt: Date
     }
@@ -26,11 +33,17 @@ final class FleetSnapshots: Sendable {
         /// The last read's error, while reads fail; `nil` once one succeeds.
         var error: String?
         var checkedAt: ContinuousClock.Instant?
+        /// When the history was last read (whether or not the read succeeded).
+        var historyCheckedAt: ContinuousClock.Instant?
     }
+
+    /// The minutes of history the overview charts.
+    static let historyMinutes = 60
 
     private let store: PostgresEventStore
     private let schedulerName: String
     private let interval: Duration
+    private let historyInterval: Duration
     private let logger: Logger
     private let latest = Mutex(Latest())
 
@@ -38,6 +51,7 @@ final class FleetSnapshots: Sendable {
         self.store = store
         self.schedulerName = schedulerName
         self.interval = interval
+        self.historyInterval = max(interval, .seconds(60))
         self.logger = logger
     }
 
@@ -49,16 +63,31 @@ final class FleetSnapshots: Sendable {
         return await refresh()
     }
 
-    /// Reads the fleet now.
+    /// Reads the fleet now, and its history when the last read of it is a minute old.
     @discardableResult
     func refresh() async -> Latest {
         let checkedAt = ContinuousClock.now
         do {
             let status = try await FleetStatus.read(from: store, schedulerName: schedulerName)
             let versions = try await JobQueue(store: store, logger: logger).projectionVersions()
-            let snapshot = Snapshot(status: status, versions: versions, readAt: Date())
+            let known = latest.withLock { $0 }
+            var snapshot = Snapshot(
+                status: status, versions: versions, history: known.snapshot?.history, historyError: known.snapshot?.historyError, readAt: Date()
+            )
+            var historyCheckedAt = known.historyCheckedAt
+            if historyCheckedAt.map({ checkedAt - $0 >= historyInterval }) ?? true {
+                historyCheckedAt = checkedAt
+                do {
+                    snapshot.history = try await FleetHistory.read(from: store, minutes: Self.historyMinutes)
+                    snapshot.historyError = nil
+                } catch {
+                    // The figures are read: the charts keep their last read and say why it is old.
+                    logger.warning("could not read the fleet's history", metadata: ["eventfleet.error": "\(error)"])
+                    snapshot.historyError = String(describing: error)
+                }
+            }
             return latest.withLock { latest in
-                latest = Latest(snapshot: snapshot, error: nil, checkedAt: checkedAt)
+                latest = Latest(snapshot: snapshot, error: nil, checkedAt: checkedAt, historyCheckedAt: historyCheckedAt)
                 return latest
             }
         } catch {

@@ -63,7 +63,8 @@ struct DashboardPageTests {
         try await TestDatabase.withSchema { schema in
             try await Self.withDashboard(schema) { client in
                 for (path, text) in [
-                    ("/", "Overview"), ("/tenants", "No tenant has jobs or a quota yet."), ("/workers", "No worker is registered."),
+                    ("/", "Overview"), ("/", "No history yet: the leading scheduler records a point each minute."),
+                    ("/tenants", "No tenant has jobs or a quota yet."), ("/workers", "No worker is registered."),
                     ("/projections", "No projection is registered"), ("/dead", "No dead jobs match."),
                 ] {
                     let page = try await Self.get(client, path)
@@ -71,6 +72,7 @@ struct DashboardPageTests {
                     #expect(page.body.contains(text), "\(path): \(page.body.suffix(1_500))")
                     #expect(page.body.contains("<!doctype html>"), "\(path)")
                 }
+                #expect(try await !Self.get(client, "/").body.contains("<svg"), "no chart without history")
                 let css = try await Self.get(client, "/assets/dashboard.css")
                 #expect(css.status == .ok && css.body.contains("font"))
             }
@@ -85,6 +87,13 @@ struct DashboardPageTests {
             try await JobQueue(store: schema.store).register(WorkerRegistration(
                 id: "worker-big", host: "node-4", pid: 4242, lanes: [.backfill], partitions: ["globex"], slots: 8, projections: ["carts@2"]
             ))
+            var counts = JobCounts()
+            counts.completed = ["globex": [.backfill: 1_230]]
+            counts.failed = ["globex": [.backfill: 17]]
+            #expect(try await JobQueue(store: schema.store).heartbeat(worker: "worker-big", draining: false, counts: counts))
+            counts.completed = ["globex": [.backfill: 4]]
+            counts.failed = [:]
+            #expect(try await JobQueue(store: schema.store).heartbeat(worker: "worker-big", draining: false, counts: counts))
             try await Self.withDashboard(schema) { client in
                 let overview = try await Self.get(client, "/")
                 #expect(overview.body.contains("dead jobs"), "\(overview.body)")
@@ -95,7 +104,10 @@ struct DashboardPageTests {
                 #expect(tenants.body.contains("paused"))
 
                 let workers = try await Self.get(client, "/workers")
-                for text in ["<code>worker-big</code>", "node-4", "4242", "<td>backfill</td>", "<td>globex</td>", "<td>carts@2</td>", "0 / 8"] {
+                for text in [
+                    "<code>worker-big</code>", "node-4", "4242", "<td>backfill</td>", "<td>globex</td>", "<td>carts@2</td>", "0 / 8",
+                    "<th class=\"n\">jobs done</th>", #"<td class="n">1,234</td><td class="n">17</td>"#,
+                ] {
                     #expect(workers.body.contains(text), "\(text): \(workers.body)")
                 }
 
@@ -112,6 +124,61 @@ struct DashboardPageTests {
                 #expect(!none.body.contains("decoding failed"))
             }
         }
+    }
+
+    @Test("the overview charts the last hour from the recorded minutes: backlog, throughput and lag, with their highest value, the window's ends, a title and description, and gaps where minutes have no point")
+    func overviewCharts() async throws {
+        try await TestDatabase.withSchema { schema in
+            // Points at minutes -20 (alone), -10 to -6 and -3 to -1; ready peaks at 1,234.
+            try await schema.execute("""
+                INSERT INTO ef_fleet_minutes (minute, ready, running, dead, oldest_ready_seconds, head_position, scheduled_position,
+                                              lag_events, lag_seconds)
+                SELECT date_trunc('minute', now()) - m * interval '1 minute', CASE WHEN m = 8 THEN 1234 ELSE m * 10 END, 2, 0,
+                       m * 3.0, 1000 - m * 50, 1000 - m * 60, m * 10, m * 1.5
+                  FROM unnest(ARRAY[20, 10, 9, 8, 7, 6, 3, 2, 1]) AS m
+                """)
+            try await schema.execute("""
+                INSERT INTO ef_job_stats (partition, lane, minute, completed, failed)
+                VALUES ('acme', 'live', date_trunc('minute', now()) - interval '9 minutes', 40, 0),
+                       ('globex', 'live', date_trunc('minute', now()) - interval '9 minutes', 2, 0)
+                """)
+            try await Self.withDashboard(schema) { client in
+                let page = try await Self.get(client, "/").body
+                #expect(page.contains("<h2>The last hour</h2>"), "\(page)")
+                #expect(!page.contains("No history yet"))
+                for chart in ["backlog", "throughput", "lag"] {
+                    #expect(page.contains(#"data-chart="\#(chart)""#), "\(chart): \(page)")
+                }
+                let backlog = try #require(Self.figure(page, chart: "backlog"), "\(page)")
+                #expect(backlog.contains(#"role="img" aria-labelledby="chart-backlog-title chart-backlog-desc""#), "\(backlog)")
+                #expect(backlog.contains(#"<title id="chart-backlog-title">Backlog, the last 60 minutes</title>"#), "\(backlog)")
+                #expect(backlog.contains("ready: latest 10, highest 1,234"), "\(backlog)")
+                #expect(backlog.contains(">1,234</text>") && backlog.contains(">60 min ago</text>") && backlog.contains(">now</text>"), "\(backlog)")
+                // Ready's line breaks at the gaps: two runs drawn as lines, the lone minute as a dot.
+                #expect(Self.occurrences(of: #"<polyline class="s1""#, in: backlog) == 2, "\(backlog)")
+                #expect(Self.occurrences(of: #"<circle class="s1""#, in: backlog) == 1, "\(backlog)")
+
+                let throughput = try #require(Self.figure(page, chart: "throughput"), "\(page)")
+                #expect(throughput.contains("jobs done: latest 0/min, highest 42/min"), "jobs done of every tenant: \(throughput)")
+                #expect(throughput.contains("events appended: latest 50/min"), "the head's growth to the next point: \(throughput)")
+                let lag = try #require(Self.figure(page, chart: "lag"), "\(page)")
+                #expect(lag.contains("event not scheduled: latest 2 s, highest 30 s"), "\(lag)")
+                #expect(page.contains(#"<span data-live="ready">"#), "the live figures stay")
+            }
+        }
+    }
+
+    /// The `<figure>` of one chart of `page`.
+    static func figure(_ page: String, chart: String) -> String? {
+        guard let marker = page.range(of: "data-chart=\"\(chart)\""),
+              let start = page.range(of: "<figure", options: .backwards, range: page.startIndex..<marker.lowerBound),
+              let end = page.range(of: "</figure>", range: marker.upperBound..<page.endIndex)
+        else { return nil }
+        return String(page[start.lowerBound..<end.upperBound])
+    }
+
+    static func occurrences(of text: String, in string: String) -> Int {
+        string.components(separatedBy: text).count - 1
     }
 
     @Test("a tenant's page lists the streams whose jobs have waited the long-wait time or more, longest first")

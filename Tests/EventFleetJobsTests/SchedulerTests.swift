@@ -201,6 +201,26 @@ struct SchedulerTests {
         }
     }
 
+    @Test("the leading scheduler records the fleet's minute by itself, with the log's head and its own checkpoint")
+    func leaderRecordsTheMinute() async throws {
+        try await withEvents(projections: [("carts", 1, ["Opened", "Changed"])]) { schema, _ in
+            let schedulers = [FleetScheduler(configuration: fastScheduler(), store: schema.store),
+                              FleetScheduler(configuration: fastScheduler(), store: schema.store)]
+            try await withServices(schedulers) {
+                try await waitUntil(timeout: .seconds(30), "the leader recorded a minute") {
+                    try await schema.count("SELECT count(*) FROM ef_fleet_minutes") > 0
+                }
+            }
+            let head = try await schema.count("SELECT max(global_position) FROM ef_messages")
+            let points = try await FleetHistory.read(from: schema.store).minutes.compactMap(\.point)
+            #expect(!points.isEmpty)
+            for point in points {
+                #expect(point.headPosition == head, "\(point)")
+                #expect(point.lagEvents == head - (point.scheduledPosition ?? 0), "\(point)")
+            }
+        }
+    }
+
     @Test("a standby waits for a frozen leader's lock at most a third of the lease, stays ready meanwhile, and leads once the lock goes")
     func takeoverDoesNotHangOnAFrozenLeader() async throws {
         try await withCartsSchema { schema in

@@ -16,7 +16,7 @@ enum Asset {
     }
 
     private static let css = """
-        :root { color-scheme: light dark; --line: #8884; --muted: #888; --bad: #c33; --warn: #b80; --good: #2a2; }
+        :root { color-scheme: light dark; --line: #8884; --muted: #888; --bad: #c33; --warn: #b80; --good: #2a2; --s1: #37c; --s2: #d83; }
         * { box-sizing: border-box; }
         body { margin: 0; font: 14px/1.45 system-ui, sans-serif; }
         header { display: flex; gap: 2em; align-items: center; padding: .6em 1.5em; border-bottom: 1px solid var(--line); }
@@ -45,6 +45,18 @@ enum Asset {
         button.bad { color: var(--bad); }
         .notice { border: 2px solid var(--good); padding: .5em 1em; border-radius: 6px; margin: .6em 1.5em; }
         .actions { margin: .6em 0; }
+        .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: .8em; }
+        figure.chart { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: .5em .8em; }
+        figure.chart svg { display: block; width: 100%; height: auto; }
+        .chart .axis { stroke: var(--line); stroke-width: 1; }
+        .chart text { font-size: 9px; fill: var(--muted); }
+        .chart polyline { fill: none; stroke-width: 1.5; stroke-linejoin: round; }
+        .chart polyline.s1 { stroke: var(--s1); } .chart polyline.s2 { stroke: var(--s2); }
+        .chart circle.s1 { fill: var(--s1); } .chart circle.s2 { fill: var(--s2); }
+        .legend { display: block; color: var(--muted); font-size: .9em; }
+        .legend .key { display: inline-block; width: .9em; height: .25em; margin: 0 .3em 0 0; vertical-align: middle; }
+        .legend .item { white-space: nowrap; margin-right: .8em; }
+        .legend .key.s1 { background: var(--s1); } .legend .key.s2 { background: var(--s2); }
         """
 
     /// Keeps a page's live figures current: reads `api/overview` every refresh interval and rewrites

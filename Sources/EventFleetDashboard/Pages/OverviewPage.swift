@@ -1,10 +1,15 @@
 import EventFleetJobs
 
 /// The fleet at a glance: jobs ready, running and dead, throughput, the scheduler's lag and what
-/// holds the log back, workers, unfinished backfills and projection versions being built.
+/// holds the log back, charts of the last hour, workers, unfinished backfills and projection
+/// versions being built.
 struct OverviewPage {
     let status: FleetStatus
     let versions: [ProjectionVersionStatus]
+    /// The last hour, `nil` while it has not been read.
+    var history: FleetHistory? = nil
+    /// Why the history's last read failed, while its reads fail.
+    var historyError: String? = nil
     let base: String
 
     var page: Page {
@@ -83,8 +88,29 @@ struct OverviewPage {
             <h1>Overview</h1>
             <div class="cards">\(cards)</div>
             <p>Scheduler: \(leader); \(head).</p>
+            \(charts)
             \(sections)
             """)
+    }
+
+    /// The charts of the last hour, or why there are none.
+    private var charts: HTML {
+        let failure: HTML = historyError.map { error in
+            let shown: HTML = history == nil ? "" : " The charts show its last read."
+            return "<p class=\"warn\">The history could not be read: \(error).\(shown)</p>"
+        } ?? ""
+        let content: HTML
+        if let history, !history.minutes.isEmpty {
+            content = "<div class=\"charts\">\(Chart.overview(history).map(\.html))</div>"
+        } else if history != nil {
+            content = #"<p class="muted">No history yet: the leading scheduler records a point each minute.</p>"#
+        } else {
+            content = historyError == nil ? #"<p class="muted">The history has not been read yet.</p>"# : ""
+        }
+        return """
+            <h2>The last hour</h2>
+            \(failure)\(content)
+            """
     }
 
     private func card(_ label: String, _ value: String, key: String, tone: String? = nil, link: String? = nil) -> HTML {

@@ -1,6 +1,6 @@
 import EventFleetJobs
 
-/// Every registered worker, and the schedulers' leader.
+/// Every registered worker with the jobs it has done, and the schedulers' leader.
 struct WorkersPage {
     let status: FleetStatus
 
@@ -16,7 +16,9 @@ struct WorkersPage {
             return """
                 <tr><td><code>\(worker.id)</code></td><td>\(worker.host)</td><td class="n">\(worker.pid)</td><td>\(state)</td>\
                 <td>\(lanes)</td><td>\(partitions)</td><td>\(projections)</td>\
-                <td class="n">\(Layout.count(worker.running)) / \(worker.slots)</td><td class="n">\(heartbeat)</td>\
+                <td class="n">\(Layout.count(worker.running)) / \(worker.slots)</td>\
+                <td class="n">\(worker.completed.map { Layout.count($0) } ?? "–")</td>\
+                <td class="n">\(worker.failed.map { Layout.count($0) } ?? "–")</td><td class="n">\(heartbeat)</td>\
                 <td class="n">\(Layout.duration(worker.ageSeconds))</td></tr>
                 """
         }
@@ -27,7 +29,7 @@ struct WorkersPage {
             <h1>Workers</h1>
             \(leader)
             <table><thead><tr><th>worker</th><th>host</th><th class="n">pid</th><th>state</th><th>lanes</th><th>tenants</th>\
-            <th>projections</th><th class="n">jobs / slots</th><th class="n">last heartbeat</th><th class="n">up for</th></tr></thead>\
+            <th>projections</th><th class="n">jobs / slots</th><th class="n">jobs done</th><th class="n">failed</th><th class="n">last heartbeat</th><th class="n">up for</th></tr></thead>\
             <tbody>\(rows)</tbody></table>
             \(empty)
             """)

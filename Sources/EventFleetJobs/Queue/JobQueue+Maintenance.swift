@@ -2,13 +2,41 @@ import EventFleetCore
 import Foundation
 import PostgresNIO
 
-// What the leading scheduler does between its pages: prune statistics, vacuum the job table.
+// What the leading scheduler does between its pages: record the fleet's minute, prune statistics,
+// vacuum the job table.
 
 extension JobQueue {
-    /// Deletes per-minute statistics older than `age`.
+    /// Deletes per-minute statistics, and the points of the fleet's history (``FleetHistory``),
+    /// older than `age`.
     public func prune(statisticsOlderThan age: Duration) async throws {
-        try await database.query(
-            "prune", "DELETE FROM \(schema.ef_job_stats) WHERE minute < now() - \(age.components.seconds) * interval '1 second'"
+        let seconds = age.components.seconds
+        try await database.query("prune", """
+            WITH stats AS (
+                DELETE FROM \(schema.ef_job_stats) WHERE minute < now() - \(seconds) * interval '1 second'
+            )
+            DELETE FROM \(schema.ef_fleet_minutes) WHERE minute < now() - \(seconds) * interval '1 second'
+            """)
+    }
+
+    /// Records the fleet's point of a minute in its history (``FleetHistory``), unless the minute
+    /// has one: the jobs ready, running and dead, the oldest ready job's wait, the log's head, and
+    /// the schedulers' checkpoint and lag.
+    ///
+    /// The leading scheduler calls this once a minute. A minute keeps the first point recorded for
+    /// it, so a scheduler that takes the lead within a minute records nothing more; a minute nobody
+    /// records stays a gap in the history. The point counts only the job table's partial indexes
+    /// and probes the log's position index (`ef_record_fleet_minute`).
+    ///
+    /// - Parameters:
+    ///   - schedulerName: The schedulers' consumer name (``FleetScheduler/Configuration/name``),
+    ///     whose checkpoint the lag is measured from.
+    ///   - minute: The minute the point stands for (its start is taken), with the fleet as it is
+    ///     now; `nil` for the database's current minute.
+    /// - Returns: Whether it recorded the point: `false` when the minute already had one.
+    @discardableResult
+    public func recordFleetMinute(schedulerName: String = FleetScheduler.Configuration().name, minute: Date? = nil) async throws -> Bool {
+        try await database.value(
+            "record the fleet's minute", "SELECT \(schema.ef_record_fleet_minute)(\(schedulerName), \(minute)::timestamptz)", as: Bool.self
         )
     }
 

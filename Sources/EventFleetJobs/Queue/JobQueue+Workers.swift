@@ -77,7 +77,8 @@ extension JobQueue {
             """)
     }
 
-    /// Records a heartbeat and flushes the worker's job counts.
+    /// Records a heartbeat and flushes the worker's job counts: per tenant, lane and minute into the
+    /// fleet's statistics, and into the worker's own totals (``FleetStatus/Worker/completed``).
     ///
     /// - Parameters:
     ///   - worker: The worker's registration id.
@@ -95,6 +96,7 @@ extension JobQueue {
             WITH beat AS (
                 UPDATE \(schema.ef_workers)
                    SET heartbeat = now(), draining = \(draining),
+                       completed = completed + \(stats.completed.reduce(0, +)), failed = failed + \(stats.failed.reduce(0, +)),
                        in_flight = coalesce(\(inFlight)::bigint[], in_flight),
                        in_flight_at = CASE WHEN \(inFlight)::bigint[] IS NULL THEN in_flight_at ELSE now() END
                  WHERE id = \(worker) RETURNING 1

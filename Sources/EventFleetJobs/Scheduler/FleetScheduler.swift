@@ -8,7 +8,7 @@ import ServiceLifecycle
 
 /// Follows the global log and enqueues one live job per (projection, partition, stream) with new
 /// events of a type the projection handles; the leader also rescues jobs of dead workers, finishes
-/// backfills whose driver died, and prunes.
+/// backfills whose driver died, records the fleet's history a point a minute, and prunes.
 ///
 /// The scheduler is an `EventConsumer`: its checkpoint moves in the same transaction as the
 /// enqueue, so a crash never loses or duplicates work, and its lease elects the leader among
@@ -113,9 +113,13 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
     }
 
     /// While leading: rescue the jobs of workers that stopped heartbeating, advance unfinished
-    /// backfills, vacuum the job table when finished jobs have worn it, and prune statistics.
+    /// backfills, vacuum the job table when finished jobs have worn it, record the fleet's minute
+    /// in its history, and prune statistics.
     private func maintenanceLoop() async {
         var lastPrune = ContinuousClock.now - .seconds(3600)
+        // The minute (of this host's clock) whose point was recorded: the database labels the
+        // point with its own minute, this only keeps the leader from asking every round.
+        var recordedMinute: Int64?
         // A role that may not vacuum is reported once (and counted every time), not every second.
         var reportedVacuumSkip = false
         var holds = HoldsReported()
@@ -169,6 +173,11 @@ public final class FleetScheduler: Service, ReadinessReporting, Sendable {
                     }
                 }
                 holds = try await reportHolds(holds)
+                let minute = Int64((Date().timeIntervalSince1970 / 60).rounded(.down))
+                if recordedMinute != minute {
+                    try await queue.recordFleetMinute(schedulerName: configuration.name)
+                    recordedMinute = minute
+                }
                 if ContinuousClock.now - lastPrune > .seconds(60) {
                     try await queue.prune(statisticsOlderThan: configuration.statisticsRetention)
                     lastPrune = .now

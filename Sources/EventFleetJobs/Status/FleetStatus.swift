@@ -57,6 +57,13 @@ public struct FleetStatus: Codable, Sendable {
         /// Since it registered.
         public var ageSeconds: Double?
         public var heartbeatAgeSeconds: Double
+        /// Jobs it completed since it registered, as its heartbeats flushed them (`nil` from a
+        /// status routine older than this build; 0 for a worker of an earlier release, which does
+        /// not report them).
+        public var completed: Int64?
+        /// Jobs whose attempt failed on it since it registered, as its heartbeats flushed them
+        /// (`nil` from a status routine older than this build).
+        public var failed: Int64?
     }
 
     /// Ready jobs of one projection and lane that no live worker runs: no registered worker that is
