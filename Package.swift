@@ -174,8 +174,7 @@ let package = Package(
                 "EventFleetPostgres",
                 "EventFleetProjections",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-                // Workload 11 requests the dashboard's pages through its router.
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import EventFleetJobs
+import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -26,4 +27,25 @@ func withInProcessFleet<T: Sendable>(
             throw error
         }
     }
+}
+
+/// Runs `body` with `claimers` registered as live-lane workers and a scheduler running, as in a
+/// fleet (its leader vacuums the job table as jobs finish). The claimers never heartbeat, so the
+/// leader's heartbeat timeout is an hour: it must not take them for dead meanwhile.
+func withClaimersAndScheduler<T: Sendable>(
+    _ database: BenchDatabase, claimers: [String], _ body: @Sendable () async throws -> T
+) async throws -> T {
+    var quiet = database.logger
+    quiet.logLevel = .error
+    var configuration = FleetScheduler.Configuration()
+    configuration.heartbeatTimeout = .seconds(3_600)
+    let queue = JobQueue(store: database.store, logger: database.logger)
+    for worker in claimers {
+        try await queue.register(WorkerRegistration(
+            id: worker, host: ProcessInfo.processInfo.hostName, pid: ProcessInfo.processInfo.processIdentifier,
+            lanes: [.live], partitions: nil, slots: 100
+        ))
+    }
+    let scheduler = FleetScheduler(configuration: configuration, store: database.store, logger: quiet)
+    return try await withInProcessFleet(scheduler: scheduler, services: [.init(service: scheduler)], logger: quiet, body)
 }

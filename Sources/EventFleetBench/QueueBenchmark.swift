@@ -148,25 +148,7 @@ struct QueueBenchmark: Sendable {
     /// Claim latency on this (fresh) database's job table, then again after `historyJobs` jobs have
     /// been enqueued, claimed and completed through it.
     func runHistory(into report: inout BenchReport) async throws {
-        // As deployed: a fleet runs a scheduler, whose leader vacuums the job table as jobs finish.
-        var quiet = database.logger
-        quiet.logLevel = .error
-        // The bench's claimers are registered workers that do not heartbeat: the leader must not
-        // take them for dead while the history goes through.
-        var configuration = FleetScheduler.Configuration()
-        configuration.heartbeatTimeout = .seconds(3_600)
-        let queue = JobQueue(store: database.store, logger: database.logger)
-        for worker in ["bench-history", "bench-claimer"] {
-            try await queue.register(WorkerRegistration(
-                id: worker, host: ProcessInfo.processInfo.hostName, pid: ProcessInfo.processInfo.processIdentifier,
-                lanes: [.live], partitions: nil, slots: 100
-            ))
-        }
-        let scheduler = FleetScheduler(configuration: configuration, store: database.store, logger: quiet)
-        let row = try await withInProcessFleet(scheduler: scheduler, services: [.init(service: scheduler)], logger: quiet) {
-            try await history()
-        }
-        report.add(row)
+        report.add(try await withClaimersAndScheduler(database, claimers: ["bench-history", "bench-claimer"]) { try await history() })
     }
 
     private func history() async throws -> BenchRow {

@@ -8,13 +8,8 @@ import Foundation
 import PostgresNIO
 import Testing
 
-/// The command that restarts the test database the hard way (`pg_ctl restart -m immediate`).
-/// `scripts/test` sets it when it runs the checkout's own cluster; on a shared database the test
-/// cannot restart the server and does not run.
-private let restartCommand = ProcessInfo.processInfo.environment["EVENTFLEET_TEST_RESTART_DATABASE"]
-
 /// PostgreSQL restarted mid-run under a real scheduler and real workers.
-@Suite("Database restart", .exclusive, .timeLimit(.minutes(4)), .enabled(if: restartCommand != nil, "needs EVENTFLEET_TEST_RESTART_DATABASE (set by scripts/test)"))
+@Suite("Database restart", .exclusive, .timeLimit(.minutes(4)), .enabled(if: DatabaseRestart.command != nil, "needs EVENTFLEET_TEST_RESTART_DATABASE (set by scripts/test)"))
 struct DatabaseRestartTests {
     /// Runs `body` until it succeeds, retrying while the database is down or restarting.
     static func retrying<T: Sendable>(_ what: String, timeout: Duration = .seconds(60), _ body: () async throws -> T) async throws -> T {
@@ -54,14 +49,6 @@ struct DatabaseRestartTests {
         FileHandle.standardError.write(Data("[restart-test \(Date())] \(message)\n".utf8))
     }
 
-    static func restartDatabase() async throws {
-        let command = try #require(restartCommand)
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("eventfleet-restart-\(UUID().uuidString).log").path
-        defer { try? FileManager.default.removeItem(atPath: log) }
-        let termination = try await ChildProcess.runShell(command, log: log)
-        try #require(termination == .exited(0), "restart failed: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-    }
-
     @Test("pg_ctl restart -m immediate mid-run: the scheduler and the workers reconnect and finish; nothing is lost")
     func restartMidRun() async throws {
         try await withCartsSchema(poolSize: 20) { schema in
@@ -85,7 +72,7 @@ struct DatabaseRestartTests {
             }
 
             Self.trace("restarting")
-            try await Self.restartDatabase()
+            try await DatabaseRestart.restart()
             Self.trace("restarted")
 
             // The server is back but every connection was cut. New writes still reach the fleet.
@@ -156,7 +143,7 @@ struct DatabaseRestartTests {
             }
 
             Self.trace("restarting with an append open")
-            try await Self.restartDatabase()
+            try await DatabaseRestart.restart()
             try? await open.close()
             // The open append was never acknowledged; the application retries it with its ids.
             let retried = try await Self.retrying("retrying the held append") {
