@@ -19,6 +19,9 @@ CREATE OR REPLACE FUNCTION ef_fleet_status(p_scheduler text)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
+-- Polled by dashboards, monitors and autoscalers: compiling it (which the job table's cost
+-- estimates trigger once it has churned) would cost several times the read itself.
+SET jit = off
 AS $$
 DECLARE
     v_lanes      jsonb;

@@ -11,6 +11,9 @@ RETURNS bigint
 LANGUAGE sql
 STABLE
 SET search_path FROM CURRENT
+-- Polled by dashboards, monitors and autoscalers: compiling it (which the job table's cost
+-- estimates trigger once it has churned) would cost several times the read itself.
+SET jit = off
 AS $$
     SELECT coalesce(sum(least(d.ready + d.running, coalesce(q.max_running, 16))), 0)::bigint
       FROM (SELECT j.partition, j.lane,

@@ -16,6 +16,9 @@ RETURNS TABLE (key text, projection text, version integer, state text, was_activ
 LANGUAGE plpgsql
 STABLE
 SET search_path FROM CURRENT
+-- Polled by dashboards, monitors and autoscalers: compiling it (which the job table's cost
+-- estimates trigger once it has churned) would cost several times the read itself.
+SET jit = off
 AS $$
 #variable_conflict use_column
 DECLARE

@@ -14,6 +14,9 @@ CREATE OR REPLACE FUNCTION ef_record_fleet_minute(p_scheduler text, p_minute tim
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path FROM CURRENT
+-- Polled by dashboards, monitors and autoscalers: compiling it (which the job table's cost
+-- estimates trigger once it has churned) would cost several times the read itself.
+SET jit = off
 AS $$
 DECLARE
     v_minute     timestamptz := date_trunc('minute', coalesce(p_minute, now()));

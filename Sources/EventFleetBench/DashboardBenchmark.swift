@@ -20,7 +20,7 @@ struct DashboardBenchmark: Sendable {
         "/", "/tenants", "/tenants?sort=ready", "/tenants?q=tenant-09", "/tenants/tenant-0500", "/workers", "/projections",
         "/dead", "/dead?error=poison", "/audit",
     ]
-    /// The dashboard's refresh interval here: a page always finds its read due.
+    /// The refresh interval of the dashboard whose reads the claims are measured beside.
     static let refresh = Duration.milliseconds(100)
 
     func run(into report: inout BenchReport) async throws {
@@ -90,8 +90,8 @@ struct DashboardBenchmark: Sendable {
         try await database.execute("VACUUM ANALYZE \(database.names.ef_jobs)")
     }
 
-    /// Each page's time with a read of the fleet due (as when its refresh interval has passed),
-    /// against the raw read of `ef_fleet_status` alone.
+    /// Each page's time while the dashboard's service keeps its read of the fleet current, against
+    /// the raw read of `ef_fleet_status` alone.
     private func timePages(pushed: Int) async throws -> [BenchRow] {
         let samples = settings.dashboardSamples
         var raw = LatencyHistogram()
@@ -101,24 +101,35 @@ struct DashboardBenchmark: Sendable {
             try await database.execute("SELECT \(database.names.ef_fleet_status)(\(FleetScheduler.Configuration().name))::text")
             raw.record(clock.now - before)
         }
+        // As `eventfleet dashboard` runs it: its service reads the fleet every refresh interval
+        // (the default), and a page renders the last read.
         let router = Router(context: PageContext.self)
-        let dashboard = Dashboard(store: database.store, configuration: Dashboard.Configuration(refreshInterval: Self.refresh))
+        let dashboard = Dashboard(store: database.store)
         dashboard.addRoutes(to: router)
         let responder = router.buildResponder()
-        var timings: [(String, LatencyHistogram)] = []
-        for page in Self.pages {
-            var latency = LatencyHistogram()
-            for _ in 0..<samples {
-                try await Task.sleep(for: Self.refresh + .milliseconds(10))
-                let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "bench", path: page), body: RequestBody(buffer: ByteBuffer()))
-                let before = clock.now
-                let response = try await responder.respond(to: request, context: PageContext(source: .init(logger: database.logger)))
-                latency.record(clock.now - before)
-                guard response.status == .ok else {
-                    throw BenchError.verificationFailed(workload: "11 dashboard", reason: "\(page) answered \(response.status)")
-                }
+        let logger = database.logger
+        let timings = try await withThrowingTaskGroup(of: [(String, LatencyHistogram)]?.self) { group in
+            group.addTask {
+                try? await dashboard.run()
+                return nil
             }
-            timings.append((page, latency))
+            defer { group.cancelAll() }
+            var timings: [(String, LatencyHistogram)] = []
+            for page in Self.pages {
+                var latency = LatencyHistogram()
+                for _ in 0..<samples {
+                    try await Task.sleep(for: .milliseconds(50))
+                    let request = Request(head: HTTPRequest(method: .get, scheme: "http", authority: "bench", path: page), body: RequestBody(buffer: ByteBuffer()))
+                    let before = clock.now
+                    let response = try await responder.respond(to: request, context: PageContext(source: .init(logger: logger)))
+                    latency.record(clock.now - before)
+                    guard response.status == .ok else {
+                        throw BenchError.verificationFailed(workload: "11 dashboard", reason: "\(page) answered \(response.status)")
+                    }
+                }
+                timings.append((page, latency))
+            }
+            return timings
         }
         let rawP99 = raw.milliseconds(atPercentile: 99) ?? 0
         return timings.map { page, latency in
@@ -130,7 +141,8 @@ struct DashboardBenchmark: Sendable {
                 baselineP50Milliseconds: raw.milliseconds(atPercentile: 50), baselineP99Milliseconds: rawP99,
                 target: "p99 <= 100 ms", targetMet: p99 <= 100,
                 note: "1,000 tenants, \(Self.readyPerTenant) ready each and \(Self.deepBacklog) in one, 1,000 dead, after \(pushed) jobs; "
-                    + "each request finds a read of the fleet due; baseline: SELECT ef_fleet_status alone"
+                    + "the dashboard's service reads the fleet every 2 s and pages render its last read; "
+                    + "baseline: SELECT ef_fleet_status alone, which each page waited for before"
             )
         }
     }

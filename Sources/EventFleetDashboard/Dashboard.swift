@@ -238,7 +238,12 @@ public struct Dashboard: Service {
     /// JSON. A refused request or a wrong form changes nothing.
     private func act(_ name: String, form: [String: String], request: Request) async -> Response {
         let visitor = access.visitor(request)
-        let script = visitor.signedIn == nil
+        // A browser (a session, or a form that asks for a page) gets pages; a script gets JSON.
+        let script: Bool = switch visitor {
+        case .session: false
+        case .bearer, .refused: true
+        case .anonymous: !(request.headers[.accept] ?? "").contains("text/html")
+        }
         func refuse(_ status: HTTPResponse.Status, _ message: String, field: String? = nil) -> Response {
             if script { return JSONResponse(ActionOutcome(error: message, field: field), status: status).response }
             let page = Page(title: "Not done", section: nil, body: """

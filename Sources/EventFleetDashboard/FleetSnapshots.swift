@@ -46,6 +46,9 @@ final class FleetSnapshots: Sendable {
     private let historyInterval: Duration
     private let logger: Logger
     private let latest = Mutex(Latest())
+    /// Whether ``run()`` reads the fleet every interval: pages then render the last read at once
+    /// and never wait for the database.
+    private let polling = Mutex(false)
 
     init(store: PostgresEventStore, schedulerName: String, interval: Duration, logger: Logger) {
         self.store = store
@@ -55,10 +58,19 @@ final class FleetSnapshots: Sendable {
         self.logger = logger
     }
 
-    /// The last read if it is younger than the refresh interval; otherwise a new read (or the last
-    /// good one with the new read's error).
+    /// While ``run()`` polls, the last read: stale, with an error saying so, when no read has
+    /// finished for three intervals (and five seconds) because the database does not answer.
+    /// Without it, the last read if it is younger than the refresh interval; otherwise a new read
+    /// (or the last good one with the new read's error).
     func current() async -> Latest {
         let known = latest.withLock { $0 }
+        if polling.withLock({ $0 }), let checked = known.checkedAt {
+            let age = ContinuousClock.now - checked
+            guard age > interval * 3 + .seconds(5), known.error == nil else { return known }
+            var late = known
+            late.error = "the database has not answered for \(age.components.seconds) s"
+            return late
+        }
         if let checked = known.checkedAt, ContinuousClock.now - checked < interval { return known }
         return await refresh()
     }
@@ -102,6 +114,8 @@ final class FleetSnapshots: Sendable {
 
     /// Reads the fleet every interval until cancelled, so that pages find a fresh read waiting.
     func run() async {
+        polling.withLock { $0 = true }
+        defer { polling.withLock { $0 = false } }
         while !Task.isCancelled {
             await refresh()
             try? await Task.sleep(for: interval)

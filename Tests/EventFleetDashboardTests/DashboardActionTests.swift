@@ -146,6 +146,10 @@ struct DashboardActionTests {
 
                 let anonymous = try await Self.send(client, .post, "/actions/retry", form: [("tenant", "acme")])
                 #expect(anonymous.status == .unauthorized)
+                #expect(anonymous.json["error"]?.contains("Sign in") == true, "a script gets JSON: \(anonymous.body)")
+                let browser = try await Self.send(client, .post, "/actions/retry", form: [("tenant", "acme")], headers: [.accept: "text/html"])
+                #expect(browser.status == .unauthorized)
+                #expect(browser.body.contains("Nothing was changed") && browser.body.contains("Sign in to act"), "a browser gets a page: \(browser.body)")
                 let wrong = try await Self.send(client, .post, "/actions/retry", form: [("tenant", "acme")], headers: Self.bearer("not-a-token-0123456789"))
                 #expect(wrong.status == .unauthorized)
                 #expect(try await Self.jobs(schema) == before)
@@ -177,6 +181,10 @@ struct DashboardActionTests {
                 let page = try await Self.send(client, .get, "/tenants/acme", headers: signedIn)
                 #expect(page.body.contains("signed in as <strong>alice</strong>"))
                 let csrf = try Self.csrf(in: page.body)
+                var proxied = signedIn
+                proxied[.authorization] = "Basic YWRtaW46YWRtaW4="
+                let behindProxy = try await Self.send(client, .get, "/tenants/acme", headers: proxied)
+                #expect(behindProxy.body.contains("signed in as <strong>alice</strong>"), "a reverse proxy's basic authentication leaves the session alone")
 
                 let job = try await schema.count("SELECT id FROM ef_jobs WHERE stream_id = 'cart-1'")
                 let withoutCSRF = try await Self.send(client, .post, "/actions/purge", form: [("job", "\(job)")], headers: signedIn)

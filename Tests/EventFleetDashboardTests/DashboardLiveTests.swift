@@ -89,4 +89,34 @@ struct DashboardLiveTests {
             }
         }
     }
+
+    @Test("while the dashboard's service polls, pages render the last read at once even when a read hangs, and say stale once it has hung for three intervals and five seconds")
+    func pagesNeverWaitForTheDatabase() async throws {
+        try await TestDatabase.withSchema { schema in
+            try await JobQueue(store: schema.store).enqueue([JobRequest(projection: "carts", partition: "acme", streamId: "s")])
+            let router = Router()
+            let dashboard = Dashboard(store: schema.store, configuration: Dashboard.Configuration(refreshInterval: Self.interval))
+            dashboard.addRoutes(to: router)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await dashboard.run() }
+                defer { group.cancelAll() }
+                try await Application(router: router).test(.router) { client in
+                    try await waitUntil("the service has read the fleet") { try await Self.figures(client).ready == 1 }
+                    // Every read of the fleet now waits for this lock until the transaction ends.
+                    try await schema.withOpenTransaction { connection in
+                        try await connection.query("LOCK TABLE ef_tenant_quotas IN ACCESS EXCLUSIVE MODE", logger: TestDatabase.logger)
+                        // Answered while the lock is held: the page rendered the last read.
+                        let page = try await Self.page(client, "/tenants")
+                        #expect(page.status == .ok && page.body.contains(">acme<"))
+                        try await waitUntil(timeout: .seconds(30), "the figures say the database has not answered") {
+                            let figures = try await Self.figures(client)
+                            return figures.stale && figures.error?.contains("has not answered") == true
+                        }
+                        #expect(try await Self.page(client, "/tenants").body.contains("has not answered"))
+                    }
+                    try await waitUntil(timeout: .seconds(30), "fresh again once the lock is gone") { try await !Self.figures(client).stale }
+                }
+            }
+        }
+    }
 }

@@ -148,6 +148,20 @@ struct StalePlanTests {
         return 0
     }
 
+    @Test("the reads polled by dashboards, monitors and autoscalers never JIT-compile: a compile costs several times the read once the job table has churned")
+    func polledReadsNeverCompile() async throws {
+        try await TestDatabase.withSchema { schema in
+            let compiling = try await schema.rows("""
+                SELECT p.proname::text FROM pg_proc p
+                 WHERE p.pronamespace = current_schema()::regnamespace
+                   AND p.proname IN ('ef_fleet_status', 'ef_projection_versions', 'ef_record_fleet_minute', 'ef_pool_demand')
+                   AND NOT ('jit=off' = ANY (coalesce(p.proconfig, '{}')))
+                 ORDER BY 1
+                """, as: String.self)
+            #expect(compiling.isEmpty, "polled routines that may JIT-compile: \(compiling)")
+        }
+    }
+
     @Test("every routine that disables a plan node also disables JIT, which that node's cost would trigger at every call")
     func pinnedRoutinesNeverCompile() async throws {
         try await TestDatabase.withSchema { schema in

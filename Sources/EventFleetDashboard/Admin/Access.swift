@@ -73,9 +73,10 @@ struct Access: Sendable {
     /// Who `request` comes from.
     func visitor(_ request: Request) -> Visitor {
         guard let tokens else { return .anonymous }
-        if let authorization = request.headers[.authorization] {
-            let parts = authorization.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == "bearer", let name = tokens.name(of: String(parts[1])) else { return .refused }
+        // Another scheme (a reverse proxy's basic authentication) is not the dashboard's to judge.
+        if let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer ") {
+            let token = authorization.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
+            guard let name = tokens.name(of: token) else { return .refused }
             return .bearer(name: name)
         }
         if let id = request.cookies[AdminSessions.cookieName]?.value, let session = sessions.session(id), tokens.names.contains(session.name) {
