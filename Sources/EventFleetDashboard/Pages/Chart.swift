@@ -14,6 +14,8 @@ struct Chart {
             switch self {
             case .count: Layout.count(Int64(value.rounded()))
             case .perMinute: Layout.count(Int64(value.rounded())) + "/min"
+            // Below a second a tenth counts: a lag of 0.4 s is not one of 0 s.
+            case .seconds where value > 0 && value < 1: String(format: "%.1f s", value)
             case .seconds: Layout.duration(value)
             }
         }
