@@ -13,15 +13,6 @@ enum Visitor: Sendable {
     /// A request with a bearer header that is not one of the tokens.
     case refused
 
-    /// The name of the token it acts under.
-    var name: String? {
-        switch self {
-        case .session(_, let session): session.name
-        case .bearer(let name): name
-        case .anonymous, .refused: nil
-        }
-    }
-
     /// What the page's forms need: the name shown and the session's `csrf` value.
     var signedIn: SignedIn? {
         if case .session(_, let session) = self { SignedIn(name: session.name, csrf: session.csrf) } else { nil }

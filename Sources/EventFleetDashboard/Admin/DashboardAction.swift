@@ -52,16 +52,17 @@ enum DashboardAction: Sendable, Equatable {
         func field(_ key: String) -> String? {
             form[key].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0.trimmingCharacters(in: .whitespaces) }
         }
-        func tenant(required: Bool) throws -> String? {
-            guard let partition = field("tenant") else {
-                if required { throw DashboardActionError.missing(field: "tenant") }
-                return nil
-            }
+        func tenant() throws -> String? {
+            guard let partition = field("tenant") else { return nil }
             do {
                 try IdentifierValidation.validate(partition, field: "tenant")
             } catch {
                 throw DashboardActionError.invalid(field: "tenant", value: partition, reason: "\(error)")
             }
+            return partition
+        }
+        func requiredTenant() throws -> String {
+            guard let partition = try tenant() else { throw DashboardActionError.missing(field: "tenant") }
             return partition
         }
         func integer(_ key: String, atLeast minimum: Int) throws -> Int? {
@@ -77,9 +78,9 @@ enum DashboardAction: Sendable, Equatable {
                 return .job(id)
             }
             if field("scope") == "filtered" {
-                return .filtered(DeadJobsPage.Filter(tenant: try tenant(required: false), projection: field("projection"), error: field("error")))
+                return .filtered(DeadJobsPage.Filter(tenant: try tenant(), projection: field("projection"), error: field("error")))
             }
-            guard let partition = try tenant(required: false) else {
+            guard let partition = try tenant() else {
                 throw DashboardActionError.missing(field: "job")
             }
             return .tenant(partition)
@@ -91,7 +92,7 @@ enum DashboardAction: Sendable, Equatable {
         case "purge":
             self = .purge(try deadJobs())
         case "quota":
-            let partition = try tenant(required: true)!
+            let partition = try requiredTenant()
             let lanes: [JobLane]
             switch field("lane") {
             case nil, "both": lanes = JobLane.allCases
@@ -114,7 +115,7 @@ enum DashboardAction: Sendable, Equatable {
             }
             self = .quota(partition: partition, lanes: lanes, maxRunning: maxRunning, weight: weight, paused: paused)
         case "backfill":
-            let partition = try tenant(required: true)!
+            let partition = try requiredTenant()
             guard let projection = field("projection") else { throw DashboardActionError.missing(field: "projection") }
             if projection == "all" {
                 guard !projections.isEmpty else {
