@@ -148,37 +148,35 @@ struct StalePlanTests {
         return 0
     }
 
+    /// Every routine of the schema: its name, whether it disables a plan node, whether it disables JIT.
+    static func routineSettings(_ schema: TestSchema) async throws -> [(name: String, pinsPlan: Bool, jitOff: Bool)] {
+        try await schema.rows("""
+            SELECT p.proname::text,
+                   EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'enable\\_%=off'),
+                   coalesce('jit=off' = ANY (p.proconfig), false)
+              FROM pg_proc p
+             WHERE p.pronamespace = current_schema()::regnamespace
+             ORDER BY 1
+            """, as: (String, Bool, Bool).self).map { (name: $0.0, pinsPlan: $0.1, jitOff: $0.2) }
+    }
+
     @Test("the reads polled by dashboards, monitors and autoscalers never JIT-compile: a compile costs several times the read once the job table has churned")
     func polledReadsNeverCompile() async throws {
         try await TestDatabase.withSchema { schema in
-            let compiling = try await schema.rows("""
-                SELECT p.proname::text FROM pg_proc p
-                 WHERE p.pronamespace = current_schema()::regnamespace
-                   AND p.proname IN ('ef_fleet_status', 'ef_projection_versions', 'ef_record_fleet_minute', 'ef_pool_demand')
-                   AND NOT ('jit=off' = ANY (coalesce(p.proconfig, '{}')))
-                 ORDER BY 1
-                """, as: String.self)
-            #expect(compiling.isEmpty, "polled routines that may JIT-compile: \(compiling)")
+            let routines = try await Self.routineSettings(schema)
+            for polled in ["ef_fleet_status", "ef_projection_versions", "ef_record_fleet_minute", "ef_pool_demand"] {
+                let routine = try #require(routines.first { $0.name == polled }, "\(polled) exists")
+                #expect(routine.jitOff, "\(polled) may JIT-compile")
+            }
         }
     }
 
     @Test("every routine that disables a plan node also disables JIT, which that node's cost would trigger at every call")
     func pinnedRoutinesNeverCompile() async throws {
         try await TestDatabase.withSchema { schema in
-            let pinned = try await schema.rows("""
-                SELECT p.proname::text FROM pg_proc p
-                 WHERE p.pronamespace = current_schema()::regnamespace
-                   AND EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'enable\\_%=off')
-                 ORDER BY 1
-                """, as: String.self)
-            let compiling = try await schema.rows("""
-                SELECT p.proname::text FROM pg_proc p
-                 WHERE p.pronamespace = current_schema()::regnamespace
-                   AND EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'enable\\_%=off')
-                   AND NOT ('jit=off' = ANY (p.proconfig))
-                 ORDER BY 1
-                """, as: String.self)
-            #expect(pinned.contains("ef_read_log") && pinned.contains("ef_claim_jobs"), "\(pinned)")
+            let pinned = try await Self.routineSettings(schema).filter(\.pinsPlan)
+            let compiling = pinned.filter { !$0.jitOff }.map(\.name)
+            #expect(pinned.contains { $0.name == "ef_read_log" } && pinned.contains { $0.name == "ef_claim_jobs" }, "\(pinned.map(\.name))")
             #expect(compiling.isEmpty, "routines that pin plans but may JIT-compile them: \(compiling)")
         }
     }
